@@ -1,0 +1,164 @@
+"""Agents who take calls: people on the agent WebSocket, and bots.
+
+Both are *seats* to the switchboard: it offers a ringing call to the seat of
+the team that has been idle longest, and the seat answers or declines. A
+person answers with an ``answer`` message; a bot answers by itself after its
+delay, plays its greeting and stays on the line until the caller hangs up or
+its maximum call length runs out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from ivr.leg import Leg
+from media.frame import Pcm
+from media.resample import StreamResampler
+
+if TYPE_CHECKING:
+    from ivr.prompt import Prompt
+    from ivr.session import CallSession
+
+SeatState = Literal["not_ready", "ready", "offered", "busy"]
+
+
+class Seat:
+    """What the switchboard and a call need of an agent, person or bot."""
+
+    is_bot = False
+
+    def __init__(
+        self, seat_id: str, name: str, teams: tuple[str, ...], user_id: str | None
+    ) -> None:
+        self.id = seat_id
+        self.name = name
+        self.teams = teams
+        self.user_id = user_id
+        self.state: SeatState = "not_ready"
+        self.wants_ready = False  # where the seat goes when its call or offer ends
+        self.idle_since = 0
+        self.call: CallSession | None = None
+
+    def offer(self, call: CallSession) -> None:
+        """The switchboard offers ``call``; the seat will answer or decline."""
+        self.state = "offered"
+        self.call = call
+
+    def withdraw(self) -> None:
+        """The offer is off (the caller left, the ring timed out, another seat took it)."""
+        self.call = None
+
+    def connect(self, call: CallSession) -> None:
+        """The call is bridged to this seat."""
+        self.state = "busy"
+        self.call = call
+
+    def speak(self) -> Pcm | None:
+        """This tick's audio from the agent, at the call's rate (None: silence)."""
+        return None
+
+    def hear(self, pcm: Pcm | None) -> None:
+        """This tick's audio from the caller, at the call's rate."""
+
+    def end(self, reason: str) -> None:
+        """The call this seat was on has ended."""
+        self.call = None
+
+
+class BotSeat(Seat):
+    """A simulated agent inside the server, with no WebSocket."""
+
+    is_bot = True
+
+    def __init__(
+        self,
+        seat_id: str,
+        name: str,
+        team: str,
+        greeting: Prompt,
+        answer_delay_s: float,
+        max_call_s: float,
+    ) -> None:
+        super().__init__(seat_id, name, (team,), None)
+        self.wants_ready = True
+        self.greeting = greeting
+        self.answer_delay_s = answer_delay_s
+        self.max_call_s = max_call_s
+        self._frame = 0
+        self._rate = 8000
+
+    def connect(self, call: CallSession) -> None:
+        super().connect(call)
+        self._frame = 0
+        self._rate = call.caller.sample_rate
+
+    def speak(self) -> Pcm | None:
+        if self._frame >= self.greeting.frame_count(self._rate):
+            return None
+        pcm = self.greeting.pcm_frame(self._rate, self._frame)
+        self._frame += 1
+        return pcm
+
+
+class PersonSeat(Seat):
+    """A person signed in on ``/v1/agent``; their audio rides on a :class:`Leg`."""
+
+    def __init__(
+        self, seat_id: str, name: str, teams: tuple[str, ...], user_id: str, leg: Leg
+    ) -> None:
+        super().__init__(seat_id, name, teams, user_id)
+        self.leg = leg
+        self._to_call: StreamResampler | None = None
+        self._to_agent: StreamResampler | None = None
+
+    def offer(self, call: CallSession) -> None:
+        super().offer(call)
+        self.leg.send_message(
+            {
+                "type": "offer",
+                "call_id": call.id,
+                "from": call.caller_number,
+                "line": call.line,
+                "recording": call.will_record,
+            }
+        )
+
+    def connect(self, call: CallSession) -> None:
+        super().connect(call)
+        self.leg.reset()
+        rate, mine = call.caller.sample_rate, self.leg.sample_rate
+        self._to_call = StreamResampler(mine, rate) if mine != rate else None
+        self._to_agent = StreamResampler(rate, mine) if mine != rate else None
+        self.leg.send_message(
+            {
+                "type": "answered",
+                "call_id": call.id,
+                "codec": self.leg.codec.name,
+                "rate": mine,
+                "ptime": 20,
+            }
+        )
+
+    def speak(self) -> Pcm | None:
+        pcm = self.leg.take_inbound()
+        if pcm is not None and self._to_call is not None:
+            pcm = self._to_call.process(pcm)
+        return pcm
+
+    def hear(self, pcm: Pcm | None) -> None:
+        if pcm is not None and self._to_agent is not None:
+            pcm = self._to_agent.process(pcm)
+        self.leg.send_pcm(pcm)
+
+    def end(self, reason: str) -> None:
+        call = self.call
+        super().end(reason)
+        if call is not None:
+            self.leg.send_message(
+                {
+                    "type": "hangup",
+                    "call_id": call.id,
+                    "reason": reason,
+                    "stats": self.leg.stats.snapshot(),
+                }
+            )

@@ -1,0 +1,99 @@
+"""The aiohttp application: ``create_app(settings)`` wires the parts together.
+
+Start-up (``cleanup_ctx``, in order): open the store, load the prompts, seed
+the store from the config, build the switchboard (and its bots), start the
+media clock. Shutdown first ends every call with reason ``shutdown`` (so each
+recording is closed and complete), then stops the clock and closes the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from ivr import api, ws
+from ivr.agent import PersonSeat
+from ivr.auth import Authenticator, HashParams
+from ivr.clock import MediaClock
+from ivr.config import Config, load_config
+from ivr.prompt import PromptLibrary
+from ivr.recorder import RecorderPool
+from ivr.store import Store
+from ivr.switch import Switchboard
+
+log = logging.getLogger("ivr.app")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a server needs to start."""
+
+    data_dir: Path
+    config_path: Path | None = None
+    config: Config | None = None  # already loaded (tests); else read from config_path
+    hash_params: HashParams = field(default_factory=HashParams)
+
+
+settings_key = web.AppKey("settings", Settings)
+store_key = web.AppKey("store", Store)
+switchboard_key = web.AppKey("switchboard", Switchboard)
+authenticator_key = web.AppKey("authenticator", Authenticator)
+clock_key = web.AppKey("clock", MediaClock)
+
+
+async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[settings_key]
+    config = settings.config or load_config(settings.config_path)
+    store = Store(settings.data_dir)
+    await store.open()
+    try:
+        prompts = await asyncio.to_thread(
+            PromptLibrary.load, config.prompts, settings.data_dir / "cache" / "tts", config.source
+        )
+        for team_id, team in config.teams.items():
+            await store.save_team(team_id, team.bots, team.bot_greeting)
+        for flow in config.flows.values():
+            await store.save_flow(flow.id, flow.version, flow.definition())
+        for number_id, number in config.numbers.items():
+            await store.save_number(number_id, number.model_dump())
+        clock = MediaClock()
+        recorder = RecorderPool()
+        switchboard = Switchboard(config, store, prompts, clock, recorder)
+        app[store_key] = store
+        app[clock_key] = clock
+        app[switchboard_key] = switchboard
+        app[authenticator_key] = Authenticator(store, settings.hash_params)
+        clock.start()
+        yield
+        await switchboard.shutdown()
+        await clock.stop()
+        await asyncio.to_thread(recorder.shutdown)
+    finally:
+        await store.close()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    if switchboard_key not in app:
+        return
+    switchboard = app[switchboard_key]
+    await switchboard.shutdown()
+    for seat in list(switchboard.seats.values()):
+        if isinstance(seat, PersonSeat) and seat.leg.transport is not None:
+            seat.leg.transport.close(1001)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The softswitch as an aiohttp application."""
+    app = web.Application(middlewares=[api.error_middleware], client_max_size=api.MAX_BODY_BYTES)
+    app[settings_key] = settings
+    app.cleanup_ctx.append(_core_ctx)
+    app.on_shutdown.append(_on_shutdown)
+    app.router.add_get("/v1/call", ws.call_handler)
+    app.router.add_get("/v1/agent", ws.agent_handler)
+    api.add_routes(app)
+    return app

@@ -1,0 +1,152 @@
+"""The ``ivr`` command: serve, users, check-config, prompts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from ivr import __version__
+from ivr.errors import InvalidConfig, IvrError, StoreError
+
+DEFAULT_DATA = Path("data")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ivr", description="An asynchronous IVR softswitch.")
+    p.add_argument("--version", action="version", version=f"ivr {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the call server")
+    serve.add_argument("--config", type=Path, help="YAML config (default: the shipped demo)")
+    serve.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="data directory (default: ./data)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--log-level", default="INFO")
+
+    users = sub.add_parser("users", help="manage users")
+    usub = users.add_subparsers(dest="users_command", required=True)
+    add = usub.add_parser("add", help="add a user")
+    add.add_argument("--email", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--role", required=True, choices=["agent", "supervisor", "admin", "owner"])
+    add.add_argument("--team", action="append", default=[], help="a team (repeatable)")
+    add.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else one is generated)",
+    )
+    add.add_argument("--data", type=Path, default=DEFAULT_DATA)
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("--config", type=Path)
+
+    prompts = sub.add_parser("prompts", help="prompt audio")
+    psub = prompts.add_subparsers(dest="prompts_command", required=True)
+    render = psub.add_parser("render", help="re-render prompts/*.txt to WAV with espeak-ng")
+    render.add_argument("--dir", type=Path, default=None, help="prompts folder")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "users":
+            return asyncio.run(_users_add(args))
+        if args.command == "check-config":
+            return _check_config(args)
+        if args.command == "prompts":
+            return _render_prompts(args)
+    except InvalidConfig as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except IvrError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from ivr.app import Settings, create_app
+    from ivr.config import load_config
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    config = load_config(args.config)
+    app = create_app(Settings(data_dir=args.data, config=config))
+    print(
+        f"ivr {__version__}: {len(config.numbers)} numbers from {config.source}; "
+        f"data in {args.data}",
+        flush=True,
+    )
+    print(
+        f"listening on http://{args.host}:{args.port} "
+        f"(calls: ws://{args.host}:{args.port}/v1/call); Ctrl-C stops",
+        flush=True,
+    )
+    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=10)
+    print("stopped", flush=True)
+    return 0
+
+
+async def _users_add(args: argparse.Namespace) -> int:
+    from ivr.auth import HashParams, generate_password, hash_password
+    from ivr.store import Store
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 8:
+            print("ivr: the password must have at least 8 characters", file=sys.stderr)
+            return 1
+        generated = False
+    else:
+        password, generated = generate_password(), True
+    store = Store(args.data)
+    await store.open()
+    try:
+        hashed = await hash_password(password, HashParams())
+        try:
+            user = await store.create_user(args.email, args.name, args.role, hashed, args.team)
+        except StoreError as exc:
+            print(f"ivr: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        await store.close()
+    print(
+        f"added {user.role} {user.email} ({user.id})"
+        + (f" in team(s) {', '.join(user.teams)}" if user.teams else "")
+    )
+    if generated:
+        print(f"password (shown once): {password}")
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from ivr.config import load_config
+
+    config = load_config(args.config)
+    print(
+        f"{config.source}: ok ({len(config.numbers)} numbers, {len(config.flows)} flows, "
+        f"{len(config.teams)} teams, {len(config.prompts)} prompts)"
+    )
+    return 0
+
+
+def _render_prompts(args: argparse.Namespace) -> int:
+    from ivr import tts
+    from ivr.config import SHIPPED_PROMPTS
+
+    folder = args.dir or SHIPPED_PROMPTS
+    for path in tts.render_prompt_dir(folder):
+        print(f"rendered {path.name}")
+    return 0

@@ -1,0 +1,405 @@
+"""Config: numbers, teams, bots and flows, loaded from one YAML file.
+
+The file is validated in two passes. pydantic checks each part's shape (types,
+ranges, unknown keys); then the cross references are checked (a ``next`` that
+names no node, a number whose flow does not exist, a prompt with no file, a
+team that does not exist). Every problem is reported at once, each with the
+dotted path inside the file, e.g. ``flows.consent_en.nodes.consent.options.1.next``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from ivr.errors import InvalidConfig, Problem
+
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+DTMF_DIGITS = "0123456789*#ABCD"
+SHIPPED_CONFIG = Path(__file__).with_name("demo.yaml")
+SHIPPED_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class TtsPrompt(_Strict):
+    """A prompt given as text, rendered once with espeak-ng and cached."""
+
+    tts: Annotated[str, Field(min_length=1, max_length=2000)]
+    voice: str = "en-us"
+    speed_wpm: Annotated[int, Field(ge=80, le=400)] = 160
+
+
+PromptSpec = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] | TtsPrompt
+
+
+class MessageNode(_Strict):
+    """Play a prompt, then go on. May carry notices (recording, ai)."""
+
+    type: Literal["message"]
+    prompt: PromptSpec
+    next: str
+    notice: list[Literal["recording", "ai"]] = []
+
+
+class MenuOption(_Strict):
+    next: str
+    consent: Literal["granted", "refused"] | None = None
+
+
+class MenuNode(_Strict):
+    """Play a prompt and wait for one digit.
+
+    ``retries`` is how many more times the menu is offered after a timeout or an
+    invalid key. When they run out the call goes to ``on_timeout``. An invalid
+    key while retries remain goes to ``on_invalid`` (default: this menu again).
+    """
+
+    type: Literal["menu"]
+    prompt: PromptSpec
+    options: dict[str, MenuOption]
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 5.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 2
+    on_timeout: str
+    on_invalid: str | None = None
+
+
+class RingNode(_Strict):
+    """Offer the call to a team's agents; hold audio while waiting."""
+
+    type: Literal["ring"]
+    team: str
+    record: bool
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    on_no_answer: str
+    strategy: Literal["longest_idle"] = "longest_idle"
+    hold: PromptSpec = "hold"
+
+
+class HangupNode(_Strict):
+    """End the call, after an optional goodbye prompt."""
+
+    type: Literal["hangup"]
+    prompt: PromptSpec | None = None
+
+
+Node = MessageNode | MenuNode | RingNode | HangupNode
+NODE_TYPES: dict[str, type[BaseModel]] = {
+    "message": MessageNode,
+    "menu": MenuNode,
+    "ring": RingNode,
+    "hangup": HangupNode,
+}
+
+
+class _RawFlow(_Strict):
+    start: str
+    nodes: Annotated[dict[str, dict[str, Any]], Field(min_length=1)]
+
+
+class NumberConfig(_Strict):
+    """Per-number settings (DESIGN.md part 1)."""
+
+    name: str
+    flow: str
+    recording: bool = True
+    transcription: bool = False
+    record_percent: Annotated[int, Field(ge=0, le=100)] = 100
+    retention_days: Annotated[int, Field(ge=1, le=36500)] = 90
+    consent_mode: Literal["opt_in", "notice"] = "opt_in"
+
+
+class TeamConfig(_Strict):
+    bots: Annotated[int, Field(ge=0, le=10000)] = 0
+    bot_greeting: str | None = None
+
+
+class BotConfig(_Strict):
+    """How simulated agents behave."""
+
+    answer_delay_s: Annotated[float, Field(ge=0, le=60)] = 1.0
+    greeting: str = "bot_greeting_en"
+    max_call_s: Annotated[float, Field(gt=0, le=86400)] = 600.0
+
+
+class LimitsConfig(_Strict):
+    max_calls: Annotated[int, Field(ge=1, le=100000)] = 2000
+    agent_offer_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
+
+
+class _RawConfig(_Strict):
+    prompts_dir: str | None = None
+    bots: BotConfig = BotConfig()
+    limits: LimitsConfig = LimitsConfig()
+    numbers: dict[str, NumberConfig]
+    teams: dict[str, TeamConfig] = {}
+    flows: dict[str, _RawFlow]
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSource:
+    """Where a prompt's audio comes from: a WAV file, or text to render."""
+
+    id: str
+    path: Path | None = None
+    tts: TtsPrompt | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """A validated flow: its nodes and a version derived from its content."""
+
+    id: str
+    start: str
+    nodes: Mapping[str, Node]
+    version: str
+
+    def definition(self) -> dict[str, Any]:
+        """The flow as plain data, as it would be written in YAML."""
+        return {
+            "start": self.start,
+            "nodes": {k: n.model_dump(exclude_defaults=False) for k, n in self.nodes.items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A whole validated config."""
+
+    source: str
+    numbers: Mapping[str, NumberConfig]
+    teams: Mapping[str, TeamConfig]
+    flows: Mapping[str, Flow]
+    bots: BotConfig
+    limits: LimitsConfig
+    prompts: Mapping[str, PromptSource] = field(default_factory=dict)
+
+
+def prompt_id(spec: str | TtsPrompt) -> str:
+    """The id a prompt is known by: its file stem, or ``tts-`` and a content hash."""
+    if isinstance(spec, str):
+        return spec
+    key = json.dumps([spec.tts, spec.voice, spec.speed_wpm], ensure_ascii=False)
+    return "tts-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _problems(prefix: tuple[str, ...], exc: ValidationError) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(str(p) for p in err["loc"])
+        # A union of a string and an object reports each branch; name it once.
+        if loc and loc[-1] in ("str", "TtsPrompt"):
+            loc = loc[:-1]
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        out.append(Problem(_loc(prefix + loc), msg))
+    # Keep the first message per path: union branches repeat each other.
+    seen: dict[str, Problem] = {}
+    for p in out:
+        seen.setdefault(p.path, p)
+    return list(seen.values())
+
+
+def _flow_refs(node: Node) -> list[tuple[str, str]]:
+    """(path inside the node, target node id) for every edge of a node."""
+    if isinstance(node, MessageNode):
+        return [("next", node.next)]
+    if isinstance(node, MenuNode):
+        refs = [(f"options.{d}.next", o.next) for d, o in node.options.items()]
+        refs.append(("on_timeout", node.on_timeout))
+        if node.on_invalid is not None:
+            refs.append(("on_invalid", node.on_invalid))
+        return refs
+    if isinstance(node, RingNode):
+        return [("on_no_answer", node.on_no_answer)]
+    return []
+
+
+def _node_prompts(node: Node) -> list[tuple[str, str | TtsPrompt]]:
+    if isinstance(node, RingNode):
+        return [("hold", node.hold)]
+    if node.prompt is None:
+        return []
+    return [("prompt", node.prompt)]
+
+
+def _stringify_option_keys(data: Any) -> Any:
+    """YAML reads ``1:`` as an integer key; a menu option means the digit."""
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), dict):
+        return data
+    nodes = {}
+    for node_id, node in data["nodes"].items():
+        if isinstance(node, dict) and isinstance(node.get("options"), dict):
+            node = {**node, "options": {str(k): v for k, v in node["options"].items()}}
+        nodes[str(node_id)] = node
+    return {**data, "nodes": nodes}
+
+
+def validate_flow(
+    flow_id: str, data: Any, where: tuple[str, ...] = ()
+) -> tuple[Flow | None, list[Problem]]:
+    """Validate one flow's shape and internal references (not prompts or teams)."""
+    base = (*where, flow_id) if where else (flow_id,)
+    data = _stringify_option_keys(data)
+    try:
+        raw = _RawFlow.model_validate(data)
+    except ValidationError as exc:
+        return None, _problems(base, exc)
+    problems: list[Problem] = []
+    nodes: dict[str, Node] = {}
+    for node_id, node_data in raw.nodes.items():
+        npath = (*base, "nodes", node_id)
+        kind = node_data.get("type") if isinstance(node_data, dict) else None
+        model = NODE_TYPES.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            problems.append(
+                Problem(
+                    _loc((*npath, "type")),
+                    f"unknown node type {kind!r}; use one of {', '.join(NODE_TYPES)}",
+                )
+            )
+            continue
+        try:
+            node = TypeAdapter(model).validate_python(node_data)
+        except ValidationError as exc:
+            problems.extend(_problems(npath, exc))
+            continue
+        assert isinstance(node, MessageNode | MenuNode | RingNode | HangupNode)
+        nodes[node_id] = node
+        if isinstance(node, MenuNode):
+            for digit in node.options:
+                if len(digit) != 1 or digit not in DTMF_DIGITS:
+                    problems.append(
+                        Problem(
+                            _loc((*npath, "options", digit)),
+                            f"option key must be one DTMF digit of {DTMF_DIGITS}",
+                        )
+                    )
+    if raw.start not in raw.nodes:
+        problems.append(Problem(_loc((*base, "start")), f"no node named {raw.start!r}"))
+    for node_id, node in nodes.items():
+        for sub, target in _flow_refs(node):
+            if target not in raw.nodes:
+                problems.append(
+                    Problem(
+                        _loc((*base, "nodes", node_id, *sub.split("."))),
+                        f"no node named {target!r} in flow {flow_id!r}",
+                    )
+                )
+    if problems:
+        return None, problems
+    canonical = json.dumps({"start": raw.start, "nodes": raw.nodes}, sort_keys=True)
+    version = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    return Flow(flow_id, raw.start, nodes, version), []
+
+
+def parse_config(data: Any, source: str, base_dir: Path) -> Config:
+    """Validate config data already read from YAML; :class:`InvalidConfig` lists all problems."""
+    if not isinstance(data, dict):
+        raise InvalidConfig(source, [Problem("", "the config must be a mapping at the top level")])
+    numbers = data.get("numbers")
+    if isinstance(numbers, dict):
+        bad = [k for k in numbers if not isinstance(k, str)]
+        if bad:
+            raise InvalidConfig(
+                source,
+                [
+                    Problem(
+                        f"numbers.{k}",
+                        f'write the number in quotes, e.g. "+{k}": YAML reads '
+                        "an unquoted +number as an integer",
+                    )
+                    for k in bad
+                ],
+            )
+    try:
+        raw = _RawConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidConfig(source, _problems((), exc)) from None
+    problems: list[Problem] = []
+    prompts_dir = (base_dir / raw.prompts_dir) if raw.prompts_dir else SHIPPED_PROMPTS
+    if raw.prompts_dir and not prompts_dir.is_dir():
+        problems.append(Problem("prompts_dir", f"no such folder: {raw.prompts_dir}"))
+    prompts: dict[str, PromptSource] = {}
+
+    def need_prompt(path: str, spec: str | TtsPrompt) -> None:
+        pid = prompt_id(spec)
+        if isinstance(spec, TtsPrompt):
+            prompts.setdefault(pid, PromptSource(pid, tts=spec))
+            return
+        file = prompts_dir / f"{spec}.wav"
+        if not file.is_file():
+            problems.append(Problem(path, f"no prompt file {spec}.wav in the prompts folder"))
+        else:
+            prompts.setdefault(pid, PromptSource(pid, path=file))
+
+    for e164, number in raw.numbers.items():
+        if not E164.match(e164):
+            problems.append(
+                Problem(
+                    f"numbers.{e164}", "not an E.164 number (a + then 2 to 15 digits, no spaces)"
+                )
+            )
+        if number.flow not in raw.flows:
+            problems.append(Problem(f"numbers.{e164}.flow", f"no flow named {number.flow!r}"))
+    for team_id, team in raw.teams.items():
+        if team.bot_greeting is not None:
+            need_prompt(f"teams.{team_id}.bot_greeting", team.bot_greeting)
+    if any(t.bots for t in raw.teams.values()):
+        need_prompt("bots.greeting", raw.bots.greeting)
+    flows: dict[str, Flow] = {}
+    for flow_id, raw_flow in raw.flows.items():
+        flow, flow_problems = validate_flow(flow_id, raw_flow.model_dump(), ("flows",))
+        problems.extend(flow_problems)
+        if flow is None:
+            continue
+        flows[flow_id] = flow
+        for node_id, node in flow.nodes.items():
+            npath = f"flows.{flow_id}.nodes.{node_id}"
+            for sub, spec in _node_prompts(node):
+                need_prompt(f"{npath}.{sub}", spec)
+            if isinstance(node, RingNode) and node.team not in raw.teams:
+                problems.append(Problem(f"{npath}.team", f"no team named {node.team!r}"))
+    if problems:
+        raise InvalidConfig(source, problems)
+    return Config(
+        source=source,
+        numbers=raw.numbers,
+        teams=raw.teams,
+        flows=flows,
+        bots=raw.bots,
+        limits=raw.limits,
+        prompts=prompts,
+    )
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate a YAML config file (the shipped demo config by default)."""
+    path = path or SHIPPED_CONFIG
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidConfig(source, [Problem("", f"cannot read the file: {exc.strerror}")]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InvalidConfig(source, [Problem(where, f"not valid YAML: {exc}")]) from exc
+    return parse_config(data, source, path.parent)

@@ -1,0 +1,498 @@
+"""The call flow engine: a sans-I/O state machine.
+
+Events go in (:meth:`CallFlow.receive`), actions come out
+(:meth:`CallFlow.actions_to_take`). The engine never sleeps, reads a clock,
+opens a file or touches a socket: time reaches it as :class:`TimerExpired`,
+the end of a prompt as :class:`PlaybackFinished`. The session driver
+(:mod:`ivr.session`) executes the actions.
+
+Which events each phase takes is the table ``_HANDLERS``; an event with no
+entry for the current phase is a driver bug and raises :class:`InvalidState`
+("can't handle X in phase Y"), as h11 does. A caller pressing a wrong key or
+saying nothing is a branch of the flow, never an exception.
+
+Semantics worth knowing:
+
+- A ``message`` node cannot be skipped: digits during it are ignored, so a
+  notice is always heard in full before a choice is taken.
+- A ``menu`` prompt can be interrupted (barge-in): the digit stops it and is
+  taken at once. ``retries`` counts how many more times the menu is offered
+  after a timeout or an invalid key; when they run out the call goes to
+  ``on_timeout``.
+- The recording decision is taken when a ``ring`` node is entered, from the
+  number's switch, the line's ``record``, consent (``opt_in``: an option with
+  ``consent: granted`` was chosen; ``notice``: a ``notice: recording`` node was
+  played to its end) and the sample draw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ivr.config import Flow, HangupNode, MenuNode, MessageNode, RingNode, prompt_id
+from ivr.errors import InvalidState
+
+# --------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The call is up; the flow starts."""
+
+
+@dataclass(frozen=True, slots=True)
+class DigitReceived:
+    digit: str  # one of "0123456789*#ABCD"
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackFinished:
+    node: str  # the node whose prompt played to its end
+
+
+@dataclass(frozen=True, slots=True)
+class TimerExpired:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswered:
+    agent: str  # display name
+
+
+@dataclass(frozen=True, slots=True)
+class AgentHungUp:
+    """The bridged agent (person or bot) left the call."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerHungUp:
+    """The caller left the call."""
+
+
+Event = (
+    CallAnswered
+    | DigitReceived
+    | PlaybackFinished
+    | TimerExpired
+    | AgentAnswered
+    | AgentHungUp
+    | CallerHungUp
+)
+
+# -------------------------------------------------------------------- actions
+
+HangupReason = Literal["caller", "agent", "flow", "no_answer", "timeout", "shutdown", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    prompt: str
+    node: str
+    loop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StopPlayback:
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTimer:
+    name: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTimer:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogNotice:
+    """A notice prompt was played to its end (evidence for consent)."""
+
+    node: str
+    prompt: str
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LogConsent:
+    """The caller chose a menu option that grants or refuses consent."""
+
+    node: str
+    prompt: str
+    digit: str
+    decision: Literal["granted", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingDecision:
+    """Every factor of the decision to record a line, and the outcome."""
+
+    line: str
+    number_recording: bool
+    line_records: bool
+    consent_mode: str
+    consent: str | None  # "granted", "refused" or None (never asked)
+    notices: tuple[str, ...]
+    record_percent: int
+    sample_draw: float  # in [0, 100): the call falls in the sample when draw < percent
+    in_sample: bool
+    record: bool
+    transcribe: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ring:
+    """Offer the call to the team's agents."""
+
+    line: str
+    team: str
+    decision: RecordingDecision
+
+
+@dataclass(frozen=True, slots=True)
+class StopRinging:
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """Connect the caller's audio with the agent who answered."""
+
+    line: str
+    agent: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartRecording:
+    line: str
+    transcribe: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StopRecording:
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    reason: HangupReason
+
+
+Action = (
+    Play
+    | StopPlayback
+    | StartTimer
+    | CancelTimer
+    | LogNotice
+    | LogConsent
+    | Ring
+    | StopRinging
+    | Bridge
+    | StartRecording
+    | StopRecording
+    | Hangup
+)
+
+MENU_TIMER = "menu"
+RING_TIMER = "ring"
+
+# --------------------------------------------------------------------- policy
+
+
+def sample_draw(call_id: str) -> float:
+    """The call's deterministic sampling draw in [0, 100), from its id.
+
+    The same id always gives the same draw, so a decision can be re-derived
+    and audited later; distinct random ids are uniform over [0, 100).
+    """
+    digest = hashlib.sha256(call_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 * 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class NumberPolicy:
+    """The number's settings that the engine needs, fixed when the call starts."""
+
+    recording: bool
+    transcription: bool
+    consent_mode: Literal["opt_in", "notice"]
+    record_percent: int
+    sample_draw: float
+
+
+Phase = Literal["new", "playing", "waiting", "ringing", "connected", "ended"]
+
+
+@dataclass(slots=True)
+class _State:
+    phase: Phase = "new"
+    node: str = ""
+    attempts: dict[str, int] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    consent: str | None = None
+    cause: HangupReason = "flow"
+    decision: RecordingDecision | None = None
+    recording: bool = False
+
+
+class CallFlow:
+    """One call's walk through a flow."""
+
+    def __init__(self, flow: Flow, policy: NumberPolicy) -> None:
+        self._flow = flow
+        self._policy = policy
+        self._s = _State()
+        self._actions: list[Action] = []
+
+    # -- the public verbs ----------------------------------------------------
+
+    @property
+    def phase(self) -> Phase:
+        return self._s.phase
+
+    @property
+    def node(self) -> str:
+        return self._s.node
+
+    @property
+    def decision(self) -> RecordingDecision | None:
+        """The recording decision of the last line entered, if any."""
+        return self._s.decision
+
+    @property
+    def notices(self) -> tuple[str, ...]:
+        return tuple(self._s.notices)
+
+    def receive(self, event: Event) -> None:
+        """Feed one event; its actions are then in :meth:`actions_to_take`."""
+        handler = _HANDLERS.get((self._s.phase, type(event)))
+        if handler is None:
+            raise InvalidState(
+                f"can't handle {type(event).__name__} in phase {self._s.phase!r} "
+                f"(node {self._s.node!r})"
+            )
+        handler(self, event)
+
+    def actions_to_take(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions
+
+    # -- transitions ---------------------------------------------------------
+
+    def _emit(self, action: Action) -> None:
+        self._actions.append(action)
+
+    def _enter(self, node_id: str) -> None:
+        s = self._s
+        s.node = node_id
+        node = self._flow.nodes[node_id]
+        if isinstance(node, MessageNode | MenuNode):
+            s.phase = "playing"
+            self._emit(Play(prompt_id(node.prompt), node_id))
+        elif isinstance(node, RingNode):
+            decision = self._decide(node_id, node)
+            s.decision = decision
+            s.phase = "ringing"
+            self._emit(Ring(node_id, node.team, decision))
+            self._emit(Play(prompt_id(node.hold), node_id, loop=True))
+            self._emit(StartTimer(RING_TIMER, node.timeout_s))
+        else:
+            assert isinstance(node, HangupNode)
+            if node.prompt is not None:
+                s.phase = "playing"
+                self._emit(Play(prompt_id(node.prompt), node_id))
+            else:
+                self._end(s.cause)
+
+    def _end(self, reason: HangupReason) -> None:
+        s = self._s
+        if s.recording:
+            s.recording = False
+            self._emit(StopRecording(s.node))
+        s.phase = "ended"
+        self._emit(Hangup(reason))
+
+    def _decide(self, node_id: str, node: RingNode) -> RecordingDecision:
+        p, s = self._policy, self._s
+        reasons = []
+        if not p.recording:
+            reasons.append("recording is switched off for this number")
+        if not node.record:
+            reasons.append(f"line {node_id!r} does not record")
+        if p.consent_mode == "opt_in":
+            consent_ok = s.consent == "granted"
+            if not consent_ok:
+                reasons.append(
+                    "the caller refused consent"
+                    if s.consent == "refused"
+                    else "the caller never granted consent (opt-in)"
+                )
+        else:
+            consent_ok = "recording" in s.notices
+            if not consent_ok:
+                reasons.append("the recording notice was not played")
+        in_sample = p.sample_draw < p.record_percent
+        if not in_sample:
+            reasons.append(
+                f"the call fell outside the {p.record_percent}% sample (draw {p.sample_draw:.2f})"
+            )
+        record = p.recording and node.record and consent_ok and in_sample
+        transcribe = record and p.transcription and "ai" in s.notices
+        if record:
+            reasons.append(
+                f"recorded: switch on, line records, consent holds ({p.consent_mode}), "
+                f"draw {p.sample_draw:.2f} < {p.record_percent}%"
+            )
+        return RecordingDecision(
+            line=node_id,
+            number_recording=p.recording,
+            line_records=node.record,
+            consent_mode=p.consent_mode,
+            consent=s.consent,
+            notices=tuple(s.notices),
+            record_percent=p.record_percent,
+            sample_draw=p.sample_draw,
+            in_sample=in_sample,
+            record=record,
+            transcribe=transcribe,
+            reasons=tuple(reasons),
+        )
+
+    def _menu(self) -> MenuNode:
+        node = self._flow.nodes[self._s.node]
+        assert isinstance(node, MenuNode)
+        return node
+
+    def _menu_digit(self, digit: str) -> None:
+        s, node = self._s, self._menu()
+        option = node.options.get(digit)
+        if option is not None:
+            s.attempts.pop(s.node, None)
+            if option.consent is not None:
+                s.consent = option.consent
+                self._emit(LogConsent(s.node, prompt_id(node.prompt), digit, option.consent))
+            s.cause = "flow"
+            self._enter(option.next)
+            return
+        self._menu_miss(node, node.on_invalid or s.node)
+
+    def _menu_miss(self, node: MenuNode, retry_target: str) -> None:
+        s = self._s
+        used = s.attempts.get(s.node, 0) + 1
+        if used > node.retries:
+            s.attempts.pop(s.node, None)
+            s.cause = "timeout"
+            self._enter(node.on_timeout)
+        else:
+            s.attempts[s.node] = used
+            self._enter(retry_target)
+
+    # -- handlers ------------------------------------------------------------
+
+    def _on_answered(self, event: CallAnswered) -> None:
+        self._enter(self._flow.start)
+
+    def _on_playback_finished(self, event: PlaybackFinished) -> None:
+        s = self._s
+        if event.node != s.node:
+            raise InvalidState(
+                f"playback of {event.node!r} finished, but the call is at {s.node!r}"
+            )
+        node = self._flow.nodes[s.node]
+        if isinstance(node, MessageNode):
+            if node.notice:
+                for kind in node.notice:
+                    if kind not in s.notices:
+                        s.notices.append(kind)
+                self._emit(LogNotice(s.node, prompt_id(node.prompt), tuple(node.notice)))
+            self._enter(node.next)
+        elif isinstance(node, MenuNode):
+            s.phase = "waiting"
+            self._emit(StartTimer(MENU_TIMER, node.timeout_s))
+        elif isinstance(node, HangupNode):
+            self._end(s.cause)
+        else:
+            raise InvalidState(f"playback finished at ring node {s.node!r}: hold audio loops")
+
+    def _on_digit_playing(self, event: DigitReceived) -> None:
+        if isinstance(self._flow.nodes[self._s.node], MenuNode):
+            self._emit(StopPlayback(self._s.node))  # barge-in
+            self._menu_digit(event.digit)
+        # A message or goodbye cannot be skipped: the digit is ignored.
+
+    def _on_digit_waiting(self, event: DigitReceived) -> None:
+        self._emit(CancelTimer(MENU_TIMER))
+        self._menu_digit(event.digit)
+
+    def _on_digit_ignored(self, event: DigitReceived) -> None:
+        pass
+
+    def _on_timer_waiting(self, event: TimerExpired) -> None:
+        if event.name != MENU_TIMER:
+            raise InvalidState(f"timer {event.name!r} expired while waiting for a digit")
+        self._menu_miss(self._menu(), self._s.node)
+
+    def _on_timer_ringing(self, event: TimerExpired) -> None:
+        if event.name != RING_TIMER:
+            raise InvalidState(f"timer {event.name!r} expired while ringing")
+        s = self._s
+        node = self._flow.nodes[s.node]
+        assert isinstance(node, RingNode)
+        self._emit(StopPlayback(s.node))
+        self._emit(StopRinging(s.node))
+        s.cause = "no_answer"
+        self._enter(node.on_no_answer)
+
+    def _on_agent_answered(self, event: AgentAnswered) -> None:
+        s = self._s
+        assert s.decision is not None
+        self._emit(CancelTimer(RING_TIMER))
+        self._emit(StopPlayback(s.node))
+        self._emit(Bridge(s.node, event.agent))
+        s.phase = "connected"
+        if s.decision.record:
+            s.recording = True
+            self._emit(StartRecording(s.node, s.decision.transcribe))
+
+    def _on_agent_hung_up(self, event: AgentHungUp) -> None:
+        self._end("agent")
+
+    def _on_caller_hung_up(self, event: CallerHungUp) -> None:
+        s = self._s
+        if s.phase == "waiting":
+            self._emit(CancelTimer(MENU_TIMER))
+        elif s.phase == "ringing":
+            self._emit(CancelTimer(RING_TIMER))
+            self._emit(StopPlayback(s.node))
+            self._emit(StopRinging(s.node))
+        elif s.phase == "playing":
+            self._emit(StopPlayback(s.node))
+        self._end("caller")
+
+
+_Handler = Callable[[CallFlow, Any], None]
+_HANDLERS: dict[tuple[Phase, type], _Handler] = {
+    ("new", CallAnswered): CallFlow._on_answered,
+    ("new", CallerHungUp): CallFlow._on_caller_hung_up,
+    ("playing", PlaybackFinished): CallFlow._on_playback_finished,
+    ("playing", DigitReceived): CallFlow._on_digit_playing,
+    ("playing", CallerHungUp): CallFlow._on_caller_hung_up,
+    ("waiting", DigitReceived): CallFlow._on_digit_waiting,
+    ("waiting", TimerExpired): CallFlow._on_timer_waiting,
+    ("waiting", CallerHungUp): CallFlow._on_caller_hung_up,
+    ("ringing", AgentAnswered): CallFlow._on_agent_answered,
+    ("ringing", TimerExpired): CallFlow._on_timer_ringing,
+    ("ringing", DigitReceived): CallFlow._on_digit_ignored,
+    ("ringing", CallerHungUp): CallFlow._on_caller_hung_up,
+    ("connected", DigitReceived): CallFlow._on_digit_ignored,
+    ("connected", AgentHungUp): CallFlow._on_agent_hung_up,
+    ("connected", CallerHungUp): CallFlow._on_caller_hung_up,
+}

@@ -1,0 +1,127 @@
+"""The recorder: stereo WAV files (caller left, agent right), off the event loop.
+
+The media clock hands each recorded call one frame per channel per tick
+(:meth:`Recording.add`), sample-aligned to the clock. Frames are gathered in
+one-second blocks; a full block goes to a single I/O thread shared by all
+recordings, which writes it and makes the WAV header true
+(:class:`media.wavfile.RecordingWriter`). So memory per recording is bounded
+by two blocks, a crash loses at most the last second, and the event loop
+never touches the disk. The one thread keeps every file's writes in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from media.frame import FRAMES_PER_SECOND, Pcm, samples_per_frame
+from media.wavfile import RecordingWriter
+
+log = logging.getLogger("ivr.recorder")
+
+BLOCK_FRAMES = FRAMES_PER_SECOND  # one second per block
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRecording:
+    path: Path
+    frames: int
+    sample_rate: int
+    sha256: str
+    size_bytes: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate
+
+
+class RecorderPool:
+    """The one I/O thread that writes every recording of this process."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+        self.active = 0
+
+    def submit_open(self, path: Path, sample_rate: int) -> Future[RecordingWriter]:
+        return self._executor.submit(RecordingWriter, path, sample_rate, 2)
+
+    def submit_write(self, writer: Future[RecordingWriter], block: npt.NDArray[np.int16]) -> None:
+        def write() -> None:
+            writer.result().write(block)
+
+        self._executor.submit(write).add_done_callback(_log_failure)
+
+    def submit_close(
+        self, writer: Future[RecordingWriter], tail: npt.NDArray[np.int16]
+    ) -> Future[FinishedRecording]:
+        def close() -> FinishedRecording:
+            w = writer.result()
+            if len(tail):
+                w.write(tail)
+            path = w.close()
+            h = hashlib.sha256()
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 16), b""):
+                    h.update(chunk)
+            return FinishedRecording(
+                path, w.frames_written, w.sample_rate, h.hexdigest(), path.stat().st_size
+            )
+
+        return self._executor.submit(close)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+def _log_failure(future: Future[None]) -> None:
+    exc = future.exception()
+    if exc is not None:
+        log.error("recording write failed: %s", exc)
+
+
+class Recording:
+    """One call's recording while it runs."""
+
+    def __init__(self, pool: RecorderPool, recording_id: str, path: Path, sample_rate: int) -> None:
+        self.id = recording_id
+        self.path = path
+        self.sample_rate = sample_rate
+        self.paused = False
+        self._pool = pool
+        self._n = samples_per_frame(sample_rate)
+        self._block = self._new_block()
+        self._fill = 0
+        self._writer = pool.submit_open(path, sample_rate)
+        self._closed = False
+        pool.active += 1
+
+    def _new_block(self) -> npt.NDArray[np.int16]:
+        return np.zeros((BLOCK_FRAMES * self._n, 2), dtype=np.int16)
+
+    def add(self, caller: Pcm | None, agent: Pcm | None) -> None:
+        """Append one 20 ms frame per channel (None, or paused, is silence)."""
+        rows = self._block[self._fill : self._fill + self._n]
+        if caller is not None and not self.paused:
+            rows[:, 0] = caller
+        if agent is not None and not self.paused:
+            rows[:, 1] = agent
+        self._fill += self._n
+        if self._fill == len(self._block):
+            self._pool.submit_write(self._writer, self._block)
+            self._block = self._new_block()
+            self._fill = 0
+
+    async def close(self) -> FinishedRecording:
+        """Write what is left, finish the file and return what was written."""
+        assert not self._closed
+        self._closed = True
+        self._pool.active -= 1
+        tail = self._block[: self._fill]
+        return await asyncio.wrap_future(self._pool.submit_close(self._writer, tail))

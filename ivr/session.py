@@ -1,0 +1,552 @@
+"""The call session: the driver between a caller's leg and the flow engine.
+
+It feeds events to :class:`ivr.flow.CallFlow` and executes the actions that
+come out, mechanically: play a prompt, arm a timer, ring a team, bridge,
+record, hang up. Everything it does on the media clock is synchronous; what
+must wait on the disk (call rows, consent evidence, closing a recording) goes
+through one queue per call, worked off by one task, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from ivr.agent import BotSeat, Seat
+from ivr.config import Flow, NumberConfig
+from ivr.flow import (
+    Action,
+    AgentAnswered,
+    AgentHungUp,
+    Bridge,
+    CallAnswered,
+    CallerHungUp,
+    CallFlow,
+    CancelTimer,
+    DigitReceived,
+    Event,
+    Hangup,
+    HangupReason,
+    LogConsent,
+    LogNotice,
+    NumberPolicy,
+    Play,
+    PlaybackFinished,
+    RecordingDecision,
+    Ring,
+    StartRecording,
+    StartTimer,
+    StopPlayback,
+    StopRecording,
+    StopRinging,
+    TimerExpired,
+    sample_draw,
+)
+from ivr.leg import Leg
+from ivr.recorder import Recording
+from ivr.redact import mask_number
+from ivr.store import new_id, now_iso
+from media.frame import FRAMES_PER_SECOND
+
+if TYPE_CHECKING:
+    from ivr.prompt import Prompt
+    from ivr.switch import Switchboard
+
+log = logging.getLogger("ivr.call")
+
+CLOSE_CODES: dict[str, int] = {"shutdown": 1001, "error": 1011}
+
+# Driver timers (not the engine's): named with a leading underscore.
+BOT_ANSWER = "_bot_answer"
+BOT_MAX = "_bot_max"
+OFFER = "_offer"
+
+
+def ticks_for(seconds: float) -> int:
+    return max(1, math.ceil(seconds * FRAMES_PER_SECOND - 1e-9))
+
+
+class Playback:
+    """A prompt being played to the caller, frame by frame."""
+
+    __slots__ = ("frames", "index", "loop", "node", "prompt", "started_at")
+
+    def __init__(self, prompt: Prompt, frames: list[bytes], node: str, loop: bool) -> None:
+        self.prompt = prompt
+        self.frames = frames
+        self.node = node
+        self.loop = loop
+        self.index = 0
+        self.started_at = now_iso()
+
+    def next_frame(self) -> tuple[bytes, bool]:
+        """The next wire frame, and whether the prompt has now played to its end."""
+        frame = self.frames[self.index]
+        self.index += 1
+        if self.index == len(self.frames):
+            if self.loop:
+                self.index = 0
+                return frame, False
+            return frame, True
+        return frame, False
+
+
+class CallSession:
+    """One call, from ``answered`` to ``hangup``."""
+
+    def __init__(
+        self,
+        switchboard: Switchboard,
+        *,
+        call_id: str,
+        number_id: str,
+        number: NumberConfig,
+        flow: Flow,
+        caller: Leg,
+        caller_number: str,
+        contact_id: str,
+        client_ref: str | None,
+    ) -> None:
+        self.sb = switchboard
+        self.id = self.key = call_id
+        self.number_id = number_id
+        self.number = number
+        self.flow_def = flow
+        self.caller = caller
+        self.caller_number = caller_number
+        self.contact_id = contact_id
+        self.client_ref = client_ref
+        self.policy = NumberPolicy(
+            recording=number.recording,
+            transcription=number.transcription,
+            consent_mode=number.consent_mode,
+            record_percent=number.record_percent,
+            sample_draw=sample_draw(call_id),
+        )
+        self.flow = CallFlow(flow, self.policy)
+        self.line: str | None = None
+        self.team: str | None = None
+        self.decision: RecordingDecision | None = None
+        self.seat: Seat | None = None
+        self.bridged = False
+        self.declined: set[str] = set()
+        self.recording: Recording | None = None
+        self.recording_ids: list[str] = []
+        self.ended = False
+        self.reason: HangupReason | None = None
+        self.started_at = now_iso()
+        self._playback: Playback | None = None
+        self._timers: dict[str, int] = {}
+        self._n = switchboard.clock.ticks
+        self._events: list[tuple[str, str, dict[str, Any]]] = []
+        self._played: dict[str, dict[str, Any]] = {}
+        self._notices: list[dict[str, Any]] = []
+        self._ops: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
+        self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"call-{call_id}")
+        self.finished = asyncio.Event()
+
+    @property
+    def will_record(self) -> bool:
+        return bool(self.decision and self.decision.record)
+
+    # -- inputs ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Answer the call and start the flow."""
+        self.sb.clock.add(self)
+        self.caller.send_message(
+            {
+                "type": "answered",
+                "call_id": self.id,
+                "codec": self.caller.codec.name,
+                "rate": self.caller.sample_rate,
+                "ptime": 20,
+            }
+        )
+        self.caller.send_message({"type": "recording", "state": "off"})
+        self.caller.send_message({"type": "transcription", "state": "off"})
+        self._event("answered", {"codec": self.caller.codec.name, "rate": self.caller.sample_rate})
+        self._feed(CallAnswered())
+
+    def digits(self, digits: str, source: str = "message") -> None:
+        for digit in digits:
+            if self.ended:
+                return
+            self._event("dtmf", {"digit": digit, "source": source, "node": self.flow.node})
+            self._feed(DigitReceived(digit))
+
+    def caller_hangup(self) -> None:
+        if not self.ended:
+            self._feed(CallerHungUp())
+
+    def agent_answered(self, seat: Seat) -> None:
+        """``seat`` picked up the offered call."""
+        if self.ended or self.seat is not seat or self.flow.phase != "ringing":
+            return
+        self._timers.pop(OFFER, None)
+        self._timers.pop(BOT_ANSWER, None)
+        self.sb.seat_answered(seat, self)
+        self._feed(AgentAnswered(seat.name))
+
+    def agent_declined(self, seat: Seat) -> None:
+        if self.seat is not seat or self.bridged:
+            return
+        self._timers.pop(OFFER, None)
+        self.declined.add(seat.id)
+        self.seat = None
+        self.sb.seat_declined(seat)
+        if not self.ended and self.team is not None:
+            self.sb.request_agent(self, self.team, front=True)
+
+    def agent_hangup(self) -> None:
+        if not self.ended and self.bridged:
+            self._feed(AgentHungUp())
+
+    def offered(self, seat: Seat) -> None:
+        """The switchboard offered this call to ``seat``."""
+        self.seat = seat
+        self._event("offered", {"agent": seat.name, "bot": seat.is_bot})
+        if isinstance(seat, BotSeat):
+            self._timers[BOT_ANSWER] = self._n + ticks_for(seat.answer_delay_s)
+        else:
+            self._timers[OFFER] = self._n + ticks_for(self.sb.config.limits.agent_offer_timeout_s)
+        seat.offer(self)
+
+    def hangup(self, reason: HangupReason) -> None:
+        """End the call from the server's side (shutdown, error)."""
+        self._end(reason)
+
+    def fail(self, exc: BaseException) -> None:
+        log.error("call %s ended by an error: %s", self.id, type(exc).__name__)
+        self._end("error")
+
+    # -- the media clock -------------------------------------------------------
+
+    def tick(self, n: int) -> None:
+        self._n = n
+        caller_in = self.caller.take_inbound()
+        seat = self.seat if self.bridged else None
+        if seat is not None:
+            agent_in = seat.speak()
+            seat.hear(caller_in)
+            self.caller.send_pcm(agent_in)
+        else:
+            agent_in = None
+            pb = self._playback
+            if pb is not None:
+                frame, done = pb.next_frame()
+                self.caller.send_wire(frame)
+                if done:
+                    self._playback = None
+                    self._prompt_ended(pb, interrupted=False)
+                    self._feed(PlaybackFinished(pb.node))
+            else:
+                self.caller.send_wire(self.caller.silence_wire)
+        if self.recording is not None:
+            self.recording.add(caller_in, agent_in)
+        if self._timers and not self.ended:
+            for name, due in sorted(self._timers.items(), key=lambda kv: kv[1]):
+                if due <= n and self._timers.get(name) == due and not self.ended:
+                    del self._timers[name]
+                    self._timer_fired(name)
+
+    def _timer_fired(self, name: str) -> None:
+        if name == BOT_ANSWER:
+            if self.seat is not None:
+                self.agent_answered(self.seat)
+        elif name == BOT_MAX:
+            self.agent_hangup()
+        elif name == OFFER:
+            if self.seat is not None:
+                self._event("offer_timeout", {"agent": self.seat.name})
+                seat = self.seat
+                seat.withdraw()
+                self.agent_declined(seat)
+        else:
+            self._feed(TimerExpired(name))
+
+    # -- the engine ------------------------------------------------------------
+
+    def _feed(self, event: Event) -> None:
+        self.flow.receive(event)
+        for action in self.flow.actions_to_take():
+            self._execute(action)
+
+    def _execute(self, action: Action) -> None:
+        if isinstance(action, Play):
+            self._play(action)
+        elif isinstance(action, StopPlayback):
+            pb = self._playback
+            if pb is not None and pb.node == action.node:
+                self._playback = None
+                self._prompt_ended(pb, interrupted=True)
+        elif isinstance(action, StartTimer):
+            self._timers[action.name] = self._n + ticks_for(action.seconds)
+        elif isinstance(action, CancelTimer):
+            self._timers.pop(action.name, None)
+        elif isinstance(action, LogNotice):
+            self._log_notice(action)
+        elif isinstance(action, LogConsent):
+            self._log_consent(action)
+        elif isinstance(action, Ring):
+            self._ring(action)
+        elif isinstance(action, StopRinging):
+            self._stop_ringing()
+        elif isinstance(action, Bridge):
+            self._bridge(action)
+        elif isinstance(action, StartRecording):
+            self._start_recording(action)
+        elif isinstance(action, StopRecording):
+            self._stop_recording()
+        else:
+            assert isinstance(action, Hangup)
+            self._end(action.reason)
+
+    def _play(self, action: Play) -> None:
+        prompt = self.sb.prompts.get(action.prompt)
+        self._playback = Playback(
+            prompt, prompt.wire_frames(self.caller.codec), action.node, action.loop
+        )
+        self.caller.send_message(
+            {"type": "prompt", "event": "start", "prompt": action.prompt, "node": action.node}
+        )
+        self._event("prompt_start", {"prompt": action.prompt, "node": action.node})
+
+    def _prompt_ended(self, pb: Playback, *, interrupted: bool) -> None:
+        at = now_iso()
+        self._played[pb.node] = {
+            "node": pb.node,
+            "prompt": pb.prompt.id,
+            "sha256": pb.prompt.sha256[self.caller.sample_rate],
+            "played_from": pb.started_at,
+            "played_to": at,
+            "interrupted": interrupted,
+        }
+        self.caller.send_message(
+            {
+                "type": "prompt",
+                "event": "end",
+                "prompt": pb.prompt.id,
+                "node": pb.node,
+                "interrupted": interrupted,
+            }
+        )
+        self._event(
+            "prompt_end", {"prompt": pb.prompt.id, "node": pb.node, "interrupted": interrupted}
+        )
+
+    def _log_notice(self, action: LogNotice) -> None:
+        evidence = {**self._played[action.node], "kinds": list(action.kinds)}
+        self._notices.append(evidence)
+        self._event("notice", {"node": action.node, "kinds": list(action.kinds)})
+        if self.policy.consent_mode == "notice" and "recording" in action.kinds:
+            self._save_consent("notice", None, None, {"notices": list(self._notices)})
+
+    def _log_consent(self, action: LogConsent) -> None:
+        at = now_iso()
+        menu = self._played.get(action.node, {})
+        self._event(
+            "consent", {"node": action.node, "decision": action.decision, "digit": action.digit}
+        )
+        self._save_consent(
+            action.decision, action.digit, at, {"menu": menu, "notices": list(self._notices)}
+        )
+
+    def _save_consent(
+        self, decision: str, digit: str | None, digit_at: str | None, evidence: dict[str, Any]
+    ) -> None:
+        row = {
+            "call_id": self.id,
+            "contact_id": self.contact_id,
+            "number": self.number_id,
+            "flow_id": self.flow_def.id,
+            "flow_version": self.flow_def.version,
+            "consent_mode": self.policy.consent_mode,
+            "decision": decision,
+            "digit": digit,
+            "digit_at": digit_at,
+            "evidence": evidence,
+        }
+        store = self.sb.store
+
+        async def save() -> None:
+            await store.add_consent(row)
+
+        self._ops.put_nowait(save)
+
+    def _ring(self, action: Ring) -> None:
+        self.line, self.team, self.decision = action.line, action.team, action.decision
+        self.declined.clear()
+        self.caller.send_message({"type": "ringing", "line": action.line})
+        self._event(
+            "ringing", {"line": action.line, "team": action.team, "record": action.decision.record}
+        )
+        decision, store, call_id = asdict(action.decision), self.sb.store, self.id
+
+        async def save() -> None:
+            await store.update_call(
+                call_id, line=action.line, team=action.team, recording_decision=decision
+            )
+
+        self._ops.put_nowait(save)
+        self.sb.request_agent(self, action.team)
+
+    def _stop_ringing(self) -> None:
+        self._timers.pop(OFFER, None)
+        self._timers.pop(BOT_ANSWER, None)
+        self.sb.cancel_request(self)
+        if self.seat is not None and not self.bridged:
+            seat, self.seat = self.seat, None
+            seat.withdraw()
+            self.sb.seat_released(seat)
+
+    def _bridge(self, action: Bridge) -> None:
+        seat = self.seat
+        assert seat is not None
+        self.bridged = True
+        seat.connect(self)
+        if isinstance(seat, BotSeat):
+            self._timers[BOT_MAX] = self._n + ticks_for(seat.max_call_s)
+        self.caller.send_message({"type": "connected", "line": action.line, "agent": seat.name})
+        self._event("connected", {"line": action.line, "agent": seat.name, "bot": seat.is_bot})
+        store, call_id = self.sb.store, self.id
+        agent_id, agent_name, at = seat.user_id, seat.name, now_iso()
+
+        async def save() -> None:
+            await store.update_call(
+                call_id, connected_at=at, agent_id=agent_id, agent_name=agent_name
+            )
+
+        self._ops.put_nowait(save)
+
+    def _start_recording(self, action: StartRecording) -> None:
+        rec_id = new_id("r")
+        day = self.started_at[:10].replace("-", "/")
+        relative = f"{day}/{rec_id}.wav"
+        path = self.sb.store.recordings_dir / relative
+        rate = self.caller.sample_rate
+        self.recording = Recording(self.sb.recorder, rec_id, path, rate)
+        self.recording_ids.append(rec_id)
+        self.caller.send_message({"type": "recording", "state": "on"})
+        if action.transcribe:
+            self.caller.send_message({"type": "transcription", "state": "on"})
+        self._event("recording", {"state": "on", "recording_id": rec_id})
+        row = {
+            "id": rec_id,
+            "call_id": self.id,
+            "path": relative,
+            "status": "recording",
+            "started_at": now_iso(),
+            "sample_rate": rate,
+            "channels": 2,
+            "format": "wav/pcm_s16le",
+            "transcribe": int(action.transcribe),
+        }
+        store = self.sb.store
+
+        async def save() -> None:
+            await store.create_recording(row)
+
+        self._ops.put_nowait(save)
+
+    def _stop_recording(self) -> None:
+        rec = self.recording
+        if rec is None:
+            return
+        self.recording = None
+        if not self.ended:
+            self.caller.send_message({"type": "recording", "state": "off"})
+            if self.decision is not None and self.decision.transcribe:
+                self.caller.send_message({"type": "transcription", "state": "off"})
+        self._event("recording", {"state": "off", "recording_id": rec.id})
+        store = self.sb.store
+
+        async def finish() -> None:
+            done = await rec.close()
+            await store.finish_recording(
+                rec.id,
+                status="complete",
+                ended_at=now_iso(),
+                duration_s=done.duration_s,
+                sha256=done.sha256,
+                size_bytes=done.size_bytes,
+            )
+
+        self._ops.put_nowait(finish)
+
+    def _end(self, reason: HangupReason) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.reason = reason
+        self._timers.clear()
+        self.sb.clock.remove(self)
+        self.sb.cancel_request(self)
+        seat, self.seat = self.seat, None
+        if seat is not None:
+            if self.bridged:
+                seat.end(reason)
+            else:
+                seat.withdraw()
+            self.sb.seat_released(seat)
+        self._stop_recording()
+        stats = {
+            **self.caller.stats.snapshot(),
+            "recording_id": self.recording_ids[-1] if self.recording_ids else None,
+        }
+        self.caller.send_message({"type": "hangup", "reason": reason, "stats": stats})
+        self._event("hangup", {"reason": reason})
+        log.info(
+            "call %s to %s from %s ended: %s",
+            self.id,
+            self.number_id,
+            mask_number(self.caller_number),
+            reason,
+        )
+        store, call_id, events = self.sb.store, self.id, self._events
+        decision = asdict(self.decision) if self.decision else None
+
+        async def save() -> None:
+            await store.update_call(
+                call_id,
+                ended_at=now_iso(),
+                end_reason=reason,
+                stats=stats,
+                recording_decision=decision,
+            )
+            await store.add_events([(call_id, at, kind, _json(data)) for at, kind, data in events])
+
+        self._ops.put_nowait(save)
+        self._ops.put_nowait(None)
+        self.sb.call_ended(self)
+
+    # -- persistence -----------------------------------------------------------
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        self._events.append((now_iso(), kind, data))
+
+    async def _work(self) -> None:
+        while (op := await self._ops.get()) is not None:
+            try:
+                await op()
+            except Exception:
+                log.exception("call %s: saving to the store failed", self.id)
+        # Close only once everything is saved: a client that sees the close can
+        # rely on the call row and the recording being complete.
+        if self.caller.transport is not None:
+            self.caller.transport.close(CLOSE_CODES.get(self.reason or "error", 1000))
+        self.finished.set()
+
+    async def wait_finished(self) -> None:
+        """Wait until the call has ended and everything about it is saved."""
+        await self.finished.wait()
+
+
+def _json(data: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(data)

@@ -1,0 +1,545 @@
+"""The store: an embedded SQLite database (WAL) and the recordings folder.
+
+The schema is created and migrated by the program itself (``PRAGMA
+user_version`` counts the migrations applied). One aiosqlite connection
+serialises every statement on its own thread, so the event loop never waits
+on the disk. Recording files live under ``<data>/recordings/``; the store
+hands out paths only through :meth:`Store.recording_path`, which refuses
+anything that would resolve outside that folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+
+from ivr.errors import NotFound, StoreError
+
+Role = Literal["agent", "supervisor", "admin", "owner"]
+ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin", "owner")
+
+MIGRATIONS: list[str] = [
+    # 1: the core schema.
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('agent', 'supervisor', 'admin', 'owner')),
+        password_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE user_teams (
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        team TEXT NOT NULL,
+        PRIMARY KEY (user_id, team)
+    );
+    CREATE TABLE tokens (
+        token_hash TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE TABLE teams (
+        id TEXT PRIMARY KEY,
+        bots INTEGER NOT NULL DEFAULT 0,
+        bot_greeting TEXT
+    );
+    CREATE TABLE flows (
+        id TEXT NOT NULL,
+        version TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (id, version)
+    );
+    CREATE TABLE numbers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        flow TEXT NOT NULL,
+        recording INTEGER NOT NULL,
+        transcription INTEGER NOT NULL,
+        record_percent INTEGER NOT NULL,
+        retention_days INTEGER NOT NULL,
+        consent_mode TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE contacts (
+        id TEXT PRIMARY KEY,
+        number TEXT UNIQUE,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE calls (
+        id TEXT PRIMARY KEY,
+        number TEXT NOT NULL,
+        contact_id TEXT REFERENCES contacts(id),
+        flow_id TEXT NOT NULL,
+        flow_version TEXT NOT NULL,
+        codec TEXT NOT NULL,
+        sample_rate INTEGER NOT NULL,
+        client_ref TEXT,
+        started_at TEXT NOT NULL,
+        connected_at TEXT,
+        ended_at TEXT,
+        end_reason TEXT,
+        line TEXT,
+        team TEXT,
+        agent_id TEXT,
+        agent_name TEXT,
+        recording_decision TEXT,
+        stats TEXT
+    );
+    CREATE INDEX calls_started ON calls (started_at);
+    CREATE INDEX calls_agent ON calls (agent_id);
+    CREATE INDEX calls_contact ON calls (contact_id);
+    CREATE TABLE call_events (
+        id INTEGER PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX call_events_call ON call_events (call_id);
+    CREATE TABLE consents (
+        id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id) ON DELETE CASCADE,
+        contact_id TEXT REFERENCES contacts(id),
+        number TEXT NOT NULL,
+        flow_id TEXT NOT NULL,
+        flow_version TEXT NOT NULL,
+        consent_mode TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        digit TEXT,
+        digit_at TEXT,
+        evidence TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX consents_call ON consents (call_id);
+    CREATE TABLE recordings (
+        id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id),
+        path TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('recording', 'complete', 'interrupted')),
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        duration_s REAL,
+        sample_rate INTEGER NOT NULL,
+        channels INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        sha256 TEXT,
+        size_bytes INTEGER,
+        transcribe INTEGER NOT NULL DEFAULT 0,
+        expires_at TEXT
+    );
+    CREATE INDEX recordings_call ON recordings (call_id);
+    CREATE INDEX recordings_started ON recordings (started_at);
+    """,
+]
+
+
+def now_iso() -> str:
+    """The current time as ISO 8601 UTC with milliseconds."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    email: str
+    name: str
+    role: Role
+    teams: tuple[str, ...]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "email": self.email,
+            "name": self.name,
+            "role": self.role,
+            "teams": list(self.teams),
+        }
+
+
+def _encode_cursor(started_at: str, row_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{started_at}|{row_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """Parse a page cursor; :class:`StoreError` for anything not made by us."""
+    try:
+        started_at, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StoreError("bad cursor") from exc
+    return started_at, row_id
+
+
+class Store:
+    """Every table of the softswitch, behind one small async interface."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.db_path = data_dir / "ivr.sqlite3"
+        self.recordings_dir = data_dir / "recordings"
+        self._db: aiosqlite.Connection | None = None
+
+    # -- life cycle ----------------------------------------------------------
+
+    async def open(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.recordings_dir.mkdir(exist_ok=True)
+        self._db = await aiosqlite.connect(self.db_path)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA foreign_keys=ON")
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("the store is not open")
+        return self._db
+
+    async def _migrate(self) -> None:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the database is at schema version {version}, newer than this program "
+                f"({len(MIGRATIONS)}); upgrade the program"
+            )
+        for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {i};\nCOMMIT;")
+
+    async def schema_version(self) -> int:
+        async with self.db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _one(self, sql: str, args: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self.db.execute(sql, tuple(args)) as cur:
+            return await cur.fetchone()
+
+    async def _all(self, sql: str, args: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.db.execute(sql, tuple(args)) as cur:
+            return list(await cur.fetchall())
+
+    async def _write(self, sql: str, args: Iterable[Any] = ()) -> None:
+        await self.db.execute(sql, tuple(args))
+        await self.db.commit()
+
+    # -- users and tokens ----------------------------------------------------
+
+    async def create_user(
+        self, email: str, name: str, role: Role, password_hash: str, teams: Iterable[str] = ()
+    ) -> User:
+        user_id = new_id("u")
+        try:
+            await self.db.execute(
+                "INSERT INTO users (id, email, name, role, password_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, email, name, role, password_hash, now_iso()),
+            )
+        except aiosqlite.IntegrityError as exc:
+            await self.db.rollback()
+            raise StoreError(f"a user with e-mail {email} already exists") from exc
+        team_list = tuple(dict.fromkeys(teams))
+        await self.db.executemany(
+            "INSERT INTO user_teams (user_id, team) VALUES (?, ?)",
+            [(user_id, t) for t in team_list],
+        )
+        await self.db.commit()
+        return User(user_id, email, name, role, team_list)
+
+    async def _user(self, row: aiosqlite.Row | None) -> User | None:
+        if row is None:
+            return None
+        teams = await self._all(
+            "SELECT team FROM user_teams WHERE user_id = ? ORDER BY team", (row["id"],)
+        )
+        return User(
+            row["id"], row["email"], row["name"], row["role"], tuple(t["team"] for t in teams)
+        )
+
+    async def user_by_id(self, user_id: str) -> User | None:
+        return await self._user(await self._one("SELECT * FROM users WHERE id = ?", (user_id,)))
+
+    async def user_credentials(self, email: str) -> tuple[User, str] | None:
+        """The user with this e-mail and their password hash."""
+        row = await self._one("SELECT * FROM users WHERE email = ?", (email,))
+        user = await self._user(row)
+        if user is None or row is None:
+            return None
+        return user, str(row["password_hash"])
+
+    async def set_password_hash(self, user_id: str, password_hash: str) -> None:
+        await self._write(
+            "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+        )
+
+    async def list_users(self) -> list[User]:
+        rows = await self._all("SELECT * FROM users ORDER BY email")
+        return [u for r in rows if (u := await self._user(r)) is not None]
+
+    async def add_token(self, token_hash: str, user_id: str, expires_at: str) -> None:
+        await self._write(
+            "INSERT INTO tokens (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            (token_hash, user_id, now_iso(), expires_at),
+        )
+
+    async def user_for_token(self, token_hash: str, now: str) -> User | None:
+        row = await self._one(
+            "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id "
+            "WHERE t.token_hash = ? AND t.expires_at > ?",
+            (token_hash, now),
+        )
+        return await self._user(row)
+
+    async def delete_token(self, token_hash: str) -> None:
+        await self._write("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))
+
+    # -- numbers, teams, flows -----------------------------------------------
+
+    async def save_number(self, number_id: str, settings: Mapping[str, Any]) -> None:
+        await self._write(
+            "INSERT INTO numbers (id, name, flow, recording, transcription, record_percent, "
+            "retention_days, consent_mode, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET name = excluded.name, flow = excluded.flow, "
+            "recording = excluded.recording, transcription = excluded.transcription, "
+            "record_percent = excluded.record_percent, retention_days = excluded.retention_days, "
+            "consent_mode = excluded.consent_mode, updated_at = excluded.updated_at",
+            (
+                number_id,
+                settings["name"],
+                settings["flow"],
+                int(settings["recording"]),
+                int(settings["transcription"]),
+                settings["record_percent"],
+                settings["retention_days"],
+                settings["consent_mode"],
+                now_iso(),
+            ),
+        )
+
+    async def save_team(self, team_id: str, bots: int, bot_greeting: str | None) -> None:
+        await self._write(
+            "INSERT INTO teams (id, bots, bot_greeting) VALUES (?, ?, ?) ON CONFLICT (id) "
+            "DO UPDATE SET bots = excluded.bots, bot_greeting = excluded.bot_greeting",
+            (team_id, bots, bot_greeting),
+        )
+
+    async def save_flow(self, flow_id: str, version: str, definition: Mapping[str, Any]) -> None:
+        await self._write(
+            "INSERT OR IGNORE INTO flows (id, version, definition, created_at) VALUES (?, ?, ?, ?)",
+            (flow_id, version, json.dumps(definition), now_iso()),
+        )
+
+    async def list_numbers(self) -> list[dict[str, Any]]:
+        return [_number(r) for r in await self._all("SELECT * FROM numbers ORDER BY id")]
+
+    # -- contacts and calls --------------------------------------------------
+
+    async def contact_id(self, number: str) -> str:
+        """The contact for a caller number, created on first sight."""
+        row = await self._one("SELECT id FROM contacts WHERE number = ?", (number,))
+        if row is not None:
+            return str(row["id"])
+        contact = new_id("p")
+        await self._write(
+            "INSERT INTO contacts (id, number, created_at) VALUES (?, ?, ?)",
+            (contact, number, now_iso()),
+        )
+        return contact
+
+    async def create_call(self, call: Mapping[str, Any]) -> None:
+        cols = ", ".join(call)
+        marks = ", ".join("?" for _ in call)
+        await self._write(f"INSERT INTO calls ({cols}) VALUES ({marks})", call.values())
+
+    async def update_call(self, call_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        values = [json.dumps(v) if isinstance(v, dict | list) else v for v in fields.values()]
+        await self._write(f"UPDATE calls SET {sets} WHERE id = ?", [*values, call_id])
+
+    async def add_event(self, call_id: str, at: str, kind: str, data: Mapping[str, Any]) -> None:
+        await self._write(
+            "INSERT INTO call_events (call_id, at, type, data) VALUES (?, ?, ?, ?)",
+            (call_id, at, kind, json.dumps(data)),
+        )
+
+    async def add_events(self, rows: list[tuple[str, str, str, str]]) -> None:
+        await self.db.executemany(
+            "INSERT INTO call_events (call_id, at, type, data) VALUES (?, ?, ?, ?)", rows
+        )
+        await self.db.commit()
+
+    _CALL_SELECT = (
+        "SELECT c.*, p.number AS contact FROM calls c LEFT JOIN contacts p ON p.id = c.contact_id"
+    )
+
+    async def get_call(self, call_id: str) -> dict[str, Any]:
+        row = await self._one(f"{self._CALL_SELECT} WHERE c.id = ?", (call_id,))
+        if row is None:
+            raise NotFound(f"no call {call_id}")
+        return _call(row)
+
+    async def list_calls(
+        self, *, agent_id: str | None = None, cursor: str | None = None, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        where, args = [], []
+        if agent_id is not None:
+            where.append("c.agent_id = ?")
+            args.append(agent_id)
+        if cursor:
+            started, cid = decode_cursor(cursor)
+            where.append("(c.started_at, c.id) < (?, ?)")
+            args += [started, cid]
+        sql = self._CALL_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY c.started_at DESC, c.id DESC LIMIT ?"
+        rows = await self._all(sql, [*args, limit + 1])
+        items = [_call(r) for r in rows[:limit]]
+        nxt = (
+            _encode_cursor(rows[limit - 1]["started_at"], rows[limit - 1]["id"])
+            if len(rows) > limit
+            else None
+        )
+        return items, nxt
+
+    async def call_events(self, call_id: str) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT at, type, data FROM call_events WHERE call_id = ? ORDER BY id", (call_id,)
+        )
+        return [{"at": r["at"], "type": r["type"], **json.loads(r["data"])} for r in rows]
+
+    # -- consent evidence ----------------------------------------------------
+
+    async def add_consent(self, consent: Mapping[str, Any]) -> str:
+        consent_id = new_id("k")
+        row = {
+            **consent,
+            "id": consent_id,
+            "created_at": now_iso(),
+            "evidence": json.dumps(consent["evidence"]),
+        }
+        cols = ", ".join(row)
+        await self._write(
+            f"INSERT INTO consents ({cols}) VALUES ({', '.join('?' for _ in row)})", row.values()
+        )
+        return consent_id
+
+    async def consents_for_call(self, call_id: str) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT * FROM consents WHERE call_id = ? ORDER BY created_at", (call_id,)
+        )
+        return [{**dict(r), "evidence": json.loads(r["evidence"])} for r in rows]
+
+    # -- recordings ----------------------------------------------------------
+
+    def recording_path(self, relative: str) -> Path:
+        """The file of a recording, resolved inside the recordings folder only."""
+        root = self.recordings_dir.resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise NotFound("recording file outside the recordings folder")
+        return path
+
+    async def create_recording(self, rec: Mapping[str, Any]) -> None:
+        cols = ", ".join(rec)
+        await self._write(
+            f"INSERT INTO recordings ({cols}) VALUES ({', '.join('?' for _ in rec)})", rec.values()
+        )
+
+    async def finish_recording(self, recording_id: str, **fields: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        await self._write(
+            f"UPDATE recordings SET {sets} WHERE id = ?", [*fields.values(), recording_id]
+        )
+
+    _REC_SELECT = (
+        "SELECT r.*, c.agent_id, c.agent_name, c.number, c.line, p.number AS contact "
+        "FROM recordings r JOIN calls c ON c.id = r.call_id "
+        "LEFT JOIN contacts p ON p.id = c.contact_id"
+    )
+
+    async def get_recording(self, recording_id: str) -> dict[str, Any]:
+        row = await self._one(f"{self._REC_SELECT} WHERE r.id = ?", (recording_id,))
+        if row is None:
+            raise NotFound(f"no recording {recording_id}")
+        return dict(row)
+
+    async def recordings_for_call(self, call_id: str) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in await self._all(
+                f"{self._REC_SELECT} WHERE r.call_id = ? ORDER BY r.started_at", (call_id,)
+            )
+        ]
+
+    async def list_recordings(
+        self,
+        *,
+        agent_id: str | None = None,
+        contact: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        where, args = ["r.status != 'recording'"], []
+        for cond, value in (
+            ("c.agent_id = ?", agent_id),
+            ("p.number = ?", contact),
+            ("r.started_at >= ?", since),
+            ("r.started_at < ?", until),
+        ):
+            if value is not None:
+                where.append(cond)
+                args.append(value)
+        if cursor:
+            started, rid = decode_cursor(cursor)
+            where.append("(r.started_at, r.id) < (?, ?)")
+            args += [started, rid]
+        sql = (
+            f"{self._REC_SELECT} WHERE {' AND '.join(where)} "
+            "ORDER BY r.started_at DESC, r.id DESC LIMIT ?"
+        )
+        rows = await self._all(sql, [*args, limit + 1])
+        items = [dict(r) for r in rows[:limit]]
+        nxt = (
+            _encode_cursor(rows[limit - 1]["started_at"], rows[limit - 1]["id"])
+            if len(rows) > limit
+            else None
+        )
+        return items, nxt
+
+
+def _number(row: aiosqlite.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["recording"] = bool(d["recording"])
+    d["transcription"] = bool(d["transcription"])
+    return d
+
+
+def _call(row: aiosqlite.Row) -> dict[str, Any]:
+    d = dict(row)
+    for key in ("recording_decision", "stats"):
+        if d.get(key):
+            d[key] = json.loads(d[key])
+    return d

@@ -1,0 +1,368 @@
+"""The WebSocket endpoints of PROTOCOL.md: ``/v1/call`` and ``/v1/agent``.
+
+The handlers only shuttle between the socket and the call: they parse
+messages (:mod:`ivr.protocol`), hand audio and digits to the session or the
+seat, and turn protocol errors into ``error`` messages. A client that keeps
+misbehaving (more than 50 errors) is closed with 1008. Sending never awaits:
+:class:`WsTransport` writes each frame at once, and drops audio for a peer
+that does not read, so one slow client cannot stall the media clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ivr.errors import AuthError
+from ivr.leg import Leg
+from ivr.protocol import (
+    AGENT_TYPES,
+    CALLER_TYPES,
+    MAX_ERRORS,
+    ProtocolError,
+    parse,
+    parse_call_id,
+    parse_dial,
+    parse_dtmf,
+    parse_login,
+)
+from ivr.redact import mask_number
+from ivr.session import CallSession
+from ivr.store import new_id
+from ivr.switch import Busy
+from media.errors import BadFrame
+
+log = logging.getLogger("ivr.ws")
+
+MAX_MESSAGE_BYTES = 1 << 16
+# Audio is dropped (and counted) rather than queued once this much is unsent.
+MAX_WRITE_BUFFER = 64 * 1024
+FIRST_MESSAGE_TIMEOUT_S = 30.0
+
+
+def _run_now(coro: Coroutine[Any, Any, None]) -> bool:
+    """Run a send coroutine that does not need to wait; False if it failed.
+
+    aiohttp writes an uncompressed frame to the transport before its only
+    await (waiting for the socket to drain). So stepping the coroutine once
+    writes the frame; if it then wants to wait, we stop waiting: the frame is
+    already queued, and the write-buffer check bounds what can pile up.
+    """
+    try:
+        coro.send(None)
+    except StopIteration:
+        return True
+    except (ConnectionError, RuntimeError):
+        return False
+    coro.close()
+    return True
+
+
+class WsTransport:
+    """A leg's :class:`ivr.leg.Transport` over an aiohttp WebSocket."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self._ws = ws
+        self._transport = request.transport
+        self.closing = False
+        self.close_code: int | None = None
+
+    def _buffered(self) -> int:
+        t = self._transport
+        return t.get_write_buffer_size() if t is not None and not t.is_closing() else 1 << 30
+
+    def send_audio(self, payload: bytes) -> bool:
+        if self.closing or self._ws.closed or self._buffered() > MAX_WRITE_BUFFER:
+            return False
+        return _run_now(self._ws.send_bytes(payload))
+
+    def send_message(self, message: dict[str, Any]) -> None:
+        if not self.closing and not self._ws.closed:
+            _run_now(self._ws.send_str(json.dumps(message)))
+
+    def close(self, code: int) -> None:
+        if not self.closing:
+            self.closing = True
+            self.close_code = code
+            asyncio.get_running_loop().create_task(self._ws.close(code=code))
+
+
+class _Errors:
+    def __init__(self, transport: WsTransport) -> None:
+        self.count = 0
+        self._t = transport
+
+    def report(self, err: ProtocolError) -> bool:
+        """Send the error; True when the client has now misbehaved too often."""
+        self.count += 1
+        self._t.send_message(err.as_message())
+        if self.count > MAX_ERRORS:
+            self._t.send_message(
+                {
+                    "type": "error",
+                    "code": "too_many_errors",
+                    "message": f"more than {MAX_ERRORS} errors: closing",
+                }
+            )
+            self._t.close(1008)
+            return True
+        return False
+
+
+async def call_handler(request: web.Request) -> web.WebSocketResponse:
+    """``GET /v1/call``: one caller leg."""
+    from ivr.app import switchboard_key
+
+    sb = request.app[switchboard_key]
+    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)
+    await ws.prepare(request)
+    transport = WsTransport(ws, request)
+    errors = _Errors(transport)
+    session: CallSession | None = None
+    try:
+        session = await _wait_dial(ws, transport, errors, sb)
+        if session is None:
+            return ws
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                try:
+                    session.caller.receive_audio(msg.data)
+                except BadFrame as exc:
+                    if errors.report(ProtocolError("bad_frame", str(exc))):
+                        session.hangup("error")
+                        break
+            elif msg.type == WSMsgType.TEXT:
+                try:
+                    m = parse(msg.data, CALLER_TYPES)
+                    if m["type"] == "dtmf":
+                        session.digits(parse_dtmf(m).digits)
+                    elif m["type"] == "hangup":
+                        session.caller_hangup()
+                        break
+                    else:
+                        raise ProtocolError("bad_field", "the call is already dialled")
+                except ProtocolError as err:
+                    if errors.report(err):
+                        session.hangup("error")
+                        break
+            else:
+                break
+            if session.ended:
+                break
+    finally:
+        if session is not None:
+            session.caller_hangup()
+            await session.wait_finished()
+        if not ws.closed:
+            await ws.close(code=transport.close_code or 1000)
+    return ws
+
+
+async def _wait_dial(
+    ws: web.WebSocketResponse, transport: WsTransport, errors: _Errors, sb: Any
+) -> CallSession | None:
+    """Read messages until a valid ``dial``; place the call and return its session."""
+    while True:
+        try:
+            msg = await ws.receive(timeout=FIRST_MESSAGE_TIMEOUT_S)
+        except TimeoutError:
+            transport.send_message(
+                {"type": "error", "code": "missing_field", "message": "no dial within 30 s"}
+            )
+            await ws.close(code=1008)
+            return None
+        if msg.type == WSMsgType.BINARY:
+            if errors.report(ProtocolError("bad_frame", "audio before 'answered'")):
+                return None
+            continue
+        if msg.type != WSMsgType.TEXT:
+            return None
+        try:
+            m = parse(msg.data, CALLER_TYPES)
+            if m["type"] != "dial":
+                raise ProtocolError("not_first", f"'{m['type']}' before 'dial'")
+            dial = parse_dial(m)
+        except ProtocolError as err:
+            if errors.report(err):
+                return None
+            continue
+        number = sb.numbers.get(dial.to)
+        if number is None:
+            transport.send_message(
+                {
+                    "type": "error",
+                    "code": "unknown_number",
+                    "message": f"{dial.to} is not a number of this server",
+                }
+            )
+            transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
+            await ws.close(code=1000)
+            return None
+        try:
+            sb.check_capacity()
+        except Busy as exc:
+            transport.send_message({"type": "error", "code": "busy", "message": str(exc)})
+            transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
+            await ws.close(code=1000)
+            return None
+        return await _place_call(sb, dial, number, transport)
+
+
+async def _place_call(sb: Any, dial: Any, number: Any, transport: WsTransport) -> CallSession:
+    call_id = new_id("c")
+    flow = sb.flows[number.flow]
+    contact_id = await sb.store.contact_id(dial.from_)
+    session = CallSession(
+        sb,
+        call_id=call_id,
+        number_id=dial.to,
+        number=number,
+        flow=flow,
+        caller=Leg(dial.codec, transport),
+        caller_number=dial.from_,
+        contact_id=contact_id,
+        client_ref=dial.client_ref,
+    )
+    await sb.store.create_call(
+        {
+            "id": call_id,
+            "number": dial.to,
+            "contact_id": contact_id,
+            "flow_id": flow.id,
+            "flow_version": flow.version,
+            "codec": dial.codec.name,
+            "sample_rate": dial.codec.sample_rate,
+            "client_ref": dial.client_ref,
+            "started_at": session.started_at,
+        }
+    )
+    log.info(
+        "call %s to %s from %s (%s/%d)",
+        call_id,
+        dial.to,
+        mask_number(dial.from_),
+        dial.codec.name,
+        dial.codec.sample_rate,
+    )
+    sb.call_started(session)
+    session.start()
+    return session
+
+
+def _empty_stats() -> dict[str, Any]:
+    return {
+        "frames_sent": 0,
+        "frames_received": 0,
+        "frames_late": 0,
+        "frames_dropped": 0,
+        "frames_malformed": 0,
+        "frames_unsent": 0,
+        "recording_id": None,
+    }
+
+
+async def agent_handler(request: web.Request) -> web.WebSocketResponse:
+    """``GET /v1/agent``: a person taking calls."""
+    from ivr.app import authenticator_key, switchboard_key
+
+    sb = request.app[switchboard_key]
+    auth = request.app[authenticator_key]
+    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)
+    await ws.prepare(request)
+    transport = WsTransport(ws, request)
+    errors = _Errors(transport)
+    seat = None
+    try:
+        # login must come first
+        while seat is None:
+            try:
+                msg = await ws.receive(timeout=FIRST_MESSAGE_TIMEOUT_S)
+            except TimeoutError:
+                await ws.close(code=1008)
+                return ws
+            if msg.type == WSMsgType.BINARY:
+                if errors.report(ProtocolError("bad_frame", "audio before 'answered'")):
+                    return ws
+                continue
+            if msg.type != WSMsgType.TEXT:
+                return ws
+            try:
+                m = parse(msg.data, AGENT_TYPES)
+                if m["type"] != "login":
+                    raise ProtocolError("not_first", f"'{m['type']}' before 'login'")
+                login = parse_login(m)
+            except ProtocolError as err:
+                if errors.report(err):
+                    return ws
+                continue
+            try:
+                user = await auth.user(login.token)
+            except AuthError:
+                user = None
+            if user is None or user.role == "owner":
+                why = (
+                    "Owners have no access to calls"
+                    if user is not None
+                    else "unknown or expired token"
+                )
+                transport.send_message({"type": "error", "code": "unauthorized", "message": why})
+                await ws.close(code=1008)
+                return ws
+            seat = sb.add_person(user, Leg(login.codec, transport))
+            transport.send_message(
+                {"type": "logged_in", "agent": user.name, "teams": list(user.teams)}
+            )
+            log.info("agent %s signed in", user.id)
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                if seat.call is None or not seat.call.bridged:
+                    early = ProtocolError("bad_frame", "audio before 'answered'")
+                    if errors.report(early):
+                        break
+                    continue
+                try:
+                    seat.leg.receive_audio(msg.data)
+                except BadFrame as exc:
+                    if errors.report(ProtocolError("bad_frame", str(exc))):
+                        break
+                continue
+            if msg.type != WSMsgType.TEXT:
+                break
+            try:
+                _agent_message(sb, seat, parse(msg.data, AGENT_TYPES))
+            except ProtocolError as err:
+                if errors.report(err):
+                    break
+    finally:
+        if seat is not None:
+            sb.remove_person(seat)
+        if not ws.closed:
+            await ws.close(code=transport.close_code or 1000)
+    return ws
+
+
+def _agent_message(sb: Any, seat: Any, m: dict[str, Any]) -> None:
+    kind = m["type"]
+    if kind == "login":
+        raise ProtocolError("bad_field", "already signed in")
+    if kind in ("ready", "not_ready"):
+        sb.set_ready(seat, kind == "ready")
+    elif kind in ("answer", "reject"):
+        call_id = parse_call_id(m)
+        call = seat.call
+        if call is None or call.id != call_id or call.bridged:
+            raise ProtocolError("bad_field", f"no call {call_id[:40]!r} is offered to you")
+        if kind == "answer":
+            call.agent_answered(seat)
+        else:
+            call.agent_declined(seat)
+    elif kind == "hangup":
+        if seat.call is not None and seat.call.bridged:
+            seat.call.agent_hangup()
+    elif kind == "dtmf":
+        parse_dtmf(m)  # checked; agents' digits do not drive the caller's flow
