@@ -539,6 +539,7 @@ class CallSession:
         # rely on the call row and the recording being complete.
         if self.caller.transport is not None:
             self.caller.transport.close(CLOSE_CODES.get(self.reason or "error", 1000))
+        self.sb.call_saved(self)
         self.finished.set()
 
     async def wait_finished(self) -> None:

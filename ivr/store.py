@@ -358,15 +358,14 @@ class Store:
 
     async def contact_id(self, number: str) -> str:
         """The contact for a caller number, created on first sight."""
-        row = await self._one("SELECT id FROM contacts WHERE number = ?", (number,))
-        if row is not None:
-            return str(row["id"])
-        contact = new_id("p")
         await self._write(
-            "INSERT INTO contacts (id, number, created_at) VALUES (?, ?, ?)",
-            (contact, number, now_iso()),
+            "INSERT INTO contacts (id, number, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (number) DO NOTHING",
+            (new_id("p"), number, now_iso()),
         )
-        return contact
+        row = await self._one("SELECT id FROM contacts WHERE number = ?", (number,))
+        assert row is not None
+        return str(row["id"])
 
     async def create_call(self, call: Mapping[str, Any]) -> None:
         cols = ", ".join(call)

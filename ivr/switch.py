@@ -47,6 +47,7 @@ class Switchboard:
         self.numbers: dict[str, NumberConfig] = dict(config.numbers)
         self.flows: dict[str, Flow] = dict(config.flows)
         self.calls: dict[str, CallSession] = {}
+        self._unsaved: set[CallSession] = set()  # ended or not, until saved
         self.seats: dict[str, Seat] = {}
         self._queues: dict[str, deque[CallSession]] = {t: deque() for t in config.teams}
         self._idle_seq = 0
@@ -171,6 +172,10 @@ class Switchboard:
 
     def call_started(self, call: CallSession) -> None:
         self.calls[call.id] = call
+        self._unsaved.add(call)
+
+    def call_saved(self, call: CallSession) -> None:
+        self._unsaved.discard(call)
 
     def call_ended(self, call: CallSession) -> None:
         self.calls.pop(call.id, None)
@@ -178,8 +183,8 @@ class Switchboard:
     async def shutdown(self) -> None:
         """End every call with reason ``shutdown`` and wait until all are saved."""
         self.shutting_down = True
-        calls = list(self.calls.values())
-        for call in calls:
+        for call in list(self.calls.values()):
             call.hangup("shutdown")
-        if calls:
-            await asyncio.gather(*(c.wait_finished() for c in calls))
+        pending = list(self._unsaved)
+        if pending:
+            await asyncio.gather(*(c.wait_finished() for c in pending))

@@ -79,3 +79,234 @@ async def test_press_2_gives_no_recording(
     decision = calls[0]["recording_decision"]
     assert decision["record"] is False
     assert decision["consent"] == "refused"
+
+
+async def run_to_end(caller: Caller, timeout: float = 10.0) -> dict[str, Any]:
+    hangup = await caller.wait_for("hangup", timeout=timeout)
+    await caller.closed_wait()
+    return hangup
+
+
+async def test_silence_ends_on_the_line_without_recording(
+    start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
+) -> None:
+    client = await start_app()
+    caller = new_caller(client)
+    await caller.dial("+15550100")
+    connected = await caller.wait_for("connected", timeout=5)
+    assert connected["line"] == "private"
+    starts = [m for m in caller.of_type("prompt") if m["event"] == "start"]
+    assert [m["node"] for m in starts][:3] == ["notice", "consent", "consent"]  # 1 retry
+    hangup = await caller.hangup()
+    assert hangup["stats"]["recording_id"] is None
+    await caller.closed_wait()
+    assert recording_files(tmp_path / "data") == []
+
+
+async def test_invalid_keys_until_retries_run_out_give_no_recording(
+    start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
+) -> None:
+    client = await start_app()
+    caller = new_caller(client)
+    await caller.dial("+15550100")
+    await caller.wait_for("prompt", event="start", node="consent")
+    await caller.send({"type": "dtmf", "digits": "9"})  # invalid: the menu again (retries: 1)
+    await caller.wait_for("prompt", event="end", node="consent", interrupted=True)
+    while (
+        len(
+            [
+                m
+                for m in caller.of_type("prompt")
+                if m["node"] == "consent" and m["event"] == "start"
+            ]
+        )
+        < 2
+    ):
+        await asyncio.sleep(0.01)
+    await caller.send({"type": "dtmf", "digits": "7"})  # invalid again: retries are used up
+    connected = await caller.wait_for("connected", timeout=5)
+    assert connected["line"] == "private"
+    hangup = await caller.hangup()
+    assert hangup["stats"]["recording_id"] is None
+    await caller.closed_wait()
+    assert recording_files(tmp_path / "data") == []
+
+
+async def test_barge_in_stops_the_menu_prompt(
+    start_app: AppFactory, new_caller: Callable[..., Caller]
+) -> None:
+    client = await start_app()
+    caller = new_caller(client)
+    await caller.dial("+15550100")
+    await caller.wait_for("prompt", event="start", node="consent")
+    await caller.send({"type": "dtmf", "digits": "1"})
+    end = await caller.wait_for("prompt", event="end", node="consent")
+    assert end["interrupted"] is True
+    assert (await caller.wait_for("ringing"))["line"] == "recorded"
+
+
+async def test_digits_during_the_notice_are_ignored(
+    start_app: AppFactory, new_caller: Callable[..., Caller]
+) -> None:
+    client = await start_app()
+    caller = new_caller(client)
+    await caller.dial("+15550100")
+    await caller.send({"type": "dtmf", "digits": "1"})
+    end = await caller.wait_for("prompt", event="end", node="notice")
+    assert end["interrupted"] is False
+    await caller.wait_for("prompt", event="start", node="consent")
+    assert not caller.of_type("ringing")
+
+
+async def test_notice_mode_records_after_the_notice(
+    start_app: AppFactory, new_caller: Callable[..., Caller]
+) -> None:
+    client = await start_app()
+    caller = new_caller(client)
+    await caller.dial("+15550101")
+    await caller.wait_for("connected", timeout=5)
+    assert {"type": "recording", "state": "on"} in caller.messages
+    notice_end = caller.messages.index(
+        next(m for m in caller.of_type("prompt") if m["node"] == "notice" and m["event"] == "end")
+    )
+    assert caller.messages.index({"type": "recording", "state": "on"}) > notice_end
+    caller.start_audio(noise_frames(10))
+    await asyncio.sleep(0.3)
+    hangup = await caller.hangup()
+    assert hangup["stats"]["recording_id"]
+    await caller.closed_wait()
+    call = await client.app[store_key].get_call(
+        (await client.app[store_key].list_calls())[0][0]["id"]
+    )
+    consents = await client.app[store_key].consents_for_call(call["id"])
+    assert [c["decision"] for c in consents] == ["notice"]
+    assert consents[0]["evidence"]["notices"][0]["prompt"] == "notice"
+
+
+async def test_private_number_never_records(
+    start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
+) -> None:
+    client = await start_app()
+    caller = new_caller(client)
+    await caller.dial("+15550199")
+    await caller.wait_for("connected", timeout=5)
+    hangup = await caller.hangup()
+    assert hangup["stats"]["recording_id"] is None
+    await caller.closed_wait()
+    assert recording_files(tmp_path / "data") == []
+    call = (await client.app[store_key].list_calls())[0][0]
+    decision = call["recording_decision"]
+    assert decision["number_recording"] is False
+    assert decision["record"] is False
+    assert "recording is switched off for this number" in decision["reasons"]
+
+
+async def _sampled_calls(
+    start_app: AppFactory,
+    new_caller: Callable[..., Caller],
+    config_data: dict[str, Any],
+    percent: int,
+    count: int,
+) -> tuple[int, list[float]]:
+    config_data["numbers"]["+15550101"]["record_percent"] = percent
+    client = await start_app(config_data)
+
+    async def one() -> tuple[bool, float]:
+        caller = new_caller(client)
+        await caller.dial("+15550101")
+        await caller.wait_for("connected", timeout=10)
+        hangup = await caller.hangup()
+        await caller.closed_wait()
+        return hangup["stats"]["recording_id"] is not None, 0.0
+
+    recorded = 0
+    for start in range(0, count, 25):
+        results = await asyncio.gather(*(one() for _ in range(min(25, count - start))))
+        recorded += sum(r for r, _ in results)
+    calls, _ = await client.app[store_key].list_calls(limit=500)
+    draws = [c["recording_decision"]["sample_draw"] for c in calls]
+    return recorded, draws
+
+
+async def test_record_percent_0_never_and_100_always(
+    start_app: AppFactory, new_caller: Callable[..., Caller], config_data: dict[str, Any]
+) -> None:
+    recorded, _ = await _sampled_calls(start_app, new_caller, config_data, 0, 10)
+    assert recorded == 0
+    recorded, _ = await _sampled_calls(start_app, new_caller, config_data, 100, 10)
+    assert recorded == 10
+
+
+async def test_record_percent_hits_its_share_within_a_binomial_bound(
+    start_app: AppFactory, new_caller: Callable[..., Caller], config_data: dict[str, Any]
+) -> None:
+    n, p = 100, 0.3
+    recorded, draws = await _sampled_calls(start_app, new_caller, config_data, 30, n)
+    # Each decision follows its own logged draw ...
+    assert recorded == sum(d < 30 for d in draws)
+    # ... and the share is within 4 standard deviations of 30 % (fails by chance ~1e-4).
+    sd = (n * p * (1 - p)) ** 0.5
+    assert abs(recorded - n * p) <= 4 * sd, recorded
+
+
+async def test_fifty_concurrent_calls_complete(
+    start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
+) -> None:
+    client = await start_app()
+    sent = noise_frames(15, seed=7)
+
+    async def one(i: int) -> dict[str, Any]:
+        caller = new_caller(client)
+        await caller.dial("+15550100", frm=f"+1555700{i:04d}")
+        await caller.wait_for("prompt", event="start", node="consent")
+        await caller.send({"type": "dtmf", "digits": "1" if i % 2 else "2"})
+        await caller.wait_for("connected", timeout=10)
+        caller.start_audio(sent)
+        await asyncio.sleep(0.4)
+        hangup = await caller.hangup()
+        await caller.closed_wait()
+        return hangup
+
+    hangups = await asyncio.gather(*(one(i) for i in range(50)))
+    assert all(h["reason"] == "caller" for h in hangups)
+    recorded = [h["stats"]["recording_id"] for h in hangups if h["stats"]["recording_id"]]
+    assert len(recorded) == 25
+    store = client.app[store_key]
+    for rec_id in recorded:
+        rec = await store.get_recording(rec_id)
+        assert rec["status"] == "complete"
+        audio, _ = sf.read(str(store.recording_path(rec["path"])), dtype="int16")
+        assert len(audio) > 0
+    calls, _ = await store.list_calls(limit=100)
+    assert len(calls) == 50
+    assert all(c["end_reason"] == "caller" for c in calls)
+
+
+async def test_shutdown_ends_calls_and_leaves_complete_recordings(
+    start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
+) -> None:
+    client = await start_app()
+    callers = []
+    for i in range(4):
+        caller = new_caller(client)
+        await caller.dial("+15550101", frm=f"+1555800{i:04d}")
+        callers.append(caller)
+    for caller in callers:
+        await caller.wait_for("connected", timeout=5)
+        caller.start_audio(noise_frames(200, seed=3))
+    await asyncio.sleep(0.5)
+    store = client.app[store_key]
+    await client.server.close()  # runs on_shutdown, as SIGINT/SIGTERM would
+    for caller in callers:
+        hangup = await caller.wait_for("hangup")
+        assert hangup["reason"] == "shutdown"
+        await caller.closed_wait()
+        assert caller.close_code == 1001
+    files = recording_files(tmp_path / "data")
+    assert len(files) == 4
+    assert all(f.suffix == ".wav" for f in files)  # no .partial left behind
+    for f in files:
+        audio, rate = sf.read(str(f), dtype="int16")
+        assert rate == 8000
+        assert len(audio) >= 8000 * 0.3
+    del store
