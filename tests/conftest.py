@@ -230,13 +230,19 @@ class Caller:
     def closed(self) -> bool:
         return self._reader is not None and self._reader.done()
 
-    async def wait_for(self, kind: str, timeout: float = 10.0, **fields: Any) -> dict[str, Any]:
-        """The first message of ``kind`` (matching ``fields``), waiting for it if need be."""
+    async def wait_for(
+        self, kind: str, timeout: float = 10.0, nth: int = 1, **fields: Any
+    ) -> dict[str, Any]:
+        """The ``nth`` message of ``kind`` (matching ``fields``), waiting for it if need be."""
         deadline = time.monotonic() + timeout
         while True:
-            for m in self.messages:
-                if m.get("type") == kind and all(m.get(k) == v for k, v in fields.items()):
-                    return m
+            found = [
+                m
+                for m in self.messages
+                if m.get("type") == kind and all(m.get(k) == v for k, v in fields.items())
+            ]
+            if len(found) >= nth:
+                return found[nth - 1]
             if self.closed:
                 raise AssertionError(f"closed before {kind} {fields}: {self.messages}")
             remaining = deadline - time.monotonic()

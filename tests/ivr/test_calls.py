@@ -112,17 +112,7 @@ async def test_invalid_keys_until_retries_run_out_give_no_recording(
     await caller.wait_for("prompt", event="start", node="consent")
     await caller.send({"type": "dtmf", "digits": "9"})  # invalid: the menu again (retries: 1)
     await caller.wait_for("prompt", event="end", node="consent", interrupted=True)
-    while (
-        len(
-            [
-                m
-                for m in caller.of_type("prompt")
-                if m["node"] == "consent" and m["event"] == "start"
-            ]
-        )
-        < 2
-    ):
-        await asyncio.sleep(0.01)
+    await caller.wait_for("prompt", nth=2, event="start", node="consent")
     await caller.send({"type": "dtmf", "digits": "7"})  # invalid again: retries are used up
     connected = await caller.wait_for("connected", timeout=5)
     assert connected["line"] == "private"
