@@ -181,8 +181,11 @@ def noise_frames(count: int, rate: int = 8000, seed: int = 1) -> list[Pcm]:
 class Caller:
     """A test caller on ``/v1/call``: records every message and counts audio frames."""
 
-    def __init__(self, client: TestClient[web.Request, web.Application]) -> None:
+    def __init__(
+        self, client: TestClient[web.Request, web.Application], path: str = "/v1/call"
+    ) -> None:
         self.client = client
+        self.path = path
         self.messages: list[dict[str, Any]] = []
         self.frames: list[bytes] = []
         self.close_code: int | None = None
@@ -193,7 +196,7 @@ class Caller:
         self.sent_at: list[float] = []
 
     async def connect(self) -> None:
-        self._ws = await self.client.ws_connect("/v1/call")
+        self._ws = await self.client.ws_connect(self.path)
         self._reader = asyncio.create_task(self._read())
 
     async def dial(
@@ -302,8 +305,8 @@ def callers() -> list[Caller]:
 
 @pytest.fixture
 async def new_caller(callers: list[Caller]) -> AsyncIterator[Callable[..., Caller]]:
-    def make(client: TestClient[web.Request, web.Application]) -> Caller:
-        c = Caller(client)
+    def make(client: TestClient[web.Request, web.Application], path: str = "/v1/call") -> Caller:
+        c = Caller(client, path)
         callers.append(c)
         return c
 
@@ -315,3 +318,29 @@ async def new_caller(callers: list[Caller]) -> AsyncIterator[Callable[..., Calle
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+async def add_user(
+    client: TestClient[web.Request, web.Application],
+    email: str,
+    role: str,
+    teams: tuple[str, ...] = (),
+    password: str = "correct horse battery",
+) -> str:
+    """Create a user in the app's store and return a bearer token for them."""
+    from ivr.app import store_key
+    from ivr.auth import hash_password
+
+    store = client.app[store_key]
+    hashed = await hash_password(password, CHEAP)
+    await store.create_user(
+        email,
+        email.split("@")[0].title(),
+        role,  # type: ignore[arg-type]
+        hashed,
+        teams,
+    )
+    resp = await client.post("/v1/auth/login", json={"email": email, "password": password})
+    assert resp.status == 200, await resp.text()
+    token: str = (await resp.json())["token"]
+    return token
