@@ -89,12 +89,15 @@ def _serve(args: argparse.Namespace) -> int:
         f"data in {args.data}",
         flush=True,
     )
-    print(
-        f"listening on http://{args.host}:{args.port} "
-        f"(calls: ws://{args.host}:{args.port}/v1/call); Ctrl-C stops",
-        flush=True,
-    )
-    web.run_app(app, host=args.host, port=args.port, print=None, shutdown_timeout=10)
+
+    def listening(_: str) -> None:  # run_app calls this once the socket is bound
+        print(
+            f"listening on http://{args.host}:{args.port} "
+            f"(calls: ws://{args.host}:{args.port}/v1/call); Ctrl-C stops",
+            flush=True,
+        )
+
+    web.run_app(app, host=args.host, port=args.port, print=listening, shutdown_timeout=10)
     print("stopped", flush=True)
     return 0
 
