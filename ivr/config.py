@@ -18,18 +18,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+)
 
 from ivr.errors import InvalidConfig, Problem
 
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 DTMF_DIGITS = "0123456789*#ABCD"
 SHIPPED_CONFIG = Path(__file__).with_name("demo.yaml")
 SHIPPED_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class TtsPrompt(_Strict):
@@ -40,7 +48,15 @@ class TtsPrompt(_Strict):
     speed_wpm: Annotated[int, Field(ge=80, le=400)] = 160
 
 
-PromptSpec = Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] | TtsPrompt
+def _prompt_kind(value: Any) -> str:
+    return "prompt-tts" if isinstance(value, dict | TtsPrompt) else "prompt-file"
+
+
+PromptSpec = Annotated[
+    Annotated[Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")], Tag("prompt-file")]
+    | Annotated[TtsPrompt, Tag("prompt-tts")],
+    Discriminator(_prompt_kind),
+]
 
 
 class MessageNode(_Strict):
@@ -197,21 +213,44 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def _problems(prefix: tuple[str, ...], exc: ValidationError) -> list[Problem]:
-    out = []
+_TAGS = ("prompt-file", "prompt-tts")
+
+
+def _data_loc(data: Any, loc: tuple[int | str, ...]) -> tuple[str, ...]:
+    """Keep only the parts of pydantic's location that index into the input.
+
+    pydantic adds the names of union branches and tags to a location; walking
+    the data tells them apart from real keys, whatever they are called.
+    """
+    out: list[str] = []
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, dict) and str(part) in data:
+            data = data[str(part)]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        elif part in _TAGS:
+            continue  # a union branch's tag, not a place in the file
+        elif isinstance(data, dict):
+            out.append(str(part))  # a missing key: still where the problem is
+            data = None
+            continue
+        else:
+            continue
+        out.append(str(part))
+    return tuple(out)
+
+
+def _problems(prefix: tuple[str, ...], exc: ValidationError, data: Any) -> list[Problem]:
+    seen: dict[str, Problem] = {}
     for err in exc.errors(include_url=False):
-        loc = tuple(str(p) for p in err["loc"])
-        # A union of a string and an object reports each branch; name it once.
-        if loc and loc[-1] in ("str", "TtsPrompt"):
-            loc = loc[:-1]
+        loc = _data_loc(data, tuple(err["loc"]))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        out.append(Problem(_loc(prefix + loc), msg))
-    # Keep the first message per path: union branches repeat each other.
-    seen: dict[str, Problem] = {}
-    for p in out:
-        seen.setdefault(p.path, p)
+        path = _loc(prefix + loc)
+        seen.setdefault(path, Problem(path, msg))  # the first message per path
     return list(seen.values())
 
 
@@ -259,7 +298,7 @@ def validate_flow(
     try:
         raw = _RawFlow.model_validate(data)
     except ValidationError as exc:
-        return None, _problems(base, exc)
+        return None, _problems(base, exc, data)
     problems: list[Problem] = []
     nodes: dict[str, Node] = {}
     for node_id, node_data in raw.nodes.items():
@@ -277,7 +316,7 @@ def validate_flow(
         try:
             node = TypeAdapter(model).validate_python(node_data)
         except ValidationError as exc:
-            problems.extend(_problems(npath, exc))
+            problems.extend(_problems(npath, exc, node_data))
             continue
         assert isinstance(node, MessageNode | MenuNode | RingNode | HangupNode)
         nodes[node_id] = node
@@ -330,7 +369,7 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
     try:
         raw = _RawConfig.model_validate(data)
     except ValidationError as exc:
-        raise InvalidConfig(source, _problems((), exc)) from None
+        raise InvalidConfig(source, _problems((), exc, data)) from None
     problems: list[Problem] = []
     prompts_dir = (base_dir / raw.prompts_dir) if raw.prompts_dir else SHIPPED_PROMPTS
     if raw.prompts_dir and not prompts_dir.is_dir():
@@ -349,7 +388,7 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
             prompts.setdefault(pid, PromptSource(pid, path=file))
 
     for e164, number in raw.numbers.items():
-        if not E164.match(e164):
+        if not E164.fullmatch(e164):
             problems.append(
                 Problem(
                     f"numbers.{e164}", "not an E.164 number (a + then 2 to 15 digits, no spaces)"
@@ -388,6 +427,24 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
     )
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key repeated in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping",
+                    node.start_mark,
+                    f"duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path | None = None) -> Config:
     """Read and validate a YAML config file (the shipped demo config by default)."""
     path = path or SHIPPED_CONFIG
@@ -396,8 +453,12 @@ def load_config(path: Path | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InvalidConfig(source, [Problem("", f"cannot read the file: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidConfig(
+            source, [Problem("", f"the file is not UTF-8 (byte {exc.start})")]
+        ) from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

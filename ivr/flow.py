@@ -214,7 +214,8 @@ def sample_draw(call_id: str) -> float:
     and audited later; distinct random ids are uniform over [0, 100).
     """
     digest = hashlib.sha256(call_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 * 100.0
+    # 53 bits: exactly representable, so the top draw stays below 100.
+    return (int.from_bytes(digest[:8], "big") >> 11) / 2**53 * 100.0
 
 
 @dataclass(frozen=True, slots=True)
