@@ -36,6 +36,7 @@ class Seat:
         self.user_id = user_id
         self.state: SeatState = "not_ready"
         self.wants_ready = False  # where the seat goes when its call or offer ends
+        self.retired = False  # a bot removed from its team: gone once its call ends
         self.idle_since = 0
         self.call: CallSession | None = None
 

@@ -18,11 +18,13 @@ from aiohttp import web
 
 from ivr import api, ws
 from ivr.agent import PersonSeat
-from ivr.auth import Authenticator, HashParams
+from ivr.audit import AuditLog
+from ivr.auth import Authenticator, HashParams, LoginLimiter
 from ivr.clock import MediaClock
 from ivr.config import Config, load_config
 from ivr.prompt import PromptLibrary
 from ivr.recorder import RecorderPool
+from ivr.seed import seed_and_load
 from ivr.store import Store
 from ivr.switch import Switchboard
 
@@ -44,6 +46,8 @@ store_key = web.AppKey("store", Store)
 switchboard_key = web.AppKey("switchboard", Switchboard)
 authenticator_key = web.AppKey("authenticator", Authenticator)
 clock_key = web.AppKey("clock", MediaClock)
+audit_key = web.AppKey("audit", AuditLog)
+limiter_key = web.AppKey("limiter", LoginLimiter)
 
 
 async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -52,22 +56,28 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     store = Store(settings.data_dir)
     await store.open()
     try:
+        live = await seed_and_load(config, store)
         prompts = await asyncio.to_thread(
-            PromptLibrary.load, config.prompts, settings.data_dir / "cache" / "tts", config.source
+            PromptLibrary.load, live.prompts, settings.data_dir / "cache" / "tts", config.source
         )
-        for team_id, team in config.teams.items():
-            await store.save_team(team_id, team.bots, team.bot_greeting)
-        for flow in config.flows.values():
-            await store.save_flow(flow.id, flow.version, flow.definition())
-        for number_id, number in config.numbers.items():
-            await store.save_number(number_id, number.model_dump())
         clock = MediaClock()
         recorder = RecorderPool()
-        switchboard = Switchboard(config, store, prompts, clock, recorder)
+        switchboard = Switchboard(
+            config,
+            store,
+            prompts,
+            clock,
+            recorder,
+            numbers=live.numbers,
+            flows=live.flows,
+            teams=live.teams,
+        )
         app[store_key] = store
         app[clock_key] = clock
         app[switchboard_key] = switchboard
         app[authenticator_key] = Authenticator(store, settings.hash_params)
+        app[audit_key] = AuditLog(store)
+        app[limiter_key] = LoginLimiter()
         clock.start()
         yield
         await switchboard.shutdown()

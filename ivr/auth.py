@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -96,3 +99,44 @@ class Authenticator:
 
     async def logout(self, token: str) -> None:
         await self._store.delete_token(token_hash(token))
+
+
+class LoginLimiter:
+    """Refuses logins for an account or an address after repeated failures.
+
+    ``limit`` failures within ``window_s`` lock that key until the oldest of
+    them leaves the window. Counted per e-mail and per client address, so
+    neither guessing one account from many addresses nor many accounts from
+    one address gets far.
+    """
+
+    def __init__(
+        self, limit: int = 5, window_s: float = 900.0, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._now = now
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        cutoff = self._now() - self.window_s
+        while q and q[0] <= cutoff:
+            q.popleft()
+        return q
+
+    def retry_after_s(self, *keys: str) -> int:
+        """0 if a login may be tried now, else the seconds to wait."""
+        wait = 0.0
+        for key in keys:
+            q = self._recent(key)
+            if len(q) >= self.limit:
+                wait = max(wait, q[0] + self.window_s - self._now())
+        return int(wait) + 1 if wait > 0 else 0
+
+    def failed(self, *keys: str) -> None:
+        for key in keys:
+            self._recent(key).append(self._now())
+
+    def succeeded(self, email_key: str) -> None:
+        self._failures.pop(email_key, None)

@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", type=Path)
 
+    audit = sub.add_parser("audit", help="the audit log")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = asub.add_parser("verify", help="check the audit log's hash chain")
+    verify.add_argument("--data", type=Path, default=DEFAULT_DATA)
+
     prompts = sub.add_parser("prompts", help="prompt audio")
     psub = prompts.add_subparsers(dest="prompts_command", required=True)
     render = psub.add_parser("render", help="re-render prompts/*.txt to WAV with espeak-ng")
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "users":
             return asyncio.run(_users_add(args))
+        if args.command == "audit":
+            return asyncio.run(_audit_verify(args))
         if args.command == "check-config":
             return _check_config(args)
         if args.command == "prompts":
@@ -132,6 +139,26 @@ async def _users_add(args: argparse.Namespace) -> int:
     if generated:
         print(f"password (shown once): {password}")
     return 0
+
+
+async def _audit_verify(args: argparse.Namespace) -> int:
+    from ivr.audit import verify
+    from ivr.store import Store
+
+    if not (args.data / "ivr.sqlite3").is_file():
+        print(f"ivr: no database in {args.data}", file=sys.stderr)
+        return 1
+    store = Store(args.data)
+    await store.open()
+    try:
+        verdict = await verify(store)
+    finally:
+        await store.close()
+    if verdict.ok:
+        print(f"audit log ok: {verdict.entries} entries, the hash chain is intact")
+        return 0
+    print(f"audit log BROKEN at entry {verdict.first_bad_seq}: {verdict.reason}", file=sys.stderr)
+    return 1
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -199,6 +199,7 @@ class Config:
     bots: BotConfig
     limits: LimitsConfig
     prompts: Mapping[str, PromptSource] = field(default_factory=dict)
+    prompts_dir: Path = SHIPPED_PROMPTS
 
 
 def prompt_id(spec: str | TtsPrompt) -> str:
@@ -342,9 +343,45 @@ def validate_flow(
                 )
     if problems:
         return None, problems
-    canonical = json.dumps({"start": raw.start, "nodes": raw.nodes}, sort_keys=True)
-    version = hashlib.sha256(canonical.encode()).hexdigest()[:12]
-    return Flow(flow_id, raw.start, nodes, version), []
+    return Flow(flow_id, raw.start, nodes, flow_version(raw.start, nodes)), []
+
+
+def flow_version(start: str, nodes: Mapping[str, Node]) -> str:
+    """A version that names the flow's content: the same flow, the same version."""
+    definition = {"start": start, "nodes": {k: n.model_dump() for k, n in nodes.items()}}
+    canonical = json.dumps(definition, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def prompt_source(spec: str | TtsPrompt, prompts_dir: Path) -> PromptSource | None:
+    """Where a prompt's audio comes from; None for a file that does not exist."""
+    pid = prompt_id(spec)
+    if isinstance(spec, TtsPrompt):
+        return PromptSource(pid, tts=spec)
+    file = prompts_dir / f"{spec}.wav"
+    return PromptSource(pid, path=file) if file.is_file() else None
+
+
+def flow_dependencies(
+    flow: Flow, prompts_dir: Path, teams: Iterable[str], where: str = "flows"
+) -> tuple[dict[str, PromptSource], list[Problem]]:
+    """The prompts a valid flow plays, and any prompt or team it names that does not exist."""
+    team_ids = set(teams)
+    prompts: dict[str, PromptSource] = {}
+    problems: list[Problem] = []
+    for node_id, node in flow.nodes.items():
+        npath = f"{where}.{flow.id}.nodes.{node_id}" if where else f"nodes.{node_id}"
+        for sub, spec in _node_prompts(node):
+            src = prompt_source(spec, prompts_dir)
+            if src is None:
+                problems.append(
+                    Problem(f"{npath}.{sub}", f"no prompt file {spec}.wav in the prompts folder")
+                )
+            else:
+                prompts.setdefault(src.id, src)
+        if isinstance(node, RingNode) and node.team not in team_ids:
+            problems.append(Problem(f"{npath}.team", f"no team named {node.team!r}"))
+    return prompts, problems
 
 
 def parse_config(data: Any, source: str, base_dir: Path) -> Config:
@@ -377,15 +414,11 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
     prompts: dict[str, PromptSource] = {}
 
     def need_prompt(path: str, spec: str | TtsPrompt) -> None:
-        pid = prompt_id(spec)
-        if isinstance(spec, TtsPrompt):
-            prompts.setdefault(pid, PromptSource(pid, tts=spec))
-            return
-        file = prompts_dir / f"{spec}.wav"
-        if not file.is_file():
+        src = prompt_source(spec, prompts_dir)
+        if src is None:
             problems.append(Problem(path, f"no prompt file {spec}.wav in the prompts folder"))
         else:
-            prompts.setdefault(pid, PromptSource(pid, path=file))
+            prompts.setdefault(src.id, src)
 
     for e164, number in raw.numbers.items():
         if not E164.fullmatch(e164):
@@ -408,12 +441,10 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
         if flow is None:
             continue
         flows[flow_id] = flow
-        for node_id, node in flow.nodes.items():
-            npath = f"flows.{flow_id}.nodes.{node_id}"
-            for sub, spec in _node_prompts(node):
-                need_prompt(f"{npath}.{sub}", spec)
-            if isinstance(node, RingNode) and node.team not in raw.teams:
-                problems.append(Problem(f"{npath}.team", f"no team named {node.team!r}"))
+        flow_prompts, dep_problems = flow_dependencies(flow, prompts_dir, raw.teams)
+        problems.extend(dep_problems)
+        for pid, src in flow_prompts.items():
+            prompts.setdefault(pid, src)
     if problems:
         raise InvalidConfig(source, problems)
     return Config(
@@ -424,6 +455,7 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
         bots=raw.bots,
         limits=raw.limits,
         prompts=prompts,
+        prompts_dir=prompts_dir,
     )
 
 

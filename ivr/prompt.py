@@ -76,6 +76,10 @@ class PromptLibrary:
     def __contains__(self, prompt_id: object) -> bool:
         return prompt_id in self._prompts
 
+    def add(self, prompt: Prompt) -> None:
+        """Add a prompt loaded later (a flow or team changed through the API)."""
+        self._prompts.setdefault(prompt.id, prompt)
+
     def get(self, prompt_id: str) -> Prompt:
         return self._prompts[prompt_id]
 

@@ -100,6 +100,8 @@ class Recording:
         self._fill = 0
         self._writer = pool.submit_open(path, sample_rate)
         self._closed = False
+        self._frames = 0
+        self.pauses: list[dict[str, object]] = []
         pool.active += 1
 
     def _new_block(self) -> npt.NDArray[np.int16]:
@@ -113,15 +115,38 @@ class Recording:
         if agent is not None and not self.paused:
             rows[:, 1] = agent
         self._fill += self._n
+        self._frames += 1
         if self._fill == len(self._block):
             self._pool.submit_write(self._writer, self._block)
             self._block = self._new_block()
             self._fill = 0
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds of audio so far (the recording's own time line)."""
+        return self._frames * self._n / self.sample_rate
+
+    def pause(self, reason: str) -> bool:
+        """From the next frame on, write silence; False if already paused."""
+        if self.paused:
+            return False
+        self.paused = True
+        self.pauses.append({"start_s": round(self.elapsed_s, 3), "end_s": None, "reason": reason})
+        return True
+
+    def resume(self) -> bool:
+        if not self.paused:
+            return False
+        self.paused = False
+        self.pauses[-1]["end_s"] = round(self.elapsed_s, 3)
+        return True
 
     async def close(self) -> FinishedRecording:
         """Write what is left, finish the file and return what was written."""
         assert not self._closed
         self._closed = True
         self._pool.active -= 1
+        if self.paused:
+            self.pauses[-1]["end_s"] = round(self.elapsed_s, 3)
         tail = self._block[: self._fill]
         return await asyncio.wrap_future(self._pool.submit_close(self._writer, tail))

@@ -216,6 +216,21 @@ class CallSession:
             self._timers[OFFER] = self._n + ticks_for(self.sb.config.limits.agent_offer_timeout_s)
         seat.offer(self)
 
+    def pause_recording(self, reason: str) -> bool:
+        """Pause the live recording (silence is written); False if nothing changed."""
+        if self.recording is None or not self.recording.pause(reason):
+            return False
+        self.caller.send_message({"type": "recording", "state": "paused"})
+        self._event("recording", {"state": "paused", "reason": reason})
+        return True
+
+    def resume_recording(self) -> bool:
+        if self.recording is None or not self.recording.resume():
+            return False
+        self.caller.send_message({"type": "recording", "state": "on"})
+        self._event("recording", {"state": "on"})
+        return True
+
     def hangup(self, reason: HangupReason) -> None:
         """End the call from the server's side (shutdown, error)."""
         self._end(reason)
@@ -458,10 +473,9 @@ class CallSession:
         if rec is None:
             return
         self.recording = None
-        if not self.ended:
-            self.caller.send_message({"type": "recording", "state": "off"})
-            if self.decision is not None and self.decision.transcribe:
-                self.caller.send_message({"type": "transcription", "state": "off"})
+        self.caller.send_message({"type": "recording", "state": "off"})
+        if self.decision is not None and self.decision.transcribe:
+            self.caller.send_message({"type": "transcription", "state": "off"})
         self._event("recording", {"state": "off", "recording_id": rec.id})
         store = self.sb.store
 
@@ -474,6 +488,7 @@ class CallSession:
                 duration_s=done.duration_s,
                 sha256=done.sha256,
                 size_bytes=done.size_bytes,
+                pauses=_json(rec.pauses),
             )
 
         self._ops.put_nowait(finish)
@@ -547,7 +562,7 @@ class CallSession:
         await self.finished.wait()
 
 
-def _json(data: dict[str, Any]) -> str:
+def _json(data: Any) -> str:
     import json
 
     return json.dumps(data)

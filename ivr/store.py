@@ -141,6 +141,45 @@ MIGRATIONS: list[str] = [
     CREATE INDEX recordings_call ON recordings (call_id);
     CREATE INDEX recordings_started ON recordings (started_at);
     """,
+    # 2: the access-control work: current flow versions, QA notes, pauses, audit.
+    """
+    CREATE TABLE flow_heads (
+        id TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT 'config'
+    );
+    ALTER TABLE numbers ADD COLUMN source TEXT NOT NULL DEFAULT 'config';
+    ALTER TABLE teams ADD COLUMN source TEXT NOT NULL DEFAULT 'config';
+    ALTER TABLE recordings ADD COLUMN score INTEGER;
+    ALTER TABLE recordings ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE recordings ADD COLUMN pauses TEXT NOT NULL DEFAULT '[]';
+    CREATE TABLE qa_notes (
+        id TEXT PRIMARY KEY,
+        recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+        author_id TEXT,
+        text TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX qa_notes_recording ON qa_notes (recording_id);
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor_id TEXT,
+        actor_role TEXT,
+        action TEXT NOT NULL,
+        object_type TEXT,
+        object_id TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 ]
 
 
@@ -241,8 +280,8 @@ class Store:
         async with self.db.execute(sql, tuple(args)) as cur:
             return list(await cur.fetchall())
 
-    async def _write(self, sql: str, args: Iterable[Any] = ()) -> None:
-        await self.db.execute(sql, tuple(args))
+    async def _write(self, sql: str, args: Iterable[Any] | Mapping[str, Any] = ()) -> None:
+        await self.db.execute(sql, args if isinstance(args, Mapping) else tuple(args))
         await self.db.commit()
 
     # -- users and tokens ----------------------------------------------------
@@ -294,6 +333,43 @@ class Store:
             "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
         )
 
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        role: Role | None = None,
+        teams: Iterable[str] | None = None,
+        password_hash: str | None = None,
+    ) -> User:
+        sets = {
+            k: v
+            for k, v in (("name", name), ("role", role), ("password_hash", password_hash))
+            if v is not None
+        }
+        if sets:
+            await self.db.execute(
+                f"UPDATE users SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                (*sets.values(), user_id),
+            )
+        if teams is not None:
+            await self.db.execute("DELETE FROM user_teams WHERE user_id = ?", (user_id,))
+            await self.db.executemany(
+                "INSERT INTO user_teams (user_id, team) VALUES (?, ?)",
+                [(user_id, t) for t in dict.fromkeys(teams)],
+            )
+        if password_hash is not None or role is not None:
+            # A new password or role signs the user out everywhere.
+            await self.db.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+        await self.db.commit()
+        user = await self.user_by_id(user_id)
+        if user is None:
+            raise NotFound(f"no user {user_id}")
+        return user
+
+    async def delete_user(self, user_id: str) -> None:
+        await self._write("DELETE FROM users WHERE id = ?", (user_id,))
+
     async def list_users(self) -> list[User]:
         rows = await self._all("SELECT * FROM users ORDER BY email")
         return [u for r in rows if (u := await self._user(r)) is not None]
@@ -317,14 +393,24 @@ class Store:
 
     # -- numbers, teams, flows -----------------------------------------------
 
-    async def save_number(self, number_id: str, settings: Mapping[str, Any]) -> None:
+    async def source_of(self, table: str, row_id: str) -> str | None:
+        """Who last set a number, team or flow head: 'config', 'api', or None if absent."""
+        assert table in ("numbers", "teams", "flow_heads")
+        row = await self._one(f"SELECT source FROM {table} WHERE id = ?", (row_id,))
+        return None if row is None else str(row["source"])
+
+    async def save_number(
+        self, number_id: str, settings: Mapping[str, Any], source: str = "config"
+    ) -> None:
         await self._write(
             "INSERT INTO numbers (id, name, flow, recording, transcription, record_percent, "
-            "retention_days, consent_mode, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "retention_days, consent_mode, updated_at, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET name = excluded.name, flow = excluded.flow, "
             "recording = excluded.recording, transcription = excluded.transcription, "
             "record_percent = excluded.record_percent, retention_days = excluded.retention_days, "
-            "consent_mode = excluded.consent_mode, updated_at = excluded.updated_at",
+            "consent_mode = excluded.consent_mode, updated_at = excluded.updated_at, "
+            "source = excluded.source",
             (
                 number_id,
                 settings["name"],
@@ -335,14 +421,22 @@ class Store:
                 settings["retention_days"],
                 settings["consent_mode"],
                 now_iso(),
+                source,
             ),
         )
 
-    async def save_team(self, team_id: str, bots: int, bot_greeting: str | None) -> None:
+    async def has_row(self, table: str, row_id: str) -> bool:
+        assert table in ("numbers", "teams", "flow_heads", "users")
+        return await self._one(f"SELECT 1 FROM {table} WHERE id = ?", (row_id,)) is not None
+
+    async def save_team(
+        self, team_id: str, bots: int, bot_greeting: str | None, source: str = "config"
+    ) -> None:
         await self._write(
-            "INSERT INTO teams (id, bots, bot_greeting) VALUES (?, ?, ?) ON CONFLICT (id) "
-            "DO UPDATE SET bots = excluded.bots, bot_greeting = excluded.bot_greeting",
-            (team_id, bots, bot_greeting),
+            "INSERT INTO teams (id, bots, bot_greeting, source) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET bots = excluded.bots, "
+            "bot_greeting = excluded.bot_greeting, source = excluded.source",
+            (team_id, bots, bot_greeting, source),
         )
 
     async def save_flow(self, flow_id: str, version: str, definition: Mapping[str, Any]) -> None:
@@ -353,6 +447,35 @@ class Store:
 
     async def list_numbers(self) -> list[dict[str, Any]]:
         return [_number(r) for r in await self._all("SELECT * FROM numbers ORDER BY id")]
+
+    async def list_teams(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self._all("SELECT * FROM teams ORDER BY id")]
+
+    async def delete_team(self, team_id: str) -> None:
+        await self._write("DELETE FROM teams WHERE id = ?", (team_id,))
+        await self._write("DELETE FROM user_teams WHERE team = ?", (team_id,))
+
+    async def set_flow_head(self, flow_id: str, version: str, source: str = "config") -> None:
+        await self._write(
+            "INSERT INTO flow_heads (id, version, updated_at, source) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET version = excluded.version, "
+            "updated_at = excluded.updated_at, source = excluded.source",
+            (flow_id, version, now_iso(), source),
+        )
+
+    async def current_flows(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(id, version, definition) of every flow's current version."""
+        rows = await self._all(
+            "SELECT f.id, f.version, f.definition FROM flow_heads h "
+            "JOIN flows f ON f.id = h.id AND f.version = h.version ORDER BY f.id"
+        )
+        return [(r["id"], r["version"], json.loads(r["definition"])) for r in rows]
+
+    async def flow_versions(self, flow_id: str) -> list[dict[str, Any]]:
+        rows = await self._all(
+            "SELECT version, created_at FROM flows WHERE id = ? ORDER BY created_at", (flow_id,)
+        )
+        return [dict(r) for r in rows]
 
     # -- contacts and calls --------------------------------------------------
 
@@ -482,6 +605,58 @@ class Store:
         if row is None:
             raise NotFound(f"no recording {recording_id}")
         return dict(row)
+
+    async def update_recording(
+        self,
+        recording_id: str,
+        *,
+        score: int | None = None,
+        clear_score: bool = False,
+        tags: list[str] | None = None,
+    ) -> None:
+        if score is not None or clear_score:
+            await self.db.execute(
+                "UPDATE recordings SET score = ? WHERE id = ?", (score, recording_id)
+            )
+        if tags is not None:
+            await self.db.execute(
+                "UPDATE recordings SET tags = ? WHERE id = ?", (json.dumps(tags), recording_id)
+            )
+        await self.db.commit()
+
+    async def add_note(self, recording_id: str, author_id: str, text: str) -> dict[str, Any]:
+        note = {
+            "id": new_id("n"),
+            "recording_id": recording_id,
+            "author_id": author_id,
+            "text": text,
+            "at": now_iso(),
+        }
+        await self._write(
+            "INSERT INTO qa_notes (id, recording_id, author_id, text, at) "
+            "VALUES (:id, :recording_id, :author_id, :text, :at)",
+            note,
+        )
+        return note
+
+    async def notes(self, recording_id: str) -> list[dict[str, Any]]:
+        return [
+            dict(r)
+            for r in await self._all(
+                "SELECT * FROM qa_notes WHERE recording_id = ? ORDER BY at", (recording_id,)
+            )
+        ]
+
+    async def delete_recording(self, recording_id: str) -> None:
+        """Delete a recording's file and its row (the call keeps its decision trace)."""
+        rec = await self.get_recording(recording_id)
+        try:
+            path = self.recording_path(rec["path"])
+        except NotFound:
+            path = None
+        await self._write("DELETE FROM recordings WHERE id = ?", (recording_id,))
+        if path is not None:
+            path.unlink(missing_ok=True)
 
     async def recordings_for_call(self, call_id: str) -> list[dict[str, Any]]:
         return [

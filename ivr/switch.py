@@ -14,7 +14,7 @@ from collections import deque
 
 from ivr.agent import BotSeat, PersonSeat, Seat
 from ivr.clock import MediaClock
-from ivr.config import Config, Flow, NumberConfig
+from ivr.config import Config, Flow, NumberConfig, TeamConfig
 from ivr.leg import Leg
 from ivr.prompt import PromptLibrary
 from ivr.recorder import RecorderPool
@@ -38,28 +38,45 @@ class Switchboard:
         prompts: PromptLibrary,
         clock: MediaClock,
         recorder: RecorderPool,
+        *,
+        numbers: dict[str, NumberConfig] | None = None,
+        flows: dict[str, Flow] | None = None,
+        teams: dict[str, TeamConfig] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.prompts = prompts
         self.clock = clock
         self.recorder = recorder
-        self.numbers: dict[str, NumberConfig] = dict(config.numbers)
-        self.flows: dict[str, Flow] = dict(config.flows)
+        # What calls use now: seeded from the config, changed through the API.
+        self.numbers: dict[str, NumberConfig] = dict(numbers or config.numbers)
+        self.flows: dict[str, Flow] = dict(flows or config.flows)
+        self.teams: dict[str, TeamConfig] = dict(teams or config.teams)
         self.calls: dict[str, CallSession] = {}
         self._unsaved: set[CallSession] = set()  # ended or not, until saved
         self.seats: dict[str, Seat] = {}
-        self._queues: dict[str, deque[CallSession]] = {t: deque() for t in config.teams}
+        self._queues: dict[str, deque[CallSession]] = {t: deque() for t in self.teams}
         self._idle_seq = 0
         self.shutting_down = False
-        self._make_bots()
+        for team_id, team in self.teams.items():
+            self._sync_bots(team_id, team)
 
-    def _make_bots(self) -> None:
+    def _sync_bots(self, team_id: str, team: TeamConfig | None) -> None:
+        """Make the team's bot seats match its config: add or retire bots."""
         bots = self.config.bots
-        for team_id, team in self.config.teams.items():
-            greeting = self.prompts.get(team.bot_greeting or bots.greeting) if team.bots else None
-            for i in range(1, team.bots + 1):
-                assert greeting is not None
+        want = team.bots if team is not None else 0
+        mine = sorted(
+            (s for s in self.seats.values() if s.is_bot and team_id in s.teams),
+            key=lambda s: int(s.id.rsplit("-", 1)[1]),
+        )
+        for seat in mine[want:]:
+            seat.wants_ready = False
+            seat.retired = True
+            if seat.state in ("ready", "not_ready"):
+                del self.seats[seat.id]
+        if want > len(mine) and team is not None:
+            greeting = self.prompts.get(team.bot_greeting or bots.greeting)
+            for i in range(len(mine) + 1, want + 1):
                 seat = BotSeat(
                     f"bot-{team_id}-{i}",
                     f"{team_id} bot {i}",
@@ -69,6 +86,24 @@ class Switchboard:
                     bots.max_call_s,
                 )
                 self._add_seat(seat, ready=True)
+            self._dispatch(team_id)
+
+    # -- live changes (the API) ------------------------------------------------
+
+    def set_number(self, number_id: str, number: NumberConfig) -> None:
+        """Takes effect for the next call; calls in progress keep their settings."""
+        self.numbers[number_id] = number
+
+    def set_flow(self, flow: Flow) -> None:
+        self.flows[flow.id] = flow
+
+    def set_team(self, team_id: str, team: TeamConfig | None) -> None:
+        if team is None:
+            self.teams.pop(team_id, None)
+        else:
+            self.teams[team_id] = team
+            self._queues.setdefault(team_id, deque())
+        self._sync_bots(team_id, team)
 
     # -- seats -----------------------------------------------------------------
 
@@ -117,6 +152,9 @@ class Switchboard:
     def seat_released(self, seat: Seat) -> None:
         """The seat's offer or call is over: it is available again (unless it asked not to be)."""
         if seat.id not in self.seats:
+            return
+        if seat.retired:
+            del self.seats[seat.id]
             return
         self._idle_seq += 1
         seat.idle_since = self._idle_seq

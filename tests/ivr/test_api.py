@@ -51,7 +51,7 @@ async def test_malformed_login_bodies(start_app: AppFactory, raw: bytes, status:
         "/v1/auth/login", data=raw, headers={"Content-Type": "application/json"}
     )
     assert resp.status == status
-    assert set((await resp.json())["error"]) == {"code", "message"}
+    assert {"code", "message"} <= set((await resp.json())["error"])
 
 
 async def test_oversize_body_is_413(start_app: AppFactory) -> None:

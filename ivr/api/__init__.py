@@ -1,0 +1,28 @@
+"""The REST API under ``/v1`` (ACCESS.md).
+
+Every handler asks :func:`ivr.policy.permits` before it touches data, and
+records what it did in the audit log. Errors are JSON
+``{"error": {"code", "message"}}``; the middleware turns every failure,
+unknown routes included, into that shape, never a traceback.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ivr.api import admin, auth, calls, recordings, reports
+from ivr.api.base import MAX_BODY_BYTES, error_middleware
+from ivr.api.openapi import document
+
+__all__ = ["MAX_BODY_BYTES", "add_routes", "error_middleware"]
+
+
+def add_routes(app: web.Application) -> None:
+    for module in (auth, calls, recordings, admin, reports):
+        for method, path, handler in module.ROUTES:
+            app.router.add_route(method, path, handler)
+
+    async def openapi(request: web.Request) -> web.Response:
+        return web.json_response(document())
+
+    app.router.add_get("/v1/openapi.json", openapi)

@@ -1,0 +1,202 @@
+"""What every API handler shares: errors, the current user, permission checks, bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from ivr.audit import AuditLog
+from ivr.errors import AuthError
+from ivr.policy import Action, permits
+from ivr.store import Store, User
+
+log = logging.getLogger("ivr.api")
+
+MAX_BODY_BYTES = 64 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Route = tuple[str, str, Handler]
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    """An error response: status, code, message, and optional details."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "invalid",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        resp = error(exc.status, exc.code, exc.message, **exc.extra)
+        if exc.status == 429 and "retry_after_s" in exc.extra:
+            resp.headers["Retry-After"] = str(exc.extra["retry_after_s"])
+        return resp
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _CODES.get(exc.status, "http_error")
+        message = exc.reason if exc.status != 404 else f"no route {request.path[:200]}"
+        if exc.status == 413:
+            message = f"the body is over {MAX_BODY_BYTES} bytes"
+        resp = error(exc.status, code, message)
+        if exc.status == 405 and "Allow" in exc.headers:
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path[:200])
+        return error(500, "internal", "internal error")
+
+
+def store_of(request: web.Request) -> Store:
+    from ivr.app import store_key
+
+    return request.app[store_key]
+
+
+def audit_of(request: web.Request) -> AuditLog:
+    from ivr.app import audit_key
+
+    return request.app[audit_key]
+
+
+def bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    return header[7:].strip() or None
+
+
+async def current_user(request: web.Request) -> User:
+    from ivr.app import authenticator_key
+
+    token = bearer(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "missing bearer token")
+    try:
+        return await request.app[authenticator_key].user(token)
+    except AuthError as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from None
+
+
+async def require(request: web.Request, action: Action) -> User:
+    """The signed-in user, if their role may do ``action`` at all (else 401/403, audited)."""
+    user = await current_user(request)
+    if not permits(user, action):
+        await audit_of(request).record(
+            user, action, "refused", detail={"why": "role", "path": request.path[:200]}
+        )
+        raise ApiError(403, "forbidden", f"the {user.role} role may not do this ({action})")
+    return user
+
+
+async def refuse_object(
+    request: web.Request, user: User, action: Action, object_type: str, object_id: str
+) -> ApiError:
+    """Audit a refusal of one object and return the 404 that hides it."""
+    await audit_of(request).record(
+        user,
+        action,
+        "refused",
+        object_type=object_type,
+        object_id=object_id[:64],
+        detail={"why": "object"},
+    )
+    return ApiError(404, "not_found", f"no {object_type} {object_id[:64]}")
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid", "the body must be a JSON object", field="")
+    return body
+
+
+def problems_of(exc: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors(include_url=False):
+        field = ".".join(str(p) for p in err["loc"])
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        out.append({"path": field, "message": msg})
+    return out
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    """The body validated by ``model``; 422 names the field at fault."""
+    body = await read_json(request)
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        problems = problems_of(exc)
+        first = problems[0]
+        raise ApiError(
+            422,
+            "invalid",
+            f"{first['path'] or 'body'}: {first['message']}",
+            field=first["path"],
+            problems=problems,
+        ) from None
+
+
+def query_limit(request: web.Request, default: int = 50, most: int = 500) -> int:
+    raw = request.query.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= most:
+        raise ApiError(
+            422, "invalid", f"'limit' must be a whole number from 1 to {most}", field="limit"
+        )
+    return int(raw)
+
+
+def query_time(request: web.Request, name: str) -> str | None:
+    """An ISO 8601 date or time from the query, normalised to the store's UTC form."""
+    from datetime import UTC, datetime
+
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            422, "invalid", f"'{name}' must be an ISO 8601 date or time", field=name
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def json_ok(data: Mapping[str, Any] | list[Any], status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)

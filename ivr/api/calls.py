@@ -1,0 +1,161 @@
+"""``/v1/calls``: calls, their decision trace, and live pause/resume of recording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from ivr.api.base import (
+    ApiError,
+    Route,
+    audit_of,
+    query_limit,
+    read_model,
+    refuse_object,
+    require,
+    store_of,
+)
+from ivr.errors import NotFound, StoreError
+from ivr.policy import permits, scope
+from ivr.redact import mask_number
+
+CALL_FIELDS = (
+    "id",
+    "number",
+    "contact",
+    "flow_id",
+    "flow_version",
+    "codec",
+    "sample_rate",
+    "client_ref",
+    "started_at",
+    "connected_at",
+    "ended_at",
+    "end_reason",
+    "line",
+    "team",
+    "agent_id",
+    "agent_name",
+    "recording_decision",
+    "stats",
+)
+
+
+def call_out(call: dict[str, Any]) -> dict[str, Any]:
+    return {k: call.get(k) for k in CALL_FIELDS}
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    user = await require(request, "calls.read")
+    own = scope(user, "calls.read") == "own"
+    try:
+        items, nxt = await store_of(request).list_calls(
+            agent_id=user.id if own else None,
+            cursor=request.query.get("cursor"),
+            limit=query_limit(request),
+        )
+    except StoreError as exc:
+        raise ApiError(422, "invalid", f"cursor: {exc}", field="cursor") from None
+    await audit_of(request).record(
+        user, "calls.list", "ok", object_type="call", detail={"count": len(items)}
+    )
+    return web.json_response({"items": [call_out(c) for c in items], "next": nxt})
+
+
+async def visible_call(request: web.Request, action: Any) -> tuple[Any, dict[str, Any]]:
+    user = await require(request, action)
+    call_id = request.match_info["call_id"]
+    try:
+        call = await store_of(request).get_call(call_id)
+    except NotFound:
+        raise await refuse_object(request, user, action, "call", call_id) from None
+    if not permits(user, action, call):
+        raise await refuse_object(request, user, action, "call", call_id)
+    return user, call
+
+
+async def get_call(request: web.Request) -> web.Response:
+    user, call = await visible_call(request, "calls.read")
+    store = store_of(request)
+    out = call_out(call)
+    out["consents"] = await store.consents_for_call(call["id"])
+    out["recordings"] = [r["id"] for r in await store.recordings_for_call(call["id"])]
+    out["events"] = await store.call_events(call["id"])
+    out["recording_trace"] = _trace(call, out["recordings"])
+    await audit_of(request).record(
+        user, "calls.read", "ok", object_type="call", object_id=call["id"]
+    )
+    return web.json_response(out)
+
+
+def _trace(call: dict[str, Any], recordings: list[str]) -> list[str]:
+    """The recording decision in plain words."""
+    d = call.get("recording_decision")
+    if not d:
+        return ["The call never reached a line, so no recording was considered."]
+    lines = [
+        f"Number {mask_number(call['number'])}: recording is "
+        f"{'on' if d['number_recording'] else 'off'}.",
+        f"Line {d['line']!r} {'records' if d['line_records'] else 'does not record'}.",
+        (
+            f"Consent mode {d['consent_mode']}: consent {d['consent'] or 'never asked'}; "
+            f"notices played: {', '.join(d['notices']) or 'none'}."
+        ),
+        (
+            f"Sample: draw {d['sample_draw']:.2f} against {d['record_percent']}% - "
+            f"{'in' if d['in_sample'] else 'out of'} the sample."
+        ),
+        f"Outcome: {'recorded' if d['record'] else 'not recorded'}.",
+    ]
+    if recordings:
+        lines.append(f"Recordings: {', '.join(recordings)}.")
+    return lines
+
+
+class PauseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    reason: str = Field(default="api", min_length=1, max_length=200)
+
+
+async def _control(request: web.Request, pause: bool) -> web.Response:
+    from ivr.app import switchboard_key
+
+    user = await require(request, "calls.recording_control")
+    call_id = request.match_info["call_id"]
+    body = await read_model(request, PauseBody) if request.can_read_body else PauseBody()
+    session = request.app[switchboard_key].calls.get(call_id)
+    agent_id = session.seat.user_id if session is not None and session.seat else None
+    if session is None or not permits(user, "calls.recording_control", {"agent_id": agent_id}):
+        raise await refuse_object(request, user, "calls.recording_control", "live call", call_id)
+    if session.recording is None:
+        raise ApiError(409, "not_recording", "this call is not being recorded")
+    changed = session.pause_recording(body.reason) if pause else session.resume_recording()
+    await audit_of(request).record(
+        user,
+        "calls.recording_pause" if pause else "calls.recording_resume",
+        "ok",
+        object_type="call",
+        object_id=call_id,
+        detail={"changed": changed},
+    )
+    return web.json_response(
+        {"call_id": call_id, "recording": "paused" if session.recording.paused else "on"}
+    )
+
+
+async def pause(request: web.Request) -> web.Response:
+    return await _control(request, True)
+
+
+async def resume(request: web.Request) -> web.Response:
+    return await _control(request, False)
+
+
+ROUTES: list[Route] = [
+    ("GET", "/v1/calls", list_calls),
+    ("GET", "/v1/calls/{call_id}", get_call),
+    ("POST", "/v1/calls/{call_id}/recording/pause", pause),
+    ("POST", "/v1/calls/{call_id}/recording/resume", resume),
+]

@@ -1,0 +1,191 @@
+"""``/v1/recordings``: list, metadata, audio (Range), QA notes/score/tags, deletion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from ivr.api.base import (
+    ApiError,
+    Route,
+    audit_of,
+    query_limit,
+    query_time,
+    read_model,
+    refuse_object,
+    require,
+    store_of,
+)
+from ivr.errors import NotFound, StoreError
+from ivr.policy import Action, permits, scope
+from ivr.store import Store, User
+
+
+async def recording_out(
+    store: Store, rec: dict[str, Any], *, notes: bool = False
+) -> dict[str, Any]:
+    consents = await store.consents_for_call(rec["call_id"])
+    out = {
+        "id": rec["id"],
+        "call_id": rec["call_id"],
+        "agent_id": rec["agent_id"],
+        "agent_name": rec["agent_name"],
+        "contact": rec["contact"],
+        "number": rec["number"],
+        "line": rec["line"],
+        "status": rec["status"],
+        "started_at": rec["started_at"],
+        "ended_at": rec["ended_at"],
+        "duration_s": rec["duration_s"],
+        "sample_rate": rec["sample_rate"],
+        "channels": rec["channels"],
+        "format": rec["format"],
+        "sha256": rec["sha256"],
+        "size_bytes": rec["size_bytes"],
+        "consent": consents[-1] if consents else None,
+        "transcript_available": False,
+        "score": rec["score"],
+        "tags": json.loads(rec["tags"] or "[]"),
+        "pauses": json.loads(rec["pauses"] or "[]"),
+    }
+    if notes:
+        out["notes"] = await store.notes(rec["id"])
+    return out
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    user = await require(request, "recordings.read")
+    own = scope(user, "recordings.read") == "own"
+    q = request.query
+    agent_id = q.get("agent_id")
+    store = store_of(request)
+    if own and agent_id is not None and agent_id != user.id:
+        items: list[dict[str, Any]] = []
+        nxt = None
+    else:
+        try:
+            items, nxt = await store.list_recordings(
+                agent_id=user.id if own else agent_id,
+                contact=q.get("contact"),
+                since=query_time(request, "since"),
+                until=query_time(request, "until"),
+                cursor=q.get("cursor"),
+                limit=query_limit(request),
+            )
+        except StoreError as exc:
+            raise ApiError(422, "invalid", f"cursor: {exc}", field="cursor") from None
+    await audit_of(request).record(
+        user, "recordings.list", "ok", object_type="recording", detail={"count": len(items)}
+    )
+    return web.json_response({"items": [await recording_out(store, r) for r in items], "next": nxt})
+
+
+async def visible_recording(
+    request: web.Request, action: Action
+) -> tuple[User, Store, dict[str, Any]]:
+    user = await require(request, action)
+    store = store_of(request)
+    rec_id = request.match_info["recording_id"]
+    try:
+        rec = await store.get_recording(rec_id)
+    except NotFound:
+        raise await refuse_object(request, user, action, "recording", rec_id) from None
+    # A recording still being written is not there yet for anyone.
+    if rec["status"] == "recording" or not permits(user, action, rec):
+        raise await refuse_object(request, user, action, "recording", rec_id)
+    return user, store, rec
+
+
+async def get_recording(request: web.Request) -> web.Response:
+    user, store, rec = await visible_recording(request, "recordings.read")
+    await audit_of(request).record(
+        user, "recordings.read", "ok", object_type="recording", object_id=rec["id"]
+    )
+    return web.json_response(await recording_out(store, rec, notes=True))
+
+
+async def recording_audio(request: web.Request) -> web.StreamResponse:
+    user, store, rec = await visible_recording(request, "recordings.audio")
+    try:
+        path = store.recording_path(rec["path"])
+    except NotFound:
+        raise ApiError(404, "not_found", "the recording's file is missing") from None
+    if not path.is_file():
+        raise ApiError(404, "not_found", "the recording's file is missing")
+    await audit_of(request).record(
+        user,
+        "recordings.audio",
+        "ok",
+        object_type="recording",
+        object_id=rec["id"],
+        detail={"range": request.headers.get("Range", "")[:64]},
+    )
+    return web.FileResponse(
+        path, headers={"Content-Type": "audio/wav", "Cache-Control": "private, no-store"}
+    )
+
+
+async def recording_transcript(request: web.Request) -> web.Response:
+    user, _, rec = await visible_recording(request, "recordings.transcript")
+    await audit_of(request).record(
+        user, "recordings.transcript", "ok", object_type="recording", object_id=rec["id"]
+    )
+    raise ApiError(404, "no_transcript", "this recording has no transcript")
+
+
+class RecordingPatch(BaseModel):
+    """QA fields: a note to add, a score (0-100, or null to clear), the tags."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    note: str | None = Field(default=None, min_length=1, max_length=10000)
+    score: int | None = Field(default=None, ge=0, le=100)
+    tags: list[str] | None = Field(default=None, max_length=50)
+
+
+async def patch_recording(request: web.Request) -> web.Response:
+    user, store, rec = await visible_recording(request, "recordings.annotate")
+    body = await read_model(request, RecordingPatch)
+    if body.tags is not None and any(not 1 <= len(t) <= 64 for t in body.tags):
+        raise ApiError(422, "invalid", "tags: each tag has 1 to 64 characters", field="tags")
+    clear = "score" in body.model_fields_set and body.score is None
+    await store.update_recording(
+        rec["id"],
+        score=body.score,
+        clear_score=clear,
+        tags=sorted(set(body.tags)) if body.tags is not None else None,
+    )
+    if body.note is not None:
+        await store.add_note(rec["id"], user.id, body.note)
+    await audit_of(request).record(
+        user,
+        "recordings.annotate",
+        "ok",
+        object_type="recording",
+        object_id=rec["id"],
+        detail={"fields": sorted(body.model_fields_set)},
+    )
+    return web.json_response(
+        await recording_out(store, await store.get_recording(rec["id"]), notes=True)
+    )
+
+
+async def delete_recording(request: web.Request) -> web.Response:
+    user, store, rec = await visible_recording(request, "recordings.delete")
+    await store.delete_recording(rec["id"])
+    await audit_of(request).record(
+        user, "recordings.delete", "ok", object_type="recording", object_id=rec["id"]
+    )
+    return web.Response(status=204)
+
+
+ROUTES: list[Route] = [
+    ("GET", "/v1/recordings", list_recordings),
+    ("GET", "/v1/recordings/{recording_id}", get_recording),
+    ("PATCH", "/v1/recordings/{recording_id}", patch_recording),
+    ("DELETE", "/v1/recordings/{recording_id}", delete_recording),
+    ("GET", "/v1/recordings/{recording_id}/audio", recording_audio),
+    ("GET", "/v1/recordings/{recording_id}/transcript", recording_transcript),
+]

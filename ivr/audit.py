@@ -1,0 +1,138 @@
+"""The audit log: append-only, each entry chained to the one before by a hash.
+
+Every read of call data, every change and deletion, every refusal, every
+login and failed login is one entry: who (user id and role), what (an
+action name), which object (type and id), when, the outcome, and a small
+detail mapping. No audio, tokens, passwords or full phone numbers ever go
+in (callers' numbers are masked by :func:`ivr.redact.mask_number`).
+
+Entry ``n`` stores ``hash_n = SHA-256(hash_{n-1} || canonical JSON of entry n)``,
+starting from 64 zeros, so editing, removing or reordering any row breaks
+every hash after it: :func:`verify` finds the first broken link. SQLite
+triggers refuse UPDATE and DELETE on the table as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ivr.store import Store, User, now_iso
+
+GENESIS = "0" * 64
+Outcome = Literal["ok", "refused", "failed"]
+
+
+def entry_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
+    canonical = json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+class AuditLog:
+    """Appends entries in order; one writer at a time keeps the chain linear."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = asyncio.Lock()
+
+    async def record(
+        self,
+        actor: User | None,
+        action: str,
+        outcome: Outcome,
+        *,
+        object_type: str | None = None,
+        object_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        actor_id: str | None = None,
+    ) -> None:
+        entry = {
+            "at": now_iso(),
+            "actor_id": actor.id if actor else actor_id,
+            "actor_role": actor.role if actor else None,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "outcome": outcome,
+            "detail": dict(detail or {}),
+        }
+        db = self._store.db
+        async with self._lock:
+            async with db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
+                row = await cur.fetchone()
+            prev = str(row[0]) if row else GENESIS
+            digest = entry_hash(prev, entry)
+            await db.execute(
+                "INSERT INTO audit (at, actor_id, actor_role, action, object_type, object_id, "
+                "outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry["at"],
+                    entry["actor_id"],
+                    entry["actor_role"],
+                    action,
+                    object_type,
+                    object_id,
+                    outcome,
+                    json.dumps(entry["detail"], sort_keys=True),
+                    prev,
+                    digest,
+                ),
+            )
+            await db.commit()
+
+    async def entries(
+        self,
+        *,
+        after: int = 0,
+        limit: int = 100,
+        action: str | None = None,
+        actor_id: str | None = None,
+        object_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        where: list[str] = ["seq > ?"]
+        args: list[int | str] = [after]
+        for col, value in (("action", action), ("actor_id", actor_id), ("object_id", object_id)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                args.append(value)
+        sql = f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        async with self._store.db.execute(sql, (*args, limit)) as cur:
+            rows = await cur.fetchall()
+        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+
+async def verify(store: Store) -> Verdict:
+    """Walk the whole chain; the first entry whose hash does not follow is reported."""
+    prev = GENESIS
+    n = 0
+    async with store.db.execute("SELECT * FROM audit ORDER BY seq") as cur:
+        async for r in cur:
+            n += 1
+            entry = {
+                "at": r["at"],
+                "actor_id": r["actor_id"],
+                "actor_role": r["actor_role"],
+                "action": r["action"],
+                "object_type": r["object_type"],
+                "object_id": r["object_id"],
+                "outcome": r["outcome"],
+                "detail": json.loads(r["detail"]),
+            }
+            if r["prev_hash"] != prev:
+                return Verdict(False, n, r["seq"], "its link to the entry before is broken")
+            if entry_hash(prev, entry) != r["hash"]:
+                return Verdict(False, n, r["seq"], "its content does not match its hash")
+            prev = r["hash"]
+    return Verdict(True, n)
