@@ -24,6 +24,7 @@ from ivr.clock import MediaClock
 from ivr.config import Config, load_config
 from ivr.prompt import PromptLibrary
 from ivr.recorder import RecorderPool
+from ivr.repair import repair
 from ivr.seed import seed_and_load
 from ivr.store import Store
 from ivr.switch import Switchboard
@@ -56,6 +57,13 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     store = Store(settings.data_dir)
     await store.open()
     try:
+        report = await repair(store)
+        if report.recordings or report.calls_closed:
+            log.warning(
+                "repaired after a crash: %d recording(s), %d call(s) closed",
+                len(report.recordings),
+                report.calls_closed,
+            )
         live = await seed_and_load(config, store)
         prompts = await asyncio.to_thread(
             PromptLibrary.load, live.prompts, settings.data_dir / "cache" / "tts", config.source

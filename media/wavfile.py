@@ -117,3 +117,42 @@ class RecordingWriter:
             self._file.close()
         finally:
             self.partial_path.unlink(missing_ok=True)
+
+
+def repair_header(path: Path) -> int:
+    """Make a 16-bit PCM WAV's sizes match the whole frames on disk; returns the frame count.
+
+    A writer killed mid-block leaves a header that counts only the blocks
+    before (we rewrite it after each block) and maybe a torn frame at the end.
+    The RIFF and ``data`` sizes are set to the whole frames present, and a torn
+    tail is cut, so any reader (stdlib ``wave``, libsndfile) opens the file.
+    """
+    import struct
+
+    with path.open("r+b") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise AudioFileError(f"{path.name} is not a WAV file")
+        block_align = 0
+        pos = 12
+        size = path.stat().st_size
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk_id, chunk_len = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"fmt ":
+                fmt = f.read(16)
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+            if chunk_id == b"data":
+                if block_align == 0:
+                    raise AudioFileError(f"{path.name}: data before fmt")
+                data_start = pos + 8
+                frames = (size - data_start) // block_align
+                data_len = frames * block_align
+                f.seek(pos + 4)
+                f.write(struct.pack("<I", data_len))
+                f.seek(4)
+                f.write(struct.pack("<I", data_start - 8 + data_len))
+                f.truncate(data_start + data_len)
+                return int(frames)
+            pos += 8 + chunk_len + (chunk_len & 1)
+    raise AudioFileError(f"{path.name} has no data chunk")
