@@ -125,9 +125,7 @@ def resample(x: Pcm, from_rate: int, to_rate: int) -> Pcm:
     before = design.taps + 1
     last_needed = ((count - 1) * down + design.centre) // up
     after = max(0, last_needed - len(samples) + 2)
-    padded = np.concatenate(
-        [np.zeros(before), samples.astype(np.float64), np.zeros(after)]
-    )
+    padded = np.concatenate([np.zeros(before), samples.astype(np.float64), np.zeros(after)])
     return _to_pcm(_filter(design, padded, -before, 0, count, design.centre))
 
 

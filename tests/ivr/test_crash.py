@@ -48,7 +48,7 @@ async def _talk_until_killed(
     """Call, stream noise, SIGKILL the server after ``talk_s`` of recording."""
     frames = [f.astype("<i2").tobytes() for f in noise_frames(400, seed=5)]
     sent = 0
-    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/call") as ws:
+    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/call", close_timeout=0.5) as ws:
         await ws.send(
             json.dumps(
                 {
