@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import yaml
 from pydantic import (
@@ -109,12 +109,70 @@ class HangupNode(_Strict):
     prompt: PromptSpec | None = None
 
 
-Node = MessageNode | MenuNode | RingNode | HangupNode
+class GatherNode(_Strict):
+    """Play a prompt and collect several digits.
+
+    Ends at ``max_digits``, at ``finish_key``, or when ``inter_digit_timeout_s``
+    passes after a digit; with no digit within ``timeout_s`` it goes to
+    ``on_timeout``. ``sensitive: true`` pauses the recording (and so the
+    transcription) for the gather's whole span, masks the tones, and keeps the
+    digits out of events, logs, the API and exports.
+    """
+
+    type: Literal["gather"]
+    prompt: PromptSpec
+    next: str
+    on_timeout: str
+    max_digits: Annotated[int, Field(ge=1, le=32)] = 16
+    finish_key: Literal["#", "*"] | None = "#"
+    timeout_s: Annotated[float, Field(gt=0, le=120)] = 8.0
+    inter_digit_timeout_s: Annotated[float, Field(gt=0, le=60)] = 4.0
+    sensitive: bool = False
+
+
+class PauseRecordingNode(_Strict):
+    """Pause the recording (silence is written) until a resume_recording node."""
+
+    type: Literal["pause_recording"]
+    next: str
+    reason: Annotated[str, Field(min_length=1, max_length=200)] = "flow"
+
+
+class ResumeRecordingNode(_Strict):
+    type: Literal["resume_recording"]
+    next: str
+
+
+class VoicemailNode(_Strict):
+    """Play a greeting, then record a message under the same rules as a line."""
+
+    type: Literal["voicemail"]
+    prompt: PromptSpec
+    record: bool
+    max_length_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    finish_key: Literal["#", "*"] | None = "#"
+    next: str | None = None
+
+
+Node = (
+    MessageNode
+    | MenuNode
+    | RingNode
+    | HangupNode
+    | GatherNode
+    | PauseRecordingNode
+    | ResumeRecordingNode
+    | VoicemailNode
+)
 NODE_TYPES: dict[str, type[BaseModel]] = {
     "message": MessageNode,
     "menu": MenuNode,
     "ring": RingNode,
     "hangup": HangupNode,
+    "gather": GatherNode,
+    "pause_recording": PauseRecordingNode,
+    "resume_recording": ResumeRecordingNode,
+    "voicemail": VoicemailNode,
 }
 
 
@@ -267,12 +325,20 @@ def _flow_refs(node: Node) -> list[tuple[str, str]]:
         return refs
     if isinstance(node, RingNode):
         return [("on_no_answer", node.on_no_answer)]
+    if isinstance(node, GatherNode):
+        return [("next", node.next), ("on_timeout", node.on_timeout)]
+    if isinstance(node, PauseRecordingNode | ResumeRecordingNode):
+        return [("next", node.next)]
+    if isinstance(node, VoicemailNode):
+        return [("next", node.next)] if node.next is not None else []
     return []
 
 
 def _node_prompts(node: Node) -> list[tuple[str, str | TtsPrompt]]:
     if isinstance(node, RingNode):
         return [("hold", node.hold)]
+    if isinstance(node, PauseRecordingNode | ResumeRecordingNode):
+        return []
     if node.prompt is None:
         return []
     return [("prompt", node.prompt)]
@@ -319,7 +385,8 @@ def validate_flow(
         except ValidationError as exc:
             problems.extend(_problems(npath, exc, node_data))
             continue
-        assert isinstance(node, MessageNode | MenuNode | RingNode | HangupNode)
+        assert isinstance(node, BaseModel)
+        node = cast(Node, node)
         nodes[node_id] = node
         if isinstance(node, MenuNode):
             for digit in node.options:

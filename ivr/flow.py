@@ -32,7 +32,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ivr.config import Flow, HangupNode, MenuNode, MessageNode, RingNode, prompt_id
+from ivr.config import (
+    Flow,
+    GatherNode,
+    HangupNode,
+    MenuNode,
+    MessageNode,
+    PauseRecordingNode,
+    ResumeRecordingNode,
+    RingNode,
+    VoicemailNode,
+    prompt_id,
+)
 from ivr.errors import InvalidState
 
 # --------------------------------------------------------------------- events
@@ -174,6 +185,34 @@ class Bridge:
 class StartRecording:
     line: str
     transcribe: bool
+    paused: bool = False  # a pause_recording node ran before: start as silence
+
+
+@dataclass(frozen=True, slots=True)
+class PauseRecording:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRecording:
+    """Resume a recording paused by the flow."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    """A gather node collected ``digits`` (never to be logged when ``sensitive``)."""
+
+    node: str
+    digits: str
+    sensitive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StartVoicemail:
+    """Record the caller's message, if ``decision`` allows it."""
+
+    line: str
+    decision: RecordingDecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,11 +237,17 @@ Action = (
     | Bridge
     | StartRecording
     | StopRecording
+    | PauseRecording
+    | ResumeRecording
+    | Gathered
+    | StartVoicemail
     | Hangup
 )
 
 MENU_TIMER = "menu"
 RING_TIMER = "ring"
+GATHER_TIMER = "gather"
+VOICEMAIL_TIMER = "voicemail"
 
 # --------------------------------------------------------------------- policy
 
@@ -229,7 +274,9 @@ class NumberPolicy:
     sample_draw: float
 
 
-Phase = Literal["new", "playing", "waiting", "ringing", "connected", "ended"]
+Phase = Literal[
+    "new", "playing", "waiting", "gathering", "ringing", "connected", "voicemail", "ended"
+]
 
 
 @dataclass(slots=True)
@@ -242,6 +289,8 @@ class _State:
     cause: HangupReason = "flow"
     decision: RecordingDecision | None = None
     recording: bool = False
+    paused: bool = False  # by a pause_recording node (or a sensitive gather)
+    digits: str = ""  # what the current gather collected so far
 
 
 class CallFlow:
@@ -272,6 +321,12 @@ class CallFlow:
     def notices(self) -> tuple[str, ...]:
         return tuple(self._s.notices)
 
+    @property
+    def sensitive(self) -> bool:
+        """True while a ``sensitive`` gather runs: its digits must not be logged."""
+        node = self._flow.nodes.get(self._s.node)
+        return isinstance(node, GatherNode) and node.sensitive and self._s.phase != "ended"
+
     def receive(self, event: Event) -> None:
         """Feed one event; its actions are then in :meth:`actions_to_take`."""
         handler = _HANDLERS.get((self._s.phase, type(event)))
@@ -293,13 +348,35 @@ class CallFlow:
 
     def _enter(self, node_id: str) -> None:
         s = self._s
+        # pause/resume nodes pass straight through; a cycle of them alone would
+        # never wait (the compliance check refuses such flows), so stop it here.
+        for _ in range(len(self._flow.nodes) + 1):
+            node = self._flow.nodes[node_id]
+            if isinstance(node, PauseRecordingNode):
+                if not s.paused:
+                    s.paused = True
+                    self._emit(PauseRecording(node.reason))
+            elif isinstance(node, ResumeRecordingNode):
+                if s.paused:
+                    s.paused = False
+                    self._emit(ResumeRecording())
+            else:
+                break
+            node_id = node.next
+        else:
+            raise InvalidState(f"flow loops through pause/resume nodes at {node_id!r}")
         s.node = node_id
-        node = self._flow.nodes[node_id]
-        if isinstance(node, MessageNode | MenuNode):
+        if isinstance(node, GatherNode):
+            s.digits = ""
+            s.phase = "playing"
+            if node.sensitive and not s.paused:
+                self._emit(PauseRecording("sensitive input"))
+            self._emit(Play(prompt_id(node.prompt), node_id))
+        elif isinstance(node, VoicemailNode | MessageNode | MenuNode):
             s.phase = "playing"
             self._emit(Play(prompt_id(node.prompt), node_id))
         elif isinstance(node, RingNode):
-            decision = self._decide(node_id, node)
+            decision = self._decide(node_id, node.record)
             s.decision = decision
             s.phase = "ringing"
             self._emit(Ring(node_id, node.team, decision))
@@ -321,12 +398,12 @@ class CallFlow:
         s.phase = "ended"
         self._emit(Hangup(reason))
 
-    def _decide(self, node_id: str, node: RingNode) -> RecordingDecision:
+    def _decide(self, node_id: str, line_records: bool) -> RecordingDecision:
         p, s = self._policy, self._s
         reasons = []
         if not p.recording:
             reasons.append("recording is switched off for this number")
-        if not node.record:
+        if not line_records:
             reasons.append(f"line {node_id!r} does not record")
         if p.consent_mode == "opt_in":
             consent_ok = s.consent == "granted"
@@ -345,7 +422,7 @@ class CallFlow:
             reasons.append(
                 f"the call fell outside the {p.record_percent}% sample (draw {p.sample_draw:.2f})"
             )
-        record = p.recording and node.record and consent_ok and in_sample
+        record = p.recording and line_records and consent_ok and in_sample
         transcribe = record and p.transcription and "ai" in s.notices
         if record:
             reasons.append(
@@ -355,7 +432,7 @@ class CallFlow:
         return RecordingDecision(
             line=node_id,
             number_recording=p.recording,
-            line_records=node.record,
+            line_records=line_records,
             consent_mode=p.consent_mode,
             consent=s.consent,
             notices=tuple(s.notices),
@@ -420,13 +497,101 @@ class CallFlow:
             self._emit(StartTimer(MENU_TIMER, node.timeout_s))
         elif isinstance(node, HangupNode):
             self._end(s.cause)
+        elif isinstance(node, GatherNode):
+            s.phase = "gathering"
+            self._emit(StartTimer(GATHER_TIMER, node.timeout_s))
+        elif isinstance(node, VoicemailNode):
+            self._start_voicemail(node)
         else:
             raise InvalidState(f"playback finished at ring node {s.node!r}: hold audio loops")
 
+    # -- gather ----------------------------------------------------------------
+
+    def _gather_digit(self, node: GatherNode, digit: str) -> None:
+        s = self._s
+        if node.finish_key is not None and digit == node.finish_key:
+            self._gather_done(node)
+            return
+        s.digits += digit
+        if len(s.digits) >= node.max_digits:
+            self._gather_done(node)
+        else:
+            s.phase = "gathering"
+            self._emit(StartTimer(GATHER_TIMER, node.inter_digit_timeout_s))
+
+    def _gather_done(self, node: GatherNode) -> None:
+        s = self._s
+        digits, s.digits = s.digits, ""
+        # A sensitive gather resumes what it paused; under a pause_recording
+        # node's pause it had paused nothing and resumes nothing.
+        if node.sensitive and not s.paused:
+            self._emit(ResumeRecording())
+        if digits:
+            self._emit(Gathered(s.node, digits, node.sensitive))
+            s.cause = "flow"
+            self._enter(node.next)
+        else:
+            s.cause = "timeout"
+            self._enter(node.on_timeout)
+
+    def _on_digit_gathering(self, event: DigitReceived) -> None:
+        node = self._flow.nodes[self._s.node]
+        assert isinstance(node, GatherNode)
+        self._emit(CancelTimer(GATHER_TIMER))
+        self._gather_digit(node, event.digit)
+
+    def _on_timer_gathering(self, event: TimerExpired) -> None:
+        if event.name != GATHER_TIMER:
+            raise InvalidState(f"timer {event.name!r} expired while gathering digits")
+        node = self._flow.nodes[self._s.node]
+        assert isinstance(node, GatherNode)
+        self._gather_done(node)
+
+    # -- voicemail -------------------------------------------------------------
+
+    def _start_voicemail(self, node: VoicemailNode) -> None:
+        s = self._s
+        decision = self._decide(s.node, node.record)
+        s.decision = decision
+        s.phase = "voicemail"
+        self._emit(StartVoicemail(s.node, decision))
+        if decision.record:
+            s.recording = True
+            self._emit(StartRecording(s.node, decision.transcribe, paused=s.paused))
+        self._emit(StartTimer(VOICEMAIL_TIMER, node.max_length_s))
+
+    def _voicemail_done(self) -> None:
+        s = self._s
+        node = self._flow.nodes[s.node]
+        assert isinstance(node, VoicemailNode)
+        if s.recording:
+            s.recording = False
+            self._emit(StopRecording(s.node))
+        if node.next is None:
+            self._end("flow")
+        else:
+            self._enter(node.next)
+
+    def _on_digit_voicemail(self, event: DigitReceived) -> None:
+        node = self._flow.nodes[self._s.node]
+        assert isinstance(node, VoicemailNode)
+        if node.finish_key is not None and event.digit == node.finish_key:
+            self._emit(CancelTimer(VOICEMAIL_TIMER))
+            self._voicemail_done()
+
+    def _on_timer_voicemail(self, event: TimerExpired) -> None:
+        if event.name != VOICEMAIL_TIMER:
+            raise InvalidState(f"timer {event.name!r} expired during a voicemail")
+        self._voicemail_done()
+
     def _on_digit_playing(self, event: DigitReceived) -> None:
-        if isinstance(self._flow.nodes[self._s.node], MenuNode):
+        node = self._flow.nodes[self._s.node]
+        if isinstance(node, MenuNode):
             self._emit(StopPlayback(self._s.node))  # barge-in
             self._menu_digit(event.digit)
+        elif isinstance(node, GatherNode):
+            self._emit(StopPlayback(self._s.node))  # barge-in: the digit counts
+            self._gather_digit(node, event.digit)
         # A message or goodbye cannot be skipped: the digit is ignored.
 
     def _on_digit_waiting(self, event: DigitReceived) -> None:
@@ -461,7 +626,7 @@ class CallFlow:
         s.phase = "connected"
         if s.decision.record:
             s.recording = True
-            self._emit(StartRecording(s.node, s.decision.transcribe))
+            self._emit(StartRecording(s.node, s.decision.transcribe, paused=s.paused))
 
     def _on_agent_hung_up(self, event: AgentHungUp) -> None:
         self._end("agent")
@@ -470,6 +635,10 @@ class CallFlow:
         s = self._s
         if s.phase == "waiting":
             self._emit(CancelTimer(MENU_TIMER))
+        elif s.phase == "gathering":
+            self._emit(CancelTimer(GATHER_TIMER))
+        elif s.phase == "voicemail":
+            self._emit(CancelTimer(VOICEMAIL_TIMER))
         elif s.phase == "ringing":
             self._emit(CancelTimer(RING_TIMER))
             self._emit(StopPlayback(s.node))
@@ -496,4 +665,10 @@ _HANDLERS: dict[tuple[Phase, type], _Handler] = {
     ("connected", DigitReceived): CallFlow._on_digit_ignored,
     ("connected", AgentHungUp): CallFlow._on_agent_hung_up,
     ("connected", CallerHungUp): CallFlow._on_caller_hung_up,
+    ("gathering", DigitReceived): CallFlow._on_digit_gathering,
+    ("gathering", TimerExpired): CallFlow._on_timer_gathering,
+    ("gathering", CallerHungUp): CallFlow._on_caller_hung_up,
+    ("voicemail", DigitReceived): CallFlow._on_digit_voicemail,
+    ("voicemail", TimerExpired): CallFlow._on_timer_voicemail,
+    ("voicemail", CallerHungUp): CallFlow._on_caller_hung_up,
 }

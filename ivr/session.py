@@ -29,17 +29,21 @@ from ivr.flow import (
     CancelTimer,
     DigitReceived,
     Event,
+    Gathered,
     Hangup,
     HangupReason,
     LogConsent,
     LogNotice,
     NumberPolicy,
+    PauseRecording,
     Play,
     PlaybackFinished,
     RecordingDecision,
+    ResumeRecording,
     Ring,
     StartRecording,
     StartTimer,
+    StartVoicemail,
     StopPlayback,
     StopRecording,
     StopRinging,
@@ -176,7 +180,13 @@ class CallSession:
         for digit in digits:
             if self.ended:
                 return
-            self._event("dtmf", {"digit": digit, "source": source, "node": self.flow.node})
+            if self.flow.sensitive:  # a sensitive gather: never log the digit
+                self._event(
+                    "dtmf",
+                    {"digit": "*", "redacted": True, "source": source, "node": self.flow.node},
+                )
+            else:
+                self._event("dtmf", {"digit": digit, "source": source, "node": self.flow.node})
             self._feed(DigitReceived(digit))
 
     def caller_hangup(self) -> None:
@@ -317,6 +327,23 @@ class CallSession:
             self._start_recording(action)
         elif isinstance(action, StopRecording):
             self._stop_recording()
+        elif isinstance(action, PauseRecording):
+            self.pause_recording(action.reason)
+        elif isinstance(action, ResumeRecording):
+            self.resume_recording()
+        elif isinstance(action, Gathered):
+            shown = "*" * len(action.digits) if action.sensitive else action.digits
+            self._event(
+                "gathered",
+                {
+                    "node": action.node,
+                    "digits": shown,
+                    "count": len(action.digits),
+                    "sensitive": action.sensitive,
+                },
+            )
+        elif isinstance(action, StartVoicemail):
+            self._save_decision(action.line, None, action.decision)
         else:
             assert isinstance(action, Hangup)
             self._end(action.reason)
@@ -400,15 +427,17 @@ class CallSession:
         self._event(
             "ringing", {"line": action.line, "team": action.team, "record": action.decision.record}
         )
-        decision, store, call_id = asdict(action.decision), self.sb.store, self.id
+        self._save_decision(action.line, action.team, action.decision)
+        self.sb.request_agent(self, action.team)
+
+    def _save_decision(self, line: str, team: str | None, decision: RecordingDecision) -> None:
+        self.line, self.decision = line, decision
+        row, store, call_id = asdict(decision), self.sb.store, self.id
 
         async def save() -> None:
-            await store.update_call(
-                call_id, line=action.line, team=action.team, recording_decision=decision
-            )
+            await store.update_call(call_id, line=line, team=team, recording_decision=row)
 
         self._ops.put_nowait(save)
-        self.sb.request_agent(self, action.team)
 
     def _stop_ringing(self) -> None:
         self._timers.pop(OFFER, None)
@@ -449,6 +478,8 @@ class CallSession:
         self.caller.send_message({"type": "recording", "state": "on"})
         if action.transcribe:
             self.caller.send_message({"type": "transcription", "state": "on"})
+        if action.paused:
+            self.pause_recording("flow")
         self._event("recording", {"state": "on", "recording_id": rec_id})
         row = {
             "id": rec_id,
