@@ -27,11 +27,9 @@ async def summary(store: Store, since: str | None, until: str | None) -> dict[st
         SELECT {{key}} AS key,
                COUNT(*) AS calls,
                SUM(c.connected_at IS NOT NULL) AS answered,
-               SUM(EXISTS (SELECT 1 FROM recordings r WHERE r.call_id = c.id)) AS recorded,
-               SUM(EXISTS (SELECT 1 FROM consents k WHERE k.call_id = c.id
-                           AND k.decision IN ('granted', 'refused'))) AS consent_asked,
-               SUM(EXISTS (SELECT 1 FROM consents k WHERE k.call_id = c.id
-                           AND k.decision = 'granted')) AS consent_granted,
+               SUM(COALESCE(json_extract(c.recording_decision, '$.record'), 0)) AS recorded,
+               SUM(c.consent_decision IN ('granted', 'refused')) AS consent_asked,
+               SUM(c.consent_decision = 'granted') AS consent_granted,
                AVG(CASE WHEN c.connected_at IS NOT NULL AND c.ended_at IS NOT NULL
                         THEN {_HANDLE} END) AS aht_s
         FROM calls c WHERE {where} {{group}}

@@ -9,14 +9,16 @@ recording is closed and complete), then stops the clock and closes the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 
-from ivr import api, ws
+from ivr import api, privacy, ws
 from ivr.agent import PersonSeat
 from ivr.audit import AuditLog
 from ivr.auth import Authenticator, HashParams, LoginLimiter
@@ -64,6 +66,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
                 len(report.recordings),
                 report.calls_closed,
             )
+        for receipt in await privacy.resume_erasures(store):
+            log.warning("completed an interrupted erasure: %s", receipt["id"])
         live = await seed_and_load(config, store)
         prompts = await asyncio.to_thread(
             PromptLibrary.load, live.prompts, settings.data_dir / "cache" / "tts", config.source
@@ -87,12 +91,28 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[audit_key] = AuditLog(store)
         app[limiter_key] = LoginLimiter()
         clock.start()
+        sweeper = asyncio.get_running_loop().create_task(
+            _sweep(store, config.limits.retention_sweep_s), name="retention"
+        )
         yield
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
         await switchboard.shutdown()
         await clock.stop()
         await asyncio.to_thread(recorder.shutdown)
     finally:
         await store.close()
+
+
+async def _sweep(store: Store, every_s: float) -> None:
+    """Delete expired recordings now and then, for as long as the server runs."""
+    while True:
+        try:
+            await privacy.purge_expired(store, datetime.now(UTC))
+        except Exception:
+            log.exception("the retention sweep failed; it runs again later")
+        await asyncio.sleep(every_s)
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import logging
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 from ivr import __version__
 from ivr.errors import InvalidConfig, IvrError, StoreError
@@ -50,6 +52,24 @@ def _parser() -> argparse.ArgumentParser:
     verify = asub.add_parser("verify", help="check the audit log's hash chain")
     verify.add_argument("--data", type=Path, default=DEFAULT_DATA)
 
+    erase = sub.add_parser("erase", help="erase a contact or an agent (prints the receipt)")
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--contact", help="a caller's E.164 number")
+    who.add_argument("--agent", help="an agent's e-mail")
+    erase.add_argument("--data", type=Path, default=DEFAULT_DATA)
+
+    export = sub.add_parser("export", help="an access export (ZIP) for a contact or an agent")
+    who = export.add_mutually_exclusive_group(required=True)
+    who.add_argument("--contact", help="a caller's E.164 number")
+    who.add_argument("--agent", help="an agent's e-mail")
+    export.add_argument("--since", help="ISO 8601 date (default: 6 months ago)")
+    export.add_argument("--until", help="ISO 8601 date (default: now)")
+    export.add_argument("--out", type=Path, required=True, help="the ZIP file to write")
+    export.add_argument("--data", type=Path, default=DEFAULT_DATA)
+
+    purge = sub.add_parser("purge", help="delete recordings past their retention now")
+    purge.add_argument("--data", type=Path, default=DEFAULT_DATA)
+
     prompts = sub.add_parser("prompts", help="prompt audio")
     psub = prompts.add_subparsers(dest="prompts_command", required=True)
     render = psub.add_parser("render", help="re-render prompts/*.txt to WAV with espeak-ng")
@@ -64,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "users":
             return asyncio.run(_users_add(args))
+        if args.command in ("erase", "export", "purge"):
+            return asyncio.run(_privacy(args))
         if args.command == "audit":
             return asyncio.run(_audit_verify(args))
         if args.command == "check-config":
@@ -139,6 +161,66 @@ async def _users_add(args: argparse.Namespace) -> int:
     if generated:
         print(f"password (shown once): {password}")
     return 0
+
+
+async def _privacy(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from ivr import privacy
+    from ivr.config import E164
+    from ivr.store import Store
+
+    if not (args.data / "ivr.sqlite3").is_file():
+        print(f"ivr: no database in {args.data}", file=sys.stderr)
+        return 1
+    store = Store(args.data)
+    await store.open()
+    try:
+        await privacy.resume_erasures(store)
+        if args.command == "purge":
+            receipt = await privacy.purge_expired(store, datetime.now(UTC), "cli")
+            print(json.dumps(receipt, indent=2))
+            return 0
+        if args.contact is not None:
+            if not E164.fullmatch(args.contact):
+                print("ivr: --contact must be an E.164 number like +15550100", file=sys.stderr)
+                return 1
+            kind: Literal["contact", "agent"] = "contact"
+            subject = args.contact
+        else:
+            found = await store.user_credentials(args.agent)
+            if found is None:
+                print("ivr: no user with that e-mail", file=sys.stderr)
+                return 1
+            kind, subject = "agent", found[0].id
+        if args.command == "erase":
+            receipt = await privacy.erase(store, kind, subject, "cli")
+            print(json.dumps(receipt, indent=2))
+            return 0
+        since, until = privacy.default_window()
+        try:
+            if args.since:
+                since = privacy.iso(_parse_time(args.since))
+            if args.until:
+                until = privacy.iso(_parse_time(args.until))
+        except ValueError as exc:
+            print(f"ivr: {exc}", file=sys.stderr)
+            return 1
+        manifest = await privacy.export(
+            store, privacy.ExportRequest(kind, subject, since, until), args.out
+        )
+        print(f"wrote {args.out}: {json.dumps(manifest['counts'])}")
+        return 0
+    finally:
+        await store.close()
+
+
+def _parse_time(text: str) -> datetime:
+    from datetime import UTC, datetime
+
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 async def _audit_verify(args: argparse.Namespace) -> int:

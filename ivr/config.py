@@ -209,6 +209,7 @@ class BotConfig(_Strict):
 class LimitsConfig(_Strict):
     max_calls: Annotated[int, Field(ge=1, le=100000)] = 2000
     agent_offer_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
+    retention_sweep_s: Annotated[float, Field(ge=1, le=86400)] = 3600.0
 
 
 class _RawConfig(_Strict):

@@ -53,7 +53,7 @@ from ivr.flow import (
 from ivr.leg import Leg
 from ivr.recorder import Recording
 from ivr.redact import mask_number
-from ivr.store import new_id, now_iso
+from ivr.store import expiry, new_id, now_iso
 from media.frame import FRAMES_PER_SECOND
 
 if TYPE_CHECKING:
@@ -413,10 +413,11 @@ class CallSession:
             "digit_at": digit_at,
             "evidence": evidence,
         }
-        store = self.sb.store
+        store, call_id = self.sb.store, self.id
 
         async def save() -> None:
             await store.add_consent(row)
+            await store.update_call(call_id, consent_decision=decision)
 
         self._ops.put_nowait(save)
 
@@ -491,6 +492,7 @@ class CallSession:
             "channels": 2,
             "format": "wav/pcm_s16le",
             "transcribe": int(action.transcribe),
+            "expires_at": expiry(self.number.retention_days),
         }
         store = self.sb.store
 

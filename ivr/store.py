@@ -15,7 +15,7 @@ import json
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -180,12 +180,43 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 3: privacy operations.
+    """
+    ALTER TABLE contacts ADD COLUMN pseudonym TEXT;
+    ALTER TABLE calls ADD COLUMN subject_erased INTEGER NOT NULL DEFAULT 0;
+    -- The outcome alone (no evidence, nothing personal): analytics survive erasure.
+    ALTER TABLE calls ADD COLUMN consent_decision TEXT;
+    CREATE TABLE erasure_jobs (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('contact', 'agent')),
+        subject TEXT,
+        pseudonym TEXT NOT NULL,
+        requested_by TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        receipt TEXT
+    );
+    CREATE TABLE retention_runs (
+        id TEXT PRIMARY KEY,
+        at TEXT NOT NULL,
+        requested_by TEXT,
+        recordings INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    );
+    CREATE INDEX recordings_expires ON recordings (expires_at);
+    """,
 ]
 
 
 def now_iso() -> str:
     """The current time as ISO 8601 UTC with milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def expiry(retention_days: int, start: datetime | None = None) -> str:
+    """When something made at ``start`` (default: now) must be deleted."""
+    at = (start or datetime.now(UTC)) + timedelta(days=retention_days)
+    return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id(prefix: str) -> str:
@@ -242,6 +273,8 @@ class Store:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten, so an erased number is not left in free pages.
+        await self._db.execute("PRAGMA secure_delete=ON")
         await self._migrate()
 
     async def close(self) -> None:

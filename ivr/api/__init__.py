@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ivr.api import admin, auth, calls, recordings, reports
+from ivr.api import admin, auth, calls, privacy, recordings, reports
 from ivr.api.base import MAX_BODY_BYTES, error_middleware
 from ivr.api.openapi import document
 
@@ -18,7 +18,7 @@ __all__ = ["MAX_BODY_BYTES", "add_routes", "error_middleware"]
 
 
 def add_routes(app: web.Application) -> None:
-    for module in (auth, calls, recordings, admin, reports):
+    for module in (auth, calls, recordings, admin, reports, privacy):
         for method, path, handler in module.ROUTES:
             app.router.add_route(method, path, handler)
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from ivr import privacy
 from ivr.api.base import (
     ApiError,
     Route,
@@ -327,6 +328,8 @@ async def patch_number(request: web.Request) -> web.Response:
         raise ApiError(422, "invalid", f"flow: no flow named {changes['flow']!r}", field="flow")
     updated = current.model_copy(update=changes)
     await store_of(request).save_number(number_id, updated.model_dump(), source="api")
+    if "retention_days" in changes:
+        await privacy.apply_retention(store_of(request), number_id, updated.retention_days)
     sb.set_number(number_id, updated)
     await audit_of(request).record(
         actor,

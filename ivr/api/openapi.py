@@ -323,6 +323,41 @@ def document() -> dict[str, Any]:
                 "Usage: minutes, recorded minutes, storage, seats", _resp(_OBJ), params=_RANGE
             )
         },
+        "/v1/privacy/exports": {
+            "post": _op(
+                "An access export: a ZIP of a contact's or agent's calls, consents, recordings "
+                "and notes, with a manifest of SHA-256 checksums",
+                _resp(
+                    {"type": "string", "format": "binary"},
+                    content="application/zip",
+                    errors=(400, 401, 403),
+                ),
+                body={
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "contact": {"type": "string"},
+                        "agent_id": {"type": "string"},
+                        "since": _TIME,
+                        "until": _TIME,
+                    },
+                },
+            )
+        },
+        "/v1/privacy/erasures": {
+            "post": _op(
+                "Erase a contact or an agent; returns the receipt",
+                _resp(_OBJ, status="201", errors=(400, 401, 403, 404, 409)),
+                body={
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"contact": {"type": "string"}, "agent_id": {"type": "string"}},
+                },
+            )
+        },
+        "/v1/privacy/retention/run": {
+            "post": _op("Delete every recording past its retention now", _resp(_OBJ))
+        },
         "/v1/openapi.json": {"get": _op("This document", _resp(_OBJ, errors=()), auth=False)},
     }
     return {

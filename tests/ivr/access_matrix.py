@@ -179,3 +179,31 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, Expect]]] = [
 OBJECT_PATHS = [
     (m, p, b) for m, p, b, e in MATRIX if e["agent"] == "own" and ("{call}" in p or "{rec}" in p)
 ]
+
+# The privacy endpoints come last: erasures change the data behind the rows above.
+MATRIX += [
+    (
+        "POST",
+        "/v1/privacy/exports",
+        {"agent_id": "{me}"},
+        {"agent": "own", "supervisor": "ok", "admin": "ok", "owner": "403"},
+    ),
+    (
+        "POST",
+        "/v1/privacy/retention/run",
+        None,
+        {"agent": "403", "supervisor": "403", "admin": "ok", "owner": "403"},
+    ),
+    (
+        "POST",
+        "/v1/privacy/erasures",
+        {"contact": "+15559990000"},
+        {"agent": "403", "supervisor": "403", "admin": "ok", "owner": "403"},
+    ),
+    (
+        "POST",
+        "/v1/privacy/erasures",
+        {"agent_id": "{spare_agent}"},
+        {"agent": "403", "supervisor": "403", "admin": "ok", "owner": "ok"},
+    ),
+]

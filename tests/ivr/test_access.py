@@ -99,7 +99,22 @@ async def world(start_app: AppFactory, new_caller: Callable[..., Caller]) -> Wor
             },
         )
         assert resp.status == 201, await resp.text()
+        erasable = await client.post(
+            "/v1/users",
+            headers=adm,
+            json={
+                "email": f"erasable-{role}@example.com",
+                "name": "Erasable",
+                "role": "agent",
+                "password": "a long password",
+            },
+        )
+        me = await (
+            await client.get("/v1/me", headers={"Authorization": f"Bearer {tokens[role]}"})
+        ).json()
         w.ids[role] = {
+            "me": me["id"],
+            "spare_agent": (await erasable.json())["id"],
             "call": own_rec["call_id"],
             "rec": own_rec["id"],
             "live_call": live["call_id"],
@@ -118,12 +133,15 @@ def _fill(path: str, ids: dict[str, str]) -> str:
     return path
 
 
-def _body(body: Any, role: str) -> Any:
+def _body(body: Any, role: str, ids: dict[str, str] | None = None) -> Any:
     if body == "{flow}":
-        return consent_flow("desk") if False else consent_flow()
-    if isinstance(body, dict):
-        return json.loads(json.dumps(body).replace("{role}", role))
-    return body
+        return consent_flow()
+    if not isinstance(body, dict):
+        return body
+    text = json.dumps(body).replace("{role}", role)
+    for key, value in (ids or {}).items():
+        text = text.replace("{" + key + "}", value)
+    return json.loads(text)
 
 
 def _allowed(status: int, payload: Any) -> bool:
@@ -153,7 +171,7 @@ async def test_every_cell_of_the_matrix(world: World) -> None:
         for role in ROLES:
             url = _fill(path, world.ids[role])
             status, payload = await _call(
-                world.client, method, url, world.tokens[role], _body(body, role)
+                world.client, method, url, world.tokens[role], _body(body, role, world.ids[role])
             )
             want = expect[role]
             ok = (
