@@ -50,7 +50,7 @@ async def test_a_text_prompt_is_rendered_once_and_played(
     caller = new_caller(client)
     await caller.dial("+15550101")
     start = await caller.wait_for("prompt", event="start", node="notice")
-    assert start["prompt"] == prompt_id(TtsPrompt(**spec))
+    assert start["prompt"] == prompt_id(TtsPrompt(tts=spec["tts"], voice=spec["voice"]))
     cached = list((data / "cache" / "tts").glob("*.wav"))
     assert len(cached) == 1
     mtime = cached[0].stat().st_mtime_ns
