@@ -18,12 +18,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ivr import api, privacy, ws
+from ivr import api, compliance, privacy, ws
 from ivr.agent import PersonSeat
 from ivr.audit import AuditLog
 from ivr.auth import Authenticator, HashParams, LoginLimiter
 from ivr.clock import MediaClock
 from ivr.config import Config, load_config
+from ivr.errors import InvalidConfig, Problem
 from ivr.prompt import PromptLibrary
 from ivr.recorder import RecorderPool
 from ivr.repair import repair
@@ -69,6 +70,15 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         for receipt in await privacy.resume_erasures(store):
             log.warning("completed an interrupted erasure: %s", receipt["id"])
         live = await seed_and_load(config, store)
+        violations = compliance.check_all(live.numbers, live.flows)
+        if violations:
+            raise InvalidConfig(
+                config.source,
+                [
+                    Problem(f"numbers.{v.number}" if v.number else "flows", str(v))
+                    for v in violations
+                ],
+            )
         prompts = await asyncio.to_thread(
             PromptLibrary.load, live.prompts, settings.data_dir / "cache" / "tts", config.source
         )

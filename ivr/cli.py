@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", type=Path)
 
+    flows = sub.add_parser("check-flows", help="prove every number's flow keeps the privacy rules")
+    flows.add_argument("--config", type=Path)
+
     audit = sub.add_parser("audit", help="the audit log")
     asub = audit.add_subparsers(dest="audit_command", required=True)
     verify = asub.add_parser("verify", help="check the audit log's hash chain")
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_audit_verify(args))
         if args.command == "check-config":
             return _check_config(args)
+        if args.command == "check-flows":
+            return _check_flows(args)
         if args.command == "prompts":
             return _render_prompts(args)
     except InvalidConfig as exc:
@@ -111,7 +116,13 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    from ivr.compliance import check_all, format_violations
+
     config = load_config(args.config)
+    violations = check_all(config.numbers, config.flows)
+    if violations:
+        print(format_violations(violations), file=sys.stderr)
+        return 1
     app = create_app(Settings(data_dir=args.data, config=config))
     print(
         f"ivr {__version__}: {len(config.numbers)} numbers from {config.source}; "
@@ -252,6 +263,16 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{len(config.teams)} teams, {len(config.prompts)} prompts)"
     )
     return 0
+
+
+def _check_flows(args: argparse.Namespace) -> int:
+    from ivr.compliance import check_all, format_violations
+    from ivr.config import load_config
+
+    config = load_config(args.config)
+    violations = check_all(config.numbers, config.flows)
+    print(format_violations(violations), file=sys.stderr if violations else sys.stdout)
+    return 1 if violations else 0
 
 
 def _render_prompts(args: argparse.Namespace) -> int:

@@ -98,7 +98,13 @@ def base_config(prompts: Path) -> dict[str, Any]:
         "bots": {"answer_delay_s": 0.04, "greeting": "greeting", "max_call_s": 30},
         "numbers": {
             "+15550100": {**number, "name": "Support", "flow": "consent", "consent_mode": "opt_in"},
-            "+15550101": {**number, "name": "Sales", "flow": "sales", "consent_mode": "notice"},
+            "+15550101": {
+                **number,
+                "name": "Sales",
+                "flow": "sales",
+                "consent_mode": "notice",
+                "transcription": False,  # the sales flow gives no AI notice
+            },
             "+15550102": {**number, "name": "Desk", "flow": "desk", "consent_mode": "opt_in"},
             "+15550199": {
                 **number,

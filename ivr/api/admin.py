@@ -12,7 +12,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ivr import privacy
+from ivr import compliance, privacy
 from ivr.api.base import (
     ApiError,
     Route,
@@ -25,6 +25,7 @@ from ivr.api.base import (
 from ivr.auth import hash_password
 from ivr.config import (
     E164,
+    Flow,
     NumberConfig,
     TeamConfig,
     flow_dependencies,
@@ -327,6 +328,22 @@ async def patch_number(request: web.Request) -> web.Response:
     if "flow" in changes and changes["flow"] not in sb.flows:
         raise ApiError(422, "invalid", f"flow: no flow named {changes['flow']!r}", field="flow")
     updated = current.model_copy(update=changes)
+    violations = compliance.check_number(number_id, updated, sb.flows[updated.flow])
+    if violations:
+        await audit_of(request).record(
+            actor,
+            "numbers.update",
+            "failed",
+            object_type="number",
+            object_id=number_id,
+            detail={"why": "non_compliant"},
+        )
+        raise ApiError(
+            422,
+            "non_compliant",
+            f"with these settings the number breaks {len(violations)} rule(s)",
+            problems=[_violation_out(v) for v in violations],
+        )
     await store_of(request).save_number(number_id, updated.model_dump(), source="api")
     if "retention_days" in changes:
         await privacy.apply_retention(store_of(request), number_id, updated.retention_days)
@@ -397,7 +414,33 @@ async def _check_flow(request: web.Request, flow_id: str, body: dict[str, Any]) 
             f"flow {flow_id[:64]} has {len(problems)} problem(s)",
             problems=[{"path": _strip(p.path, flow_id), "message": p.message} for p in problems],
         )
+    assert flow is not None
+    violations = _violations(sb.numbers, flow)
+    if violations:
+        raise ApiError(
+            422,
+            "non_compliant",
+            f"flow {flow_id[:64]} breaks {len(violations)} compliance rule(s)",
+            problems=[_violation_out(v) for v in violations],
+        )
     return flow, prompts
+
+
+def _violations(numbers: dict[str, NumberConfig], flow: Flow) -> list[compliance.Violation]:
+    """The compliance check of a flow for every number that uses it (or alone)."""
+    users = {k: v for k, v in numbers.items() if v.flow == flow.id}
+    if not users:
+        return compliance.check_flow(flow)
+    return compliance.check_all(users, {flow.id: flow})
+
+
+def _violation_out(v: compliance.Violation) -> dict[str, Any]:
+    return {
+        "path": f"numbers.{v.number}" if v.number else "flow",
+        "rule": v.rule,
+        "nodes": list(v.path),
+        "message": str(v),
+    }
 
 
 def _strip(path: str, flow_id: str) -> str:

@@ -102,9 +102,10 @@ async def test_put_flow_is_validated_like_the_config_and_used_by_the_next_call(
     ).json()
     assert check["valid"] is False
     assert check["problems"]
-    # A good new version: straight to the recorded line, no menu (notice mode numbers only).
+    # A good new version: straight to the line without recording, no menu.
     good = consent_flow()
     good["nodes"]["notice"]["next"] = "private"
+    del good["nodes"]["consent"], good["nodes"]["recorded"]  # else unreachable: refused
     resp = await client.put("/v1/flows/consent", headers=bearer(admin), json=good)
     assert resp.status == 200, await resp.text()
     version = (await resp.json())["version"]
@@ -279,3 +280,35 @@ async def test_every_route_is_in_the_openapi_document(start_app: AppFactory) -> 
             continue
         routes.add((route.method, path))
     assert routes == documented
+
+
+async def test_non_compliant_flows_and_number_settings_are_refused_with_the_path(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app()
+    admin = await add_user(client, "adm@example.com", "admin")
+    # A timeout that defaults into the recorded line.
+    bad = consent_flow()
+    bad["nodes"]["consent"]["on_timeout"] = "recorded"
+    resp = await client.put("/v1/flows/consent", headers=bearer(admin), json=bad)
+    assert resp.status == 422
+    err = (await resp.json())["error"]
+    assert err["code"] == "non_compliant"
+    rules = {p["rule"]: p for p in err["problems"]}
+    assert "default_branch" in rules
+    assert rules["default_branch"]["nodes"][0] == "notice"
+    assert rules["default_branch"]["nodes"][-1] == "recorded"
+    check = await (
+        await client.post("/v1/flows/check", headers=bearer(admin), json={"id": "consent", **bad})
+    ).json()
+    assert check["valid"] is False
+    # The sales flow has no consent menu: opt_in on that number would record without consent.
+    resp = await client.patch(
+        "/v1/numbers/+15550101", headers=bearer(admin), json={"consent_mode": "opt_in"}
+    )
+    assert resp.status == 422
+    err = (await resp.json())["error"]
+    assert err["code"] == "non_compliant"
+    assert any(p["rule"] == "consent" and p["nodes"] == ["notice", "line"] for p in err["problems"])
+    number = await (await client.get("/v1/numbers/+15550101", headers=bearer(admin))).json()
+    assert number["consent_mode"] == "notice"  # unchanged

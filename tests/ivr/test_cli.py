@@ -191,3 +191,19 @@ async def _calls_then_signal(
     await asyncio.sleep(0.5)
     proc.send_signal(sig)
     return list(await asyncio.wait_for(asyncio.gather(*tasks), 20))
+
+
+def test_check_flows_passes_the_demo_and_refuses_a_non_compliant_flow(
+    tmp_path: Path, config_data: dict[str, Any]
+) -> None:
+    ok = run("check-flows")
+    assert ok.returncode == 0, ok.stderr
+    config_data["flows"]["consent"]["nodes"]["consent"]["on_timeout"] = "recorded"
+    path = write_yaml(tmp_path / "bad.yaml", config_data)
+    bad = run("check-flows", "--config", str(path))
+    assert bad.returncode == 1
+    assert "default_branch" in bad.stderr
+    assert "notice -> consent" in bad.stderr
+    serve = run("serve", "--config", str(path), "--data", str(tmp_path / "d"), "--port", "1")
+    assert serve.returncode == 1  # the server does not start on it
+    assert "default_branch" in serve.stderr
