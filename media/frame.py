@@ -2,7 +2,8 @@
 
 Every call carries 20 ms frames (PROTOCOL.md). Internally a frame is a 1-D
 numpy ``int16`` array of ``samples_per_frame(rate)`` samples; on the wire it is
-encoded by the call's codec. ``pcm_s16le`` is little-endian signed 16-bit PCM.
+encoded by the call's codec. ``pcm_s16le`` is little-endian signed 16-bit PCM;
+``pcmu`` / ``pcma`` are G.711 mu-law / A-law (ITU-T G.711), 8000 Hz only.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from media import g711
 from media.errors import BadFrame, UnsupportedCodec
 
 PTIME_MS = 20
@@ -54,16 +56,24 @@ class Codec:
                 f"{self.name} at {self.sample_rate} Hz takes {self.frame_bytes} bytes "
                 f"per 20 ms frame, got {len(payload)}"
             )
-        pcm: Pcm = np.frombuffer(payload, dtype="<i2").astype(np.int16, copy=False)
-        return pcm
+        if self.name == "pcm_s16le":
+            pcm: Pcm = np.frombuffer(payload, dtype="<i2").astype(np.int16, copy=False)
+            return pcm
+        codes = np.frombuffer(payload, dtype=np.uint8)
+        return g711.ulaw_decode(codes) if self.name == "pcmu" else g711.alaw_decode(codes)
 
     def encode(self, pcm: Pcm) -> bytes:
         """One frame of PCM to wire bytes."""
-        return bytes(pcm.astype("<i2", copy=False).tobytes())
+        if self.name == "pcm_s16le":
+            return bytes(pcm.astype("<i2", copy=False).tobytes())
+        codes = g711.ulaw_encode(pcm) if self.name == "pcmu" else g711.alaw_encode(pcm)
+        return bytes(codes.tobytes())
 
 
 _SUPPORTED: dict[str, tuple[int, ...]] = {
     "pcm_s16le": (8000, 16000),
+    "pcmu": (8000,),
+    "pcma": (8000,),
 }
 
 

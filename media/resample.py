@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from media.errors import MediaError
+from media.errors import UnsupportedRate
 from media.frame import Pcm
 
 PASSBAND_FRACTION = 0.85  # of the lower rate's Nyquist frequency: 3400 Hz at 8 kHz
@@ -43,10 +43,6 @@ _CHUNK_MACS = 1 << 21  # multiply-adds per einsum call: bounds the gathered matr
 _CONVOLVE_MAX_DOWN = 3  # decimate by convolving at the input rate up to this factor
 
 Floats = npt.NDArray[np.float64]
-
-
-class UnsupportedRate(MediaError, ValueError):
-    """A sample rate that is not a positive integer."""
 
 
 @dataclass(frozen=True, slots=True)
