@@ -21,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from media.frame import PTIME_MS
+import numpy as np
+
+from media.dtmf import DtmfDetector
+from media.frame import PTIME_MS, SAMPLE_RATES, Pcm, samples_per_frame
 
 log = logging.getLogger("ivr.clock")
 
@@ -31,9 +34,21 @@ MAX_CATCH_UP = 10
 
 class Tickable(Protocol):
     key: str
+    dtmf_key: int  # set by the clock: the call's slot in the DTMF detector
+    last_inbound: Pcm | None  # the caller's frame of the last tick (None: silence)
+
+    @property
+    def sample_rate(self) -> int:
+        """The caller's rate: which detector listens to this call."""
 
     def tick(self, n: int) -> None:
         """Do this call's work for tick ``n``."""
+
+    def inband_digit(self, digit: str, onset: int) -> None:
+        """A DTMF tone was detected; it began ``onset`` samples from this tick's frame start."""
+
+    def mask_tone(self) -> None:
+        """A detected tone is still sounding in this tick's frame."""
 
     def fail(self, exc: BaseException) -> None:
         """The tick raised: end this call with an error."""
@@ -60,12 +75,29 @@ class MediaClock:
         self._late_last = 0.0
         self._task: asyncio.Task[None] | None = None
         self.on_tick_lateness: Callable[[float], None] | None = None
+        # In-band DTMF (ITU-T Q.24): one detector per rate, all its calls in one batch.
+        self._detectors = {rate: DtmfDetector(rate) for rate in SAMPLE_RATES}
+        self._free_keys: dict[int, list[int]] = {rate: [] for rate in SAMPLE_RATES}
+        self._next_key: dict[int, int] = dict.fromkeys(SAMPLE_RATES, 0)
 
     def add(self, call: Tickable) -> None:
+        rate = call.sample_rate
+        free = self._free_keys[rate]
+        if free:
+            key = free.pop()
+        else:
+            key = self._next_key[rate]
+            self._next_key[rate] += 1
+        self._detectors[rate].add(key)
+        call.dtmf_key = key
+        call.last_inbound = None
         self._calls[call.key] = call
 
     def remove(self, call: Tickable) -> None:
-        self._calls.pop(call.key, None)
+        if self._calls.pop(call.key, None) is not None:
+            rate = call.sample_rate
+            self._detectors[rate].remove(call.dtmf_key)
+            self._free_keys[rate].append(call.dtmf_key)
 
     def __len__(self) -> int:
         return len(self._calls)
@@ -78,9 +110,35 @@ class MediaClock:
             try:
                 call.tick(n)
             except Exception as exc:
-                log.exception("call %s failed in the media clock", call.key)
-                self._calls.pop(call.key, None)
-                call.fail(exc)
+                self._failed(call, exc)
+        self._detect()
+
+    def _failed(self, call: Tickable, exc: Exception) -> None:
+        log.exception("call %s failed in the media clock", call.key)
+        self.remove(call)
+        call.fail(exc)
+
+    def _detect(self) -> None:
+        """Run in-band DTMF detection over every call's inbound frame, per rate, batched."""
+        calls = list(self._calls.values())
+        for rate, detector in self._detectors.items():
+            group = [c for c in calls if c.sample_rate == rate]
+            if not group:
+                continue
+            frames = np.zeros((len(group), samples_per_frame(rate)), dtype=np.int16)
+            for i, call in enumerate(group):
+                if call.last_inbound is not None:
+                    frames[i] = call.last_inbound
+            by_key = {c.dtmf_key: c for c in group}
+            for key, digit, onset in detector.process([c.dtmf_key for c in group], frames):
+                call = by_key[key]
+                try:
+                    call.inband_digit(digit, onset)
+                except Exception as exc:
+                    self._failed(call, exc)
+            for call in group:
+                if detector.holding(call.dtmf_key) and call.key in self._calls:
+                    call.mask_tone()
 
     def start(self) -> None:
         if self._task is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,10 @@ from media.wavfile import RecordingWriter
 log = logging.getLogger("ivr.recorder")
 
 BLOCK_FRAMES = FRAMES_PER_SECOND  # one second per block
+# Frames held back before they are written, so that a DTMF tone can be masked
+# from its first sample once it is detected (at most ~45 ms after its onset,
+# plus the 20 ms frame it was found in).
+MASK_DELAY_FRAMES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,20 +107,56 @@ class Recording:
         self._closed = False
         self._frames = 0
         self.pauses: list[dict[str, object]] = []
+        self._delay: deque[list[Pcm | None]] = deque()
+        self.masked_samples = 0
         pool.active += 1
 
     def _new_block(self) -> npt.NDArray[np.int16]:
         return np.zeros((BLOCK_FRAMES * self._n, 2), dtype=np.int16)
 
     def add(self, caller: Pcm | None, agent: Pcm | None) -> None:
-        """Append one 20 ms frame per channel (None, or paused, is silence)."""
+        """Append one 20 ms frame per channel (None, or paused, is silence).
+
+        Frames pass through a short delay line (:data:`MASK_DELAY_FRAMES`) so
+        that :meth:`mask_from` can still silence a tone's beginning.
+        """
+        if self.paused:
+            caller = agent = None
+        self._delay.append([caller, agent])
+        self._frames += 1
+        if len(self._delay) > MASK_DELAY_FRAMES:
+            self._write(*self._delay.popleft())
+
+    def mask_from(self, onset: int) -> None:
+        """Silence the caller from ``onset`` samples after the newest frame's start on.
+
+        ``onset`` is negative when the tone began in an earlier frame; frames
+        already written (beyond the delay line) cannot be reached.
+        """
+        start_of = -(len(self._delay) - 1) * self._n  # the oldest held frame's start
+        for frame in self._delay:
+            end = start_of + self._n
+            if frame[0] is not None and end > onset:
+                cut = max(onset - start_of, 0)
+                masked = frame[0].copy()
+                masked[cut:] = 0
+                self.masked_samples += self._n - cut
+                frame[0] = masked
+            start_of = end
+
+    def mask_last(self) -> None:
+        """Silence the caller in the newest frame (a tone still sounding)."""
+        if self._delay and self._delay[-1][0] is not None:
+            self._delay[-1][0] = None
+            self.masked_samples += self._n
+
+    def _write(self, caller: Pcm | None, agent: Pcm | None) -> None:
         rows = self._block[self._fill : self._fill + self._n]
-        if caller is not None and not self.paused:
+        if caller is not None:
             rows[:, 0] = caller
-        if agent is not None and not self.paused:
+        if agent is not None:
             rows[:, 1] = agent
         self._fill += self._n
-        self._frames += 1
         if self._fill == len(self._block):
             self._pool.submit_write(self._writer, self._block)
             self._block = self._new_block()
@@ -148,5 +189,7 @@ class Recording:
         self._pool.active -= 1
         if self.paused:
             self.pauses[-1]["end_s"] = round(self.elapsed_s, 3)
+        while self._delay:
+            self._write(*self._delay.popleft())
         tail = self._block[: self._fill]
         return await asyncio.wrap_future(self._pool.submit_close(self._writer, tail))

@@ -54,7 +54,7 @@ from ivr.leg import Leg
 from ivr.recorder import Recording
 from ivr.redact import mask_number
 from ivr.store import expiry, new_id, now_iso
-from media.frame import FRAMES_PER_SECOND
+from media.frame import FRAMES_PER_SECOND, Pcm
 
 if TYPE_CHECKING:
     from ivr.prompt import Prompt
@@ -68,6 +68,7 @@ CLOSE_CODES: dict[str, int] = {"shutdown": 1001, "error": 1011}
 BOT_ANSWER = "_bot_answer"
 BOT_MAX = "_bot_max"
 OFFER = "_offer"
+DEDUP_TICKS = 15  # 300 ms: a tone's detection and its message arrive well within this
 
 
 def ticks_for(seconds: float) -> int:
@@ -146,6 +147,9 @@ class CallSession:
         self._playback: Playback | None = None
         self._timers: dict[str, int] = {}
         self._n = switchboard.clock.ticks
+        self._last_digit: tuple[str, str, int] | None = None
+        self.dtmf_key = -1  # the media clock's detector slot
+        self.last_inbound: Pcm | None = None
         self._events: list[tuple[str, str, dict[str, Any]]] = []
         self._played: dict[str, dict[str, Any]] = {}
         self._notices: list[dict[str, Any]] = []
@@ -176,10 +180,31 @@ class CallSession:
         self._event("answered", {"codec": self.caller.codec.name, "rate": self.caller.sample_rate})
         self._feed(CallAnswered())
 
+    @property
+    def sample_rate(self) -> int:
+        return self.caller.sample_rate
+
+    def inband_digit(self, digit: str, onset: int) -> None:
+        """A tone in the caller's audio (the media clock's detector): mask it, then take it."""
+        if self.recording is not None:
+            self.recording.mask_from(onset)
+        self.digits(digit, source="inband")
+
+    def mask_tone(self) -> None:
+        if self.recording is not None:
+            self.recording.mask_last()
+
     def digits(self, digits: str, source: str = "message") -> None:
         for digit in digits:
             if self.ended:
                 return
+            # The same key as a tone and as a message at once counts once (RFC 4733
+            # senders often do both): drop it if the other path gave it just now.
+            last = self._last_digit
+            if last and last[0] == digit and last[1] != source and self._n - last[2] <= DEDUP_TICKS:
+                self._last_digit = None
+                continue
+            self._last_digit = (digit, source, self._n)
             if self.flow.sensitive:  # a sensitive gather: never log the digit
                 self._event(
                     "dtmf",
@@ -253,7 +278,7 @@ class CallSession:
 
     def tick(self, n: int) -> None:
         self._n = n
-        caller_in = self.caller.take_inbound()
+        caller_in = self.last_inbound = self.caller.take_inbound()
         seat = self.seat if self.bridged else None
         if seat is not None:
             agent_in = seat.speak()

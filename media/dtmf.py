@@ -365,6 +365,14 @@ class DtmfDetector:
         self._added[key] = False
         self._busy[key] = False
 
+    def holding(self, key: int) -> bool:
+        """Whether ``key``'s digit is still sounding (reported and not yet released).
+
+        The recorder masks a tone for as long as this is true.
+        """
+        call = self._calls[key] if 0 <= key < len(self._calls) else None
+        return call is not None and call.held >= 0
+
     def __contains__(self, key: object) -> bool:
         return isinstance(key, int) and 0 <= key < len(self._calls) and bool(self._added[key])
 
