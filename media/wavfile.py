@@ -102,8 +102,10 @@ class RecordingWriter:
         self._update_header()
 
     def _update_header(self) -> None:
+        # The header and the data are in the kernel's page cache once written,
+        # which is what survives a killed process; no fsync (that is for power
+        # loss, and costs far more than the write).
         sf._snd.sf_command(self._file._file, _SFC_UPDATE_HEADER_NOW, sf._ffi.NULL, 0)
-        self._file.flush()
 
     def close(self) -> Path:
         """Finish the file and move it to its final name; returns that path."""

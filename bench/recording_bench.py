@@ -1,0 +1,93 @@
+"""CPU cost of writing recordings: block writes (the recorder) vs frame-by-frame writes.
+
+Feeds 20 ms stereo frames for many concurrent recordings, as the media clock
+would, as fast as the machine allows, and measures the process CPU time
+(the recorder's I/O thread included) per second of recorded audio. Both
+ways run in the same process, side by side, each repeated; medians are
+printed. Target (issue: media): under 1% of a core per 100 recorded calls.
+
+    .venv/bin/python bench/recording_bench.py [--calls 500] [--seconds 4] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ivr.recorder import Recording, RecorderPool
+from media.frame import samples_per_frame
+from media.wavfile import RecordingWriter
+
+RATE = 8000
+
+
+def frames(n: int) -> list[np.ndarray]:  # type: ignore[type-arg]
+    rng = np.random.default_rng(0)
+    return [rng.integers(-3000, 3000, samples_per_frame(RATE), dtype=np.int16) for _ in range(n)]
+
+
+async def blocks(folder: Path, calls: int, seconds: float) -> float:
+    """The recorder as the server runs it: one-second blocks on one I/O thread."""
+    pool = RecorderPool()
+    source = frames(50)
+    start = time.process_time()
+    recs = [Recording(pool, f"r{i}", folder / f"b{i}.wav", RATE) for i in range(calls)]
+    for t in range(int(seconds * 50)):
+        f = source[t % 50]
+        for rec in recs:
+            rec.add(f, f)
+    await asyncio.gather(*(rec.close() for rec in recs))
+    pool.shutdown()
+    return time.process_time() - start
+
+
+def per_frame(folder: Path, calls: int, seconds: float) -> float:
+    """The naive way: every 20 ms frame written (and the header made true) at once."""
+    source = frames(50)
+    stereo = [np.stack([f, f], axis=1) for f in source]
+    start = time.process_time()
+    writers = [RecordingWriter(folder / f"f{i}.wav", RATE) for i in range(calls)]
+    for t in range(int(seconds * 50)):
+        block = stereo[t % 50]
+        for w in writers:
+            w.write(block)
+    for w in writers:
+        w.close()
+    return time.process_time() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    audio_s = args.calls * args.seconds
+    block_cpu, frame_cpu = [], []
+    for _ in range(args.repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            block_cpu.append(asyncio.run(blocks(Path(tmp), args.calls, args.seconds)))
+        with tempfile.TemporaryDirectory() as tmp:
+            frame_cpu.append(per_frame(Path(tmp), args.calls, args.seconds))
+    b, f = statistics.median(block_cpu), statistics.median(frame_cpu)
+    print(
+        f"{args.calls} concurrent recordings x {args.seconds:g} s of 8 kHz stereo, "
+        f"median of {args.repeats}"
+    )
+    for name, cpu in (("block writes (recorder)", b), ("frame-by-frame writes", f)):
+        per_s = cpu / audio_s
+        print(
+            f"  {name:26s} {cpu:7.3f} s CPU = {per_s * 1e3:7.3f} ms CPU per s of audio "
+            f"= {per_s * 100 * 100:6.2f}% of a core per 100 recorded calls"
+        )
+    print(f"  frame-by-frame / block = {f / b:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
