@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.recorder import Recording, RecorderPool
+from ivr.recorder import RecorderPool, Recording
 from media.frame import samples_per_frame
 from media.wavfile import RecordingWriter
 
 RATE = 8000
 
 
-def frames(n: int) -> list[np.ndarray]:  # type: ignore[type-arg]
+def frames(n: int) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     return [rng.integers(-3000, 3000, samples_per_frame(RATE), dtype=np.int16) for _ in range(n)]
 
