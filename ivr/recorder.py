@@ -57,19 +57,29 @@ class RecorderPool:
     def submit_open(self, path: Path, sample_rate: int) -> Future[RecordingWriter]:
         return self._executor.submit(RecordingWriter, path, sample_rate, 2)
 
-    def submit_write(self, writer: Future[RecordingWriter], block: npt.NDArray[np.int16]) -> None:
+    def submit_write(
+        self,
+        writer: Future[RecordingWriter],
+        callers: list[Pcm | None],
+        agents: list[Pcm | None],
+        n: int,
+    ) -> None:
         def write() -> None:
-            writer.result().write(block)
+            writer.result().write(_interleave(callers, agents, n))
 
         self._executor.submit(write).add_done_callback(_log_failure)
 
     def submit_close(
-        self, writer: Future[RecordingWriter], tail: npt.NDArray[np.int16]
+        self,
+        writer: Future[RecordingWriter],
+        callers: list[Pcm | None],
+        agents: list[Pcm | None],
+        n: int,
     ) -> Future[FinishedRecording]:
         def close() -> FinishedRecording:
             w = writer.result()
-            if len(tail):
-                w.write(tail)
+            if callers:
+                w.write(_interleave(callers, agents, n))
             path = w.close()
             h = hashlib.sha256()
             with path.open("rb") as f:
@@ -83,6 +93,17 @@ class RecorderPool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True)
+
+
+def _interleave(
+    callers: list[Pcm | None], agents: list[Pcm | None], n: int
+) -> npt.NDArray[np.int16]:
+    """Frame references of both channels to one ``(frames * n, 2)`` block (None: silence)."""
+    silence = np.zeros(n, dtype=np.int16)
+    block = np.empty((len(callers) * n, 2), dtype=np.int16)
+    block[:, 0] = np.concatenate([f if f is not None else silence for f in callers])
+    block[:, 1] = np.concatenate([f if f is not None else silence for f in agents])
+    return block
 
 
 def _log_failure(future: Future[None]) -> None:
@@ -101,8 +122,10 @@ class Recording:
         self.paused = False
         self._pool = pool
         self._n = samples_per_frame(sample_rate)
-        self._block = self._new_block()
-        self._fill = 0
+        # A block is two lists of frame references (None for silence); the I/O
+        # thread turns them into one interleaved array. The tick only appends.
+        self._callers: list[Pcm | None] = []
+        self._agents: list[Pcm | None] = []
         self._writer = pool.submit_open(path, sample_rate)
         self._closed = False
         self._frames = 0
@@ -110,9 +133,6 @@ class Recording:
         self._delay: deque[list[Pcm | None]] = deque()
         self.masked_samples = 0
         pool.active += 1
-
-    def _new_block(self) -> npt.NDArray[np.int16]:
-        return np.zeros((BLOCK_FRAMES * self._n, 2), dtype=np.int16)
 
     def add(self, caller: Pcm | None, agent: Pcm | None) -> None:
         """Append one 20 ms frame per channel (None, or paused, is silence).
@@ -151,16 +171,11 @@ class Recording:
             self.masked_samples += self._n
 
     def _write(self, caller: Pcm | None, agent: Pcm | None) -> None:
-        rows = self._block[self._fill : self._fill + self._n]
-        if caller is not None:
-            rows[:, 0] = caller
-        if agent is not None:
-            rows[:, 1] = agent
-        self._fill += self._n
-        if self._fill == len(self._block):
-            self._pool.submit_write(self._writer, self._block)
-            self._block = self._new_block()
-            self._fill = 0
+        self._callers.append(caller)
+        self._agents.append(agent)
+        if len(self._callers) == BLOCK_FRAMES:
+            self._pool.submit_write(self._writer, self._callers, self._agents, self._n)
+            self._callers, self._agents = [], []
 
     @property
     def elapsed_s(self) -> float:
@@ -191,5 +206,6 @@ class Recording:
             self.pauses[-1]["end_s"] = round(self.elapsed_s, 3)
         while self._delay:
             self._write(*self._delay.popleft())
-        tail = self._block[: self._fill]
-        return await asyncio.wrap_future(self._pool.submit_close(self._writer, tail))
+        return await asyncio.wrap_future(
+            self._pool.submit_close(self._writer, self._callers, self._agents, self._n)
+        )
