@@ -25,6 +25,7 @@ from ivr.auth import Authenticator, HashParams, LoginLimiter
 from ivr.clock import MediaClock
 from ivr.config import Config, load_config
 from ivr.errors import InvalidConfig, Problem
+from ivr.metrics import ServerMetrics, metrics_handler
 from ivr.prompt import PromptLibrary
 from ivr.recorder import RecorderPool
 from ivr.repair import repair
@@ -51,6 +52,7 @@ switchboard_key = web.AppKey("switchboard", Switchboard)
 authenticator_key = web.AppKey("authenticator", Authenticator)
 clock_key = web.AppKey("clock", MediaClock)
 audit_key = web.AppKey("audit", AuditLog)
+metrics_key = web.AppKey("metrics", ServerMetrics)
 limiter_key = web.AppKey("limiter", LoginLimiter)
 
 
@@ -83,6 +85,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             PromptLibrary.load, live.prompts, settings.data_dir / "cache" / "tts", config.source
         )
         clock = MediaClock()
+        clock.on_tick_lateness = app[metrics_key].observe_tick_lateness
         recorder = RecorderPool()
         switchboard = Switchboard(
             config,
@@ -93,6 +96,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             numbers=live.numbers,
             flows=live.flows,
             teams=live.teams,
+            metrics=app[metrics_key],
         )
         app[store_key] = store
         app[clock_key] = clock
@@ -139,7 +143,10 @@ def create_app(settings: Settings) -> web.Application:
     """The softswitch as an aiohttp application."""
     app = web.Application(middlewares=[api.error_middleware], client_max_size=api.MAX_BODY_BYTES)
     app[settings_key] = settings
+    app[metrics_key] = metrics = ServerMetrics()
     app.cleanup_ctx.append(_core_ctx)
+    # Prometheus: counters and histograms only, nothing personal (docs/load.md).
+    app.router.add_get("/metrics", metrics_handler(metrics))
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/v1/call", ws.call_handler)
     app.router.add_get("/v1/agent", ws.agent_handler)

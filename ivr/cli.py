@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     purge = sub.add_parser("purge", help="delete recordings past their retention now")
     purge.add_argument("--data", type=Path, default=DEFAULT_DATA)
 
+    from ivr.load import cli as load_cli
+
+    load_cli.add_parser(sub)
+
     prompts = sub.add_parser("prompts", help="prompt audio")
     psub = prompts.add_subparsers(dest="prompts_command", required=True)
     render = psub.add_parser("render", help="re-render prompts/*.txt to WAV with espeak-ng")
@@ -89,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_users_add(args))
         if args.command in ("erase", "export", "purge"):
             return asyncio.run(_privacy(args))
+        if args.command == "load":
+            from ivr.load import cli as load_cli
+
+            return load_cli.run(args)
         if args.command == "audit":
             return asyncio.run(_audit_verify(args))
         if args.command == "check-config":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -148,6 +149,7 @@ class CallSession:
         self._timers: dict[str, int] = {}
         self._n = switchboard.clock.ticks
         self._last_digit: tuple[str, str, int] | None = None
+        self._digit_at: float | None = None  # for the DTMF-to-response histogram
         self.dtmf_key = -1  # the media clock's detector slot
         self.last_inbound: Pcm | None = None
         self._events: list[tuple[str, str, dict[str, Any]]] = []
@@ -163,9 +165,12 @@ class CallSession:
 
     # -- inputs ----------------------------------------------------------------
 
-    def start(self) -> None:
-        """Answer the call and start the flow."""
+    def start(self, dialled_at: float | None = None) -> None:
+        """Answer the call and start the flow (``dialled_at``: monotonic time of the dial)."""
         self.sb.clock.add(self)
+        self.sb.metrics.call_started()
+        if dialled_at is not None:
+            self.sb.metrics.observe_setup(time.monotonic() - dialled_at)
         self.caller.send_message(
             {
                 "type": "answered",
@@ -205,6 +210,7 @@ class CallSession:
                 self._last_digit = None
                 continue
             self._last_digit = (digit, source, self._n)
+            self._digit_at = time.monotonic()
             if self.flow.sensitive:  # a sensitive gather: never log the digit
                 self._event(
                     "dtmf",
@@ -374,6 +380,9 @@ class CallSession:
             self._end(action.reason)
 
     def _play(self, action: Play) -> None:
+        if self._digit_at is not None:  # the response to a key: the next prompt starts
+            self.sb.metrics.observe_dtmf_latency(time.monotonic() - self._digit_at)
+            self._digit_at = None
         prompt = self.sb.prompts.get(action.prompt)
         self._playback = Playback(
             prompt, prompt.wire_frames(self.caller.codec), action.node, action.loop
@@ -500,6 +509,7 @@ class CallSession:
         path = self.sb.store.recordings_dir / relative
         rate = self.caller.sample_rate
         self.recording = Recording(self.sb.recorder, rec_id, path, rate)
+        self.sb.metrics.recording_started()
         self.recording_ids.append(rec_id)
         self.caller.send_message({"type": "recording", "state": "on"})
         if action.transcribe:
@@ -531,6 +541,7 @@ class CallSession:
         if rec is None:
             return
         self.recording = None
+        self.sb.metrics.recording_ended()
         self.caller.send_message({"type": "recording", "state": "off"})
         if self.decision is not None and self.decision.transcribe:
             self.caller.send_message({"type": "transcription", "state": "off"})
@@ -572,6 +583,9 @@ class CallSession:
             "recording_id": self.recording_ids[-1] if self.recording_ids else None,
         }
         self.caller.send_message({"type": "hangup", "reason": reason, "stats": stats})
+        self.sb.metrics.call_ended(reason)
+        leg = self.caller.stats
+        self.sb.metrics.frames(late=leg.frames_late, dropped=leg.frames_dropped)
         self._event("hangup", {"reason": reason})
         log.info(
             "call %s to %s from %s ended: %s",

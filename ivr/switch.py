@@ -16,6 +16,7 @@ from ivr.agent import BotSeat, PersonSeat, Seat
 from ivr.clock import MediaClock
 from ivr.config import Config, Flow, NumberConfig, TeamConfig
 from ivr.leg import Leg
+from ivr.metrics import ServerMetrics
 from ivr.prompt import PromptLibrary
 from ivr.recorder import RecorderPool
 from ivr.session import CallSession
@@ -42,7 +43,9 @@ class Switchboard:
         numbers: dict[str, NumberConfig] | None = None,
         flows: dict[str, Flow] | None = None,
         teams: dict[str, TeamConfig] | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
+        self.metrics = metrics or ServerMetrics()
         self.config = config
         self.store = store
         self.prompts = prompts

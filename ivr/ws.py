@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -187,6 +188,7 @@ async def _wait_dial(
             if m["type"] != "dial":
                 raise ProtocolError("not_first", f"'{m['type']}' before 'dial'")
             dial = parse_dial(m)
+            dialled_at = time.monotonic()
         except ProtocolError as err:
             if errors.report(err):
                 return None
@@ -210,10 +212,12 @@ async def _wait_dial(
             transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
             await ws.close(code=1000)
             return None
-        return await _place_call(sb, dial, number, transport)
+        return await _place_call(sb, dial, number, transport, dialled_at)
 
 
-async def _place_call(sb: Any, dial: Any, number: Any, transport: WsTransport) -> CallSession:
+async def _place_call(
+    sb: Any, dial: Any, number: Any, transport: WsTransport, dialled_at: float
+) -> CallSession:
     call_id = new_id("c")
     flow = sb.flows[number.flow]
     contact_id = await sb.store.contact_id(dial.from_)
@@ -250,7 +254,7 @@ async def _place_call(sb: Any, dial: Any, number: Any, transport: WsTransport) -
         dial.codec.sample_rate,
     )
     sb.call_started(session)
-    session.start()
+    session.start(dialled_at)
     return session
 
 

@@ -1,0 +1,422 @@
+"""Capacity benchmark: the bare baseline B against the softswitch, side by side, same run.
+
+Measures, on loopback, with the server pinned to one CPU and the load runner
+to another (``taskset``):
+
+* **B**: the largest number of calls at which a bare aiohttp WebSocket server
+  (``bench/baseline_server.py``: one 320-byte frame per call every 20 ms, a
+  task per call) still delivers its frames with p99 lateness under 10 ms,
+  p99.9 under 20 ms and none over 60 ms, and loses none;
+* the same for the softswitch (``ivr serve``) running the consent flow with
+  bots, **without recording** (every caller presses 2) and **with half the
+  calls recorded** (half press 1), each as a ratio to B.
+
+Each trial starts a fresh server, brings ``n`` callers in at ``--rate`` calls
+a second, lets them settle, then judges frame lateness over a steady window
+of ``--window-s`` seconds in which all ``n`` are connected and talking
+(the runner's per-second histograms, from its report.json). The largest
+passing ``n`` is searched for by doubling and bisection, within a time budget
+(``--budget-s``), so a run is bounded. The runner's and the server's CPU per
+call-second are printed too: the runner must cost under half of B per call,
+so it never limits the measurement.
+
+    python bench/capacity.py [--budget-s 420] [--server-cpu 0] [--runner-cpu 1]
+
+It prints its figures; nothing is written outside a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ivr.load.metrics import Histogram  # noqa: E402
+
+P99_MS, P999_MS, MAX_MS = 10.0, 20.0, 60.0
+SETTLE_S = 2.5  # after the last arrival: the flow (1 s notice), the bot's answer (0.2 s)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Trial:
+    system: str
+    calls: int
+    passed: bool
+    p99: float
+    p999: float
+    max: float
+    lost: int
+    failed: int
+    server_cpu_ms: float  # per call-second
+    runner_cpu_ms: float  # per call-second
+    runner_p99: float
+    seconds: float
+    setup_p99: float | None = None
+    dtmf_p99: float | None = None
+    why: str = ""
+
+    def line(self) -> str:
+        verdict = "pass" if self.passed else "FAIL"
+        return (
+            f"  {self.system:<8} n={self.calls:<5} {verdict}  lateness p99 {self.p99:6.1f} "
+            f"p99.9 {self.p999:6.1f} max {self.max:6.1f} ms  lost {self.lost:<4} failed "
+            f"{self.failed:<3} | CPU per call-second: server {self.server_cpu_ms:5.2f} ms, "
+            f"runner {self.runner_cpu_ms:5.2f} ms (its own p99 lateness {self.runner_p99:.1f} ms)"
+            f"  [{self.seconds:.0f} s]{'  ' + self.why if self.why else ''}"
+            + (f"\n{'':13}set-up p99 {self.setup_p99:.1f} ms" if self.setup_p99 is not None else "")
+            + (
+                f", DTMF-to-response p99 {self.dtmf_p99:.1f} ms"
+                if self.dtmf_p99 is not None
+                else ""
+            )
+        )
+
+
+def write_tone(path: Path, hz: float, ms: int, rate: int = 8000) -> None:
+    t = np.arange(rate * ms // 1000) / rate
+    x = (6000 * np.sin(2 * np.pi * hz * t)).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(x.tobytes())
+
+
+def bench_config(folder: Path) -> Path:
+    """A consent flow with short prompts and thousands of bots: calls reach a line in ~1.3 s."""
+    prompts = folder / "prompts"
+    prompts.mkdir()
+    for name, hz, ms in (
+        ("notice", 440, 1000),
+        ("menu", 550, 1000),
+        ("hold", 330, 2000),
+        ("greeting", 660, 1000),
+        ("bye", 220, 500),
+    ):
+        write_tone(prompts / f"{name}.wav", hz, ms)
+    config = {
+        "prompts_dir": str(prompts),
+        "bots": {"answer_delay_s": 0.2, "greeting": "greeting", "max_call_s": 3600},
+        "limits": {"max_calls": 20000},
+        "numbers": {
+            "+15550100": {
+                "name": "Bench",
+                "flow": "consent",
+                "recording": True,
+                "transcription": False,
+                "consent_mode": "opt_in",
+            }
+        },
+        "teams": {"support": {"bots": 5000}},
+        "flows": {
+            "consent": {
+                "start": "notice",
+                "nodes": {
+                    "notice": {
+                        "type": "message",
+                        "prompt": "notice",
+                        "notice": ["recording"],
+                        "next": "consent",
+                    },
+                    "consent": {
+                        "type": "menu",
+                        "prompt": "menu",
+                        "options": {
+                            "1": {"next": "recorded", "consent": "granted"},
+                            "2": {"next": "private", "consent": "refused"},
+                        },
+                        "timeout_s": 5,
+                        "retries": 1,
+                        "on_timeout": "private",
+                    },
+                    "recorded": {
+                        "type": "ring",
+                        "team": "support",
+                        "record": True,
+                        "timeout_s": 30,
+                        "on_no_answer": "bye",
+                    },
+                    "private": {
+                        "type": "ring",
+                        "team": "support",
+                        "record": False,
+                        "timeout_s": 30,
+                        "on_no_answer": "bye",
+                    },
+                    "bye": {"type": "hangup", "prompt": "bye"},
+                },
+            }
+        },
+    }
+    path = folder / "bench.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+MIXES: dict[str, dict[str, Any]] = {
+    "B": {"hold": 1},
+    "norec": {"refuse": {"weight": 1, "press_after_s": 0}},
+    "halfrec": {
+        "consent": {"weight": 1, "press_after_s": 0},
+        "refuse": {"weight": 1, "press_after_s": 0},
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
+def start_server(
+    system: str, config: Path, folder: Path, cpu: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    if system == "B":
+        cmd = [sys.executable, str(ROOT / "bench" / "baseline_server.py"), "--port", str(port)]
+    else:
+        data = folder / f"data-{time.monotonic_ns()}"
+        cmd = [sys.executable, "-m", "ivr", "serve", "--config", str(config), "--data", str(data)]
+        cmd += ["--port", str(port), "--log-level", "WARNING"]
+    proc = subprocess.Popen(
+        ["taskset", "-c", cpu, *cmd],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{system} server did not start")
+        if line.startswith(b"listening on"):
+            return proc, f"http://127.0.0.1:{port}"
+    raise RuntimeError(f"{system} server did not start in time")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def trial(system: str, n: int, args: argparse.Namespace, config: Path, folder: Path) -> Trial:
+    t0 = time.monotonic()
+    ramp_s = n / args.rate
+    talk_s = ramp_s + SETTLE_S + args.window_s + 2.0
+    scenario = {
+        "name": f"capacity-{system}-{n}",
+        "to": "+15550100",
+        "calls": n,
+        "concurrency": n,
+        "arrival": {"rate_cps": args.rate},
+        "talk": {"seconds": round(talk_s, 2), "tail_ms": 0},
+        "mix": MIXES[system],
+        "seed": 1,
+        "processes": 0,
+        "verify": False,
+        "call_timeout_s": talk_s + 60,
+    }
+    scen_path = folder / f"{system}-{n}.yaml"
+    scen_path.write_text(yaml.safe_dump(scenario))
+    report_dir = folder / f"report-{system}-{n}"
+    proc, url = start_server(system, config, folder, args.server_cpu)
+    try:
+        cpu0 = cpu_s(proc.pid)
+        subprocess.run(
+            [
+                "taskset",
+                "-c",
+                args.runner_cpu,
+                sys.executable,
+                "-m",
+                "ivr.load.cli",
+                str(scen_path),
+                "--url",
+                url,
+                "--no-verify",
+                "--quiet",
+                "--report",
+                str(report_dir),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=talk_s + 120,
+            check=False,
+        )
+        server_cpu = cpu_s(proc.pid) - cpu0
+    finally:
+        stop(proc)
+    report = json.loads((report_dir / "report.json").read_text())
+    window = Histogram()
+    lo, hi = ramp_s + SETTLE_S, ramp_s + SETTLE_S + args.window_s
+    for t in report["timeline"]:
+        if lo <= t["t"] < hi:
+            window.merge(Histogram.from_dict(t["lateness"]))
+    counts = report["counts"]
+    lost = counts["frames_missing"] + counts["frames_unsent"] + counts["frames_dropped"]
+    failed = counts["calls_failed"]
+    call_s = report["runner"]["call_s"] or 1.0
+    p99, p999 = window.percentile(99.0), window.percentile(99.9)
+    why = []
+    if window.n < n * 50 * args.window_s * 0.9:
+        why.append(f"only {window.n} frames in the window")
+    if failed:
+        why.append(f"{failed} calls failed")
+    passed = not why and p99 < P99_MS and p999 < P999_MS and window.max <= MAX_MS and lost == 0
+    return Trial(
+        system=system,
+        calls=n,
+        passed=passed,
+        p99=p99,
+        p999=p999,
+        max=window.max,
+        lost=lost,
+        failed=failed,
+        server_cpu_ms=server_cpu * 1000 / call_s,
+        runner_cpu_ms=report["runner"]["cpu_ms_per_call_s"] or 0.0,
+        runner_p99=report["runner"]["lateness"]["p99"] or 0.0,
+        seconds=time.monotonic() - t0,
+        setup_p99=report["metrics"]["setup_answered_ms"]["p99"],
+        dtmf_p99=report["metrics"]["dtmf_response_ms"]["p99"],
+        why="; ".join(why),
+    )
+
+
+def search(
+    system: str,
+    start: int,
+    max_trials: int,
+    deadline: float,
+    args: argparse.Namespace,
+    config: Path,
+    folder: Path,
+    trials: list[Trial],
+) -> tuple[int, int | None]:
+    """(largest passing n, smallest failing n or None), by doubling then bisection."""
+    lo, hi = 0, None
+    n = max(10, start)
+    for _ in range(max_trials):
+        if time.monotonic() + n / args.rate + args.window_s + 15 > deadline:
+            print(f"  {system}: time budget spent", flush=True)
+            break
+        t = trial(system, n, args, config, folder)
+        trials.append(t)
+        print(t.line(), flush=True)
+        if t.passed:
+            lo = n
+        else:
+            hi = n
+        if hi is not None and hi - lo <= max(10, lo // 10):
+            break
+        n = n * 2 if hi is None else (lo + hi) // 2
+        if lo == 0 and hi is not None:
+            n = max(10, hi // 2)
+    return lo, hi
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--budget-s", type=float, default=420.0, help="stop searching after this")
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--runner-cpu", default="1")
+    p.add_argument("--rate", type=float, default=50.0, help="arrivals per second in each trial")
+    p.add_argument("--window-s", type=float, default=8.0, help="steady window judged per trial")
+    p.add_argument("--start", type=int, default=200, help="first n tried for B")
+    args = p.parse_args()
+    if shutil.which("taskset") is None:
+        print("taskset is needed (util-linux)", file=sys.stderr)
+        return 2
+    folder = Path(tempfile.mkdtemp(prefix="ivr-capacity-"))
+    try:
+        config = bench_config(folder)
+        start = time.monotonic()
+        deadline = start + args.budget_s
+        trials: list[Trial] = []
+        print(
+            f"capacity: server on CPU {args.server_cpu}, runner on CPU {args.runner_cpu}, "
+            f"{args.rate:g} arrivals/s, {args.window_s:g} s steady window; thresholds "
+            f"p99 < {P99_MS:g} ms, p99.9 < {P999_MS:g} ms, max <= {MAX_MS:g} ms, no frame lost",
+            flush=True,
+        )
+        share = (deadline - start) / 3
+        b, b_fail = search("B", args.start, 6, start + share * 1.2, args, config, folder, trials)
+        results: dict[str, tuple[int, int | None]] = {"B": (b, b_fail)}
+        first = max(b, args.start // 2)
+        left = deadline - time.monotonic()
+        results["norec"] = search(
+            "norec", first, 4, time.monotonic() + left / 2, args, config, folder, trials
+        )
+        results["halfrec"] = search(
+            "halfrec", int(first * 0.9), 4, deadline, args, config, folder, trials
+        )
+        print()
+        print(f"  {'system':<28}{'capacity':>10}{'ratio to B':>12}   bracket")
+        names = {
+            "B": "B (bare aiohttp, task/call)",
+            "norec": "softswitch, no recording",
+            "halfrec": "softswitch, half recorded",
+        }
+        for system, (lo, hi) in results.items():
+            ratio = f"{lo / b:.2f}" if b else "-"
+            bracket = (
+                f"passes at {lo}, fails at {hi}" if hi else f"passes at {lo} (no failure seen)"
+            )
+            print(f"  {names[system]:<28}{lo:>10}{ratio:>12}   {bracket}")
+        b_trials = [t for t in trials if t.system == "B" and t.passed]
+        if b_trials:
+            top = max(b_trials, key=lambda t: t.calls)
+            print(
+                f"\n  runner CPU per call-second {top.runner_cpu_ms:.2f} ms vs B's "
+                f"{top.server_cpu_ms:.2f} ms at n={top.calls}: ratio "
+                f"{top.runner_cpu_ms / top.server_cpu_ms:.2f} (target < 0.5)"
+            )
+        # Every softswitch caller presses a digit (barge-in) on arrival, at --rate
+        # arrivals a second onto the calls already up: each trial measures set-up and
+        # DTMF-to-response under that load. Quote the trial nearest 0.8 x B.
+        ss = [t for t in trials if t.system != "B" and t.passed and t.dtmf_p99 is not None]
+        if b and ss:
+            near = min(ss, key=lambda t: abs(t.calls - 0.8 * b))
+            print(
+                f"  at n={near.calls} ({near.calls / b:.2f} x B, {near.system}): DTMF-to-response "
+                f"p99 {near.dtmf_p99:.1f} ms (target <= 30), set-up p99 {near.setup_p99:.1f} ms "
+                f"with {args.rate:g} new calls/s (target <= 100)"
+            )
+        print(f"  total {time.monotonic() - start:.0f} s")
+        return 0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

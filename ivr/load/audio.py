@@ -1,0 +1,195 @@
+"""What virtual callers send: wire codecs, per-call talk signals, in-band DTMF.
+
+Everything here is computed once per process or once per call, so that a
+caller's frame for a tick is a table look-up and a byte concatenation: the
+runner must stay far cheaper per call than the server it measures.
+
+*Talk* frames are unique per call and per frame, so that a recording can be
+matched frame by frame against what was sent: frame ``k`` of a call starts
+with a ``SIGNATURE_SAMPLES``-sample signature that spells ``k`` in binary
+(+-8000 per bit, which every codec keeps apart, G.711 included) and goes on
+with a block of white noise drawn from the call's seed (``NOISE_BLOCK``
+frames, cycled). A frame never decodes to digital silence, which is what the
+server records for a caller frame that was missing or late.
+
+A talk *file* (a WAV) is the same for every call: still checkable frame by
+frame, just not unique across calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from media.dtmf import generate as dtmf_tone
+from media.frame import Pcm, samples_per_frame
+from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+
+# PROTOCOL.md, "Codecs": the codecs a call may use, and the rates of each.
+CODEC_RATES: dict[str, tuple[int, ...]] = {
+    "pcm_s16le": (8000, 16000),
+    "pcmu": (8000,),
+    "pcma": (8000,),
+}
+
+SIGNATURE_SAMPLES = 20  # 2**20 frames: 5.8 hours of talk per call
+SIGNATURE_LEVEL = 8000
+NOISE_BLOCK = 50  # one second of noise, cycled under the signature
+NOISE_PEAK = 12000
+
+
+@dataclass(frozen=True, slots=True)
+class WireCodec:
+    """One frame of PCM to wire bytes and back, for a codec of PROTOCOL.md (G.711 included)."""
+
+    name: str
+    sample_rate: int
+
+    @property
+    def samples_per_frame(self) -> int:
+        return samples_per_frame(self.sample_rate)
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return 2 if self.name == "pcm_s16le" else 1
+
+    @property
+    def frame_bytes(self) -> int:
+        return self.samples_per_frame * self.bytes_per_sample
+
+    def encode(self, pcm: Pcm) -> bytes:
+        if self.name == "pcmu":
+            return ulaw_encode(pcm).tobytes()
+        if self.name == "pcma":
+            return alaw_encode(pcm).tobytes()
+        return np.asarray(pcm, dtype="<i2").tobytes()
+
+    def decode(self, wire: bytes) -> Pcm:
+        if self.name == "pcmu":
+            return ulaw_decode(np.frombuffer(wire, dtype=np.uint8))
+        if self.name == "pcma":
+            return alaw_decode(np.frombuffer(wire, dtype=np.uint8))
+        pcm: Pcm = np.frombuffer(wire, dtype="<i2").astype(np.int16)
+        return pcm
+
+    def heard(self, pcm: Pcm) -> Pcm:
+        """What the far end decodes from ``pcm`` sent with this codec (G.711 is lossy)."""
+        return self.decode(self.encode(pcm))
+
+
+def wire_codec(name: str, sample_rate: int) -> WireCodec:
+    """The codec ``name`` at ``sample_rate``; ValueError if PROTOCOL.md has no such pair."""
+    rates = CODEC_RATES.get(name)
+    if rates is None or sample_rate not in rates:
+        raise ValueError(f"no codec {name!r} at {sample_rate} Hz")
+    return WireCodec(name, sample_rate)
+
+
+def _signature(k: int, n: int) -> Pcm:
+    bits = (k >> np.arange(n)) & 1
+    sig: Pcm = np.where(bits == 1, SIGNATURE_LEVEL, -SIGNATURE_LEVEL).astype(np.int16)
+    return sig
+
+
+def noise_block(seed: int, sample_rate: int) -> npt.NDArray[np.int16]:
+    """``NOISE_BLOCK`` frames of white noise, ``(frames, samples)``, drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    n = samples_per_frame(sample_rate)
+    block: npt.NDArray[np.int16] = rng.integers(
+        -NOISE_PEAK, NOISE_PEAK, (NOISE_BLOCK, n), dtype=np.int16
+    )
+    block[block == 0] = 1
+    return block
+
+
+def talk_pcm(seed: int, sample_rate: int, k: int) -> Pcm:
+    """Frame ``k`` of the talk signal of the call whose seed is ``seed`` (as PCM)."""
+    frame: Pcm = noise_block(seed, sample_rate)[k % NOISE_BLOCK].copy()
+    frame[:SIGNATURE_SAMPLES] = _signature(k, SIGNATURE_SAMPLES)
+    return frame
+
+
+class TalkSignal:
+    """A call's talk frames on the wire: ``frame(k)`` is one cheap call per frame."""
+
+    __slots__ = ("codec", "frame")
+
+    def __init__(self, codec: WireCodec, frame: Callable[[int], bytes]) -> None:
+        self.codec = codec
+        self.frame = frame
+
+
+class SignatureTables:
+    """Per-process tables: the wire bytes of every signature, in two halves."""
+
+    HALF = SIGNATURE_SAMPLES // 2
+
+    def __init__(self, codec: WireCodec) -> None:
+        self.codec = codec
+        half = self.HALF
+        # Frame k starts with table[k's low bits] + table[k's high bits].
+        self.table = [codec.encode(_signature(k, half)) for k in range(1 << half)]
+        self.prefix_bytes = SIGNATURE_SAMPLES * codec.bytes_per_sample
+
+    def noise_talk(self, seed: int) -> TalkSignal:
+        """The unique talk signal of one call."""
+        codec = self.codec
+        block = noise_block(seed, codec.sample_rate)
+        rows = [codec.encode(row)[self.prefix_bytes :] for row in block]
+        table, mask, half = self.table, (1 << self.HALF) - 1, self.HALF
+
+        def frame(k: int) -> bytes:
+            return table[k & mask] + table[(k >> half) & mask] + rows[k % NOISE_BLOCK]
+
+        return TalkSignal(codec, frame)
+
+
+def file_talk(codec: WireCodec, pcm: Pcm) -> TalkSignal:
+    """A talk signal read from a file: ``pcm`` at the call's rate, cycled."""
+    n = codec.samples_per_frame
+    count = max(1, len(pcm) // n)
+    x = np.zeros(count * n, dtype=np.int16)
+    x[: min(len(pcm), len(x))] = pcm[: len(x)]
+    rows = [codec.encode(x[i * n : (i + 1) * n]) for i in range(count)]
+
+    def frame(k: int) -> bytes:
+        return rows[k % count]
+
+    return TalkSignal(codec, frame)
+
+
+def expected_talk(
+    codec: WireCodec, frames_sent: int, seed: int | None, file_pcm: Pcm | None
+) -> list[Pcm]:
+    """What the server must hear of a call's talk frames 0..frames_sent-1 (decoded)."""
+    if file_pcm is not None:
+        signal = file_talk(codec, file_pcm)
+    else:
+        assert seed is not None
+        signal = SignatureTables(codec).noise_talk(seed)
+    return [codec.decode(signal.frame(k)) for k in range(frames_sent)]
+
+
+def dtmf_frames(
+    codec: WireCodec, digit: str, duration_ms: int, level_dbm0: float, gap_ms: int = 60
+) -> list[bytes]:
+    """The wire frames of one in-band DTMF digit (ITU-T Q.23) and the gap after it."""
+    n = codec.samples_per_frame
+    tone = dtmf_tone(digit, duration_ms, codec.sample_rate, level_dbm0)
+    gap = np.zeros(round(gap_ms * codec.sample_rate / 1000), dtype=np.int16)
+    x = np.concatenate([tone, gap])
+    x = np.concatenate([x, np.zeros((-len(x)) % n, dtype=np.int16)])
+    return [codec.encode(x[i : i + n]) for i in range(0, len(x), n)]
+
+
+def read_talk_file(path: Path, sample_rate: int) -> Pcm:
+    """A WAV file as mono PCM at ``sample_rate`` (resampled if need be)."""
+    from media.resample import resample
+    from media.wavfile import read_mono
+
+    pcm, rate = read_mono(path)
+    return pcm if rate == sample_rate else resample(pcm, rate, sample_rate)

@@ -1,0 +1,133 @@
+"""Prometheus metrics of the server, served as text at ``/metrics``.
+
+:class:`ServerMetrics` owns one :class:`prometheus_client.CollectorRegistry`
+(never the process-global one, so several apps, and tests, can live in one
+process) and gives the server one method per fact it reports: a call started
+or ended (by hangup reason), a recording started or ended, a set-up time, a
+DTMF-to-response time, a media clock tick's lateness, caller frames late or
+dropped. :func:`metrics_handler` makes the aiohttp handler for ``/metrics``.
+
+Metric names follow Prometheus conventions: base units (seconds), ``_total``
+on counters, one family per quantity with labels for its kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
+
+# PROTOCOL.md, "hangup": every reason a call can end with (pre-created, so each shows 0).
+HANGUP_REASONS = ("caller", "agent", "flow", "no_answer", "timeout", "shutdown", "error")
+
+SETUP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+DTMF_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0)
+# The capacity thresholds (10, 20, 60 ms) are bucket edges.
+TICK_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.5)
+
+
+class ServerMetrics:
+    """The server's metrics, in a registry of their own."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self._calls_active = Gauge("ivr_calls_active", "Calls in progress.", registry=r)
+        self._calls_started = Counter("ivr_calls_started", "Calls answered.", registry=r)
+        self._calls_ended = Counter(
+            "ivr_calls_ended", "Calls ended, by hangup reason.", ["reason"], registry=r
+        )
+        for reason in HANGUP_REASONS:
+            self._calls_ended.labels(reason)
+        self._recordings_active = Gauge(
+            "ivr_recordings_active", "Recordings being written.", registry=r
+        )
+        self._recordings_started = Counter(
+            "ivr_recordings_started", "Recordings started.", registry=r
+        )
+        self._setup = Histogram(
+            "ivr_call_setup_seconds",
+            "From the caller's dial to the call's answer.",
+            buckets=SETUP_BUCKETS_S,
+            registry=r,
+        )
+        self._dtmf = Histogram(
+            "ivr_dtmf_latency_seconds",
+            "From a digit received to the first frame of what follows.",
+            buckets=DTMF_BUCKETS_S,
+            registry=r,
+        )
+        self._tick = Histogram(
+            "ivr_clock_tick_lateness_seconds",
+            "How late each 20 ms media clock tick ran against its schedule.",
+            buckets=TICK_BUCKETS_S,
+            registry=r,
+        )
+        self._frames_late = Counter(
+            "ivr_frames_late",
+            "Caller frames missing at their tick (played as silence).",
+            registry=r,
+        )
+        self._frames_dropped = Counter(
+            "ivr_frames_dropped", "Caller frames dropped from a full jitter buffer.", registry=r
+        )
+
+    # -- calls ------------------------------------------------------------------
+
+    def call_started(self) -> None:
+        self._calls_started.inc()
+        self._calls_active.inc()
+
+    def call_ended(self, reason: str) -> None:
+        """A call ended with hangup ``reason`` (PROTOCOL.md's reasons; others are counted too)."""
+        self._calls_active.dec()
+        self._calls_ended.labels(reason).inc()
+
+    # -- recordings -------------------------------------------------------------
+
+    def recording_started(self) -> None:
+        self._recordings_started.inc()
+        self._recordings_active.inc()
+
+    def recording_ended(self) -> None:
+        self._recordings_active.dec()
+
+    # -- latencies --------------------------------------------------------------
+
+    def observe_setup(self, seconds: float) -> None:
+        self._setup.observe(seconds)
+
+    def observe_dtmf_latency(self, seconds: float) -> None:
+        self._dtmf.observe(seconds)
+
+    def observe_tick_lateness(self, seconds: float) -> None:
+        self._tick.observe(max(seconds, 0.0))
+
+    # -- media ------------------------------------------------------------------
+
+    def frames(self, late: int = 0, dropped: int = 0) -> None:
+        """Count caller frames found late or dropped (e.g. from a call's stats as it ends)."""
+        if late:
+            self._frames_late.inc(late)
+        if dropped:
+            self._frames_dropped.inc(dropped)
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """Every metric, in the format the ``Accept`` header asks for, and its content type.
+
+        Without one, the Prometheus text format 0.0.4; OpenMetrics when asked for.
+        """
+        encoder, content_type = choose_encoder(accept)
+        return bytes(encoder(self.registry)), content_type
+
+
+def metrics_handler(metrics: ServerMetrics) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler serving ``metrics`` (for ``GET /metrics``)."""
+
+    async def handler(request: web.Request) -> web.Response:
+        body, content_type = metrics.render(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    return handler
