@@ -14,8 +14,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
@@ -39,6 +39,7 @@ from ivr.switch import Busy
 from media.errors import BadFrame
 
 log = logging.getLogger("ivr.ws")
+T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 1 << 16
 # Audio is dropped (and counted) rather than queued once this much is unsent.
@@ -164,16 +165,25 @@ async def call_handler(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _wait_dial(
-    ws: web.WebSocketResponse, transport: WsTransport, errors: _Errors, sb: Any
-) -> CallSession | None:
-    """Read messages until a valid ``dial``; place the call and return its session."""
+async def _first_message(
+    ws: web.WebSocketResponse,
+    transport: WsTransport,
+    errors: _Errors,
+    allowed: tuple[str, ...],
+    first: str,
+    parse_first: Callable[[dict[str, Any]], T],
+) -> T | None:
+    """The first valid ``first`` message (``dial`` or ``login``), or None if the client left.
+
+    Anything else before it is an error (``not_first``, ``bad_frame``...) and the
+    client may try again, up to the error limit; nothing within 30 s closes with 1008.
+    """
     while True:
         try:
             msg = await ws.receive(timeout=FIRST_MESSAGE_TIMEOUT_S)
         except TimeoutError:
             transport.send_message(
-                {"type": "error", "code": "missing_field", "message": "no dial within 30 s"}
+                {"type": "error", "code": "missing_field", "message": f"no {first} within 30 s"}
             )
             await ws.close(code=1008)
             return None
@@ -184,15 +194,24 @@ async def _wait_dial(
         if msg.type != WSMsgType.TEXT:
             return None
         try:
-            m = parse(msg.data, CALLER_TYPES)
-            if m["type"] != "dial":
-                raise ProtocolError("not_first", f"'{m['type']}' before 'dial'")
-            dial = parse_dial(m)
-            dialled_at = time.monotonic()
+            m = parse(msg.data, allowed)
+            if m["type"] != first:
+                raise ProtocolError("not_first", f"'{m['type']}' before '{first}'")
+            return parse_first(m)
         except ProtocolError as err:
             if errors.report(err):
                 return None
-            continue
+
+
+async def _wait_dial(
+    ws: web.WebSocketResponse, transport: WsTransport, errors: _Errors, sb: Any
+) -> CallSession | None:
+    """Read messages until a valid ``dial``; place the call and return its session."""
+    while True:
+        dial = await _first_message(ws, transport, errors, CALLER_TYPES, "dial", parse_dial)
+        if dial is None:
+            return None
+        dialled_at = time.monotonic()
         number = sb.numbers.get(dial.to)
         if number is None:
             transport.send_message(
@@ -282,28 +301,10 @@ async def agent_handler(request: web.Request) -> web.WebSocketResponse:
     errors = _Errors(transport)
     seat = None
     try:
-        # login must come first
         while seat is None:
-            try:
-                msg = await ws.receive(timeout=FIRST_MESSAGE_TIMEOUT_S)
-            except TimeoutError:
-                await ws.close(code=1008)
+            login = await _first_message(ws, transport, errors, AGENT_TYPES, "login", parse_login)
+            if login is None:
                 return ws
-            if msg.type == WSMsgType.BINARY:
-                if errors.report(ProtocolError("bad_frame", "audio before 'answered'")):
-                    return ws
-                continue
-            if msg.type != WSMsgType.TEXT:
-                return ws
-            try:
-                m = parse(msg.data, AGENT_TYPES)
-                if m["type"] != "login":
-                    raise ProtocolError("not_first", f"'{m['type']}' before 'login'")
-                login = parse_login(m)
-            except ProtocolError as err:
-                if errors.report(err):
-                    return ws
-                continue
             try:
                 user = await auth.user(login.token)
             except AuthError:

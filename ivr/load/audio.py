@@ -19,22 +19,17 @@ frame, just not unique across calls.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from media.dtmf import generate as dtmf_tone
-from media.frame import Pcm, samples_per_frame
-from media.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from media.errors import UnsupportedCodec
+from media.frame import Codec, Pcm, codec, samples_per_frame, supported_codecs
 
 # PROTOCOL.md, "Codecs": the codecs a call may use, and the rates of each.
-CODEC_RATES: dict[str, tuple[int, ...]] = {
-    "pcm_s16le": (8000, 16000),
-    "pcmu": (8000,),
-    "pcma": (8000,),
-}
+CODEC_RATES: dict[str, tuple[int, ...]] = supported_codecs()
 
 SIGNATURE_SAMPLES = 20  # 2**20 frames: 5.8 hours of talk per call
 SIGNATURE_LEVEL = 8000
@@ -42,51 +37,21 @@ NOISE_BLOCK = 50  # one second of noise, cycled under the signature
 NOISE_PEAK = 12000
 
 
-@dataclass(frozen=True, slots=True)
-class WireCodec:
-    """One frame of PCM to wire bytes and back, for a codec of PROTOCOL.md (G.711 included)."""
-
-    name: str
-    sample_rate: int
-
-    @property
-    def samples_per_frame(self) -> int:
-        return samples_per_frame(self.sample_rate)
-
-    @property
-    def bytes_per_sample(self) -> int:
-        return 2 if self.name == "pcm_s16le" else 1
-
-    @property
-    def frame_bytes(self) -> int:
-        return self.samples_per_frame * self.bytes_per_sample
-
-    def encode(self, pcm: Pcm) -> bytes:
-        if self.name == "pcmu":
-            return ulaw_encode(pcm).tobytes()
-        if self.name == "pcma":
-            return alaw_encode(pcm).tobytes()
-        return np.asarray(pcm, dtype="<i2").tobytes()
-
-    def decode(self, wire: bytes) -> Pcm:
-        if self.name == "pcmu":
-            return ulaw_decode(np.frombuffer(wire, dtype=np.uint8))
-        if self.name == "pcma":
-            return alaw_decode(np.frombuffer(wire, dtype=np.uint8))
-        pcm: Pcm = np.frombuffer(wire, dtype="<i2").astype(np.int16)
-        return pcm
-
-    def heard(self, pcm: Pcm) -> Pcm:
-        """What the far end decodes from ``pcm`` sent with this codec (G.711 is lossy)."""
-        return self.decode(self.encode(pcm))
+# The runner encodes exactly as the server decodes: one codec table for both.
+WireCodec = Codec
 
 
-def wire_codec(name: str, sample_rate: int) -> WireCodec:
+def heard(codec: Codec, pcm: Pcm) -> Pcm:
+    """What the far end decodes from ``pcm`` sent with ``codec`` (G.711 is lossy)."""
+    return codec.decode(codec.encode(pcm))
+
+
+def wire_codec(name: str, sample_rate: int) -> Codec:
     """The codec ``name`` at ``sample_rate``; ValueError if PROTOCOL.md has no such pair."""
-    rates = CODEC_RATES.get(name)
-    if rates is None or sample_rate not in rates:
-        raise ValueError(f"no codec {name!r} at {sample_rate} Hz")
-    return WireCodec(name, sample_rate)
+    try:
+        return codec(name, sample_rate)
+    except UnsupportedCodec as exc:
+        raise ValueError(f"no codec {name!r} at {sample_rate} Hz: {exc}") from None
 
 
 def _signature(k: int, n: int) -> Pcm:
@@ -133,7 +98,7 @@ class SignatureTables:
         half = self.HALF
         # Frame k starts with table[k's low bits] + table[k's high bits].
         self.table = [codec.encode(_signature(k, half)) for k in range(1 << half)]
-        self.prefix_bytes = SIGNATURE_SAMPLES * codec.bytes_per_sample
+        self.prefix_bytes = SIGNATURE_SAMPLES * codec.frame_bytes // codec.samples_per_frame
 
     def noise_talk(self, seed: int) -> TalkSignal:
         """The unique talk signal of one call."""

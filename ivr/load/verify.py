@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from ivr.load.audio import WireCodec, expected_talk
+from ivr.load.audio import WireCodec, expected_talk, heard
 from ivr.load.caller import CallResult
 from ivr.load.errors import ServerUnusable
 from media.frame import Pcm
@@ -289,7 +289,7 @@ async def _check_recording(
         complete=complete,
         tail_slack=AGENT_HANGUP_TAIL_FRAMES,
         lead_ignore=tone_frames,
-        silence=codec.heard(np.zeros(n, dtype=np.int16)),
+        silence=heard(codec, np.zeros(n, dtype=np.int16)),
     )
     if problem:
         problems.append(problem)

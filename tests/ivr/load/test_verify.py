@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ivr.load.audio import expected_talk, wire_codec
+from ivr.load.audio import expected_talk, heard, wire_codec
 from ivr.load.verify import check_caller_channel
 
 N = 160
@@ -71,7 +71,7 @@ def test_the_tail_of_a_dtmf_tone_before_the_talk_is_skipped() -> None:
 def test_a_law_silence_counts_as_silence() -> None:
     codec = wire_codec("pcma", 8000)
     sent = expected_talk(codec, 5, 3, None)
-    silence = codec.heard(SILENT)
+    silence = heard(codec, SILENT)
     left = channel(silence, *sent[:2], SILENT, *sent[2:], silence)
     assert check_caller_channel(left, sent, N, silence=silence) is None
     assert check_caller_channel(left, sent, N) is not None
