@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aiohttp import web
@@ -81,16 +82,18 @@ async def get_call(request: web.Request) -> web.Response:
     store = store_of(request)
     out = call_out(call)
     out["consents"] = await store.consents_for_call(call["id"])
-    out["recordings"] = [r["id"] for r in await store.recordings_for_call(call["id"])]
+    recordings = await store.recordings_for_call(call["id"])
+    out["recordings"] = [r["id"] for r in recordings]
+    out["pauses"] = {r["id"]: json.loads(r["pauses"] or "[]") for r in recordings}
     out["events"] = await store.call_events(call["id"])
-    out["recording_trace"] = _trace(call, out["recordings"])
+    out["recording_trace"] = _trace(call, recordings)
     await audit_of(request).record(
         user, "calls.read", "ok", object_type="call", object_id=call["id"]
     )
     return web.json_response(out)
 
 
-def _trace(call: dict[str, Any], recordings: list[str]) -> list[str]:
+def _trace(call: dict[str, Any], recordings: list[dict[str, Any]]) -> list[str]:
     """The recording decision in plain words."""
     d = call.get("recording_decision")
     if not d:
@@ -109,8 +112,17 @@ def _trace(call: dict[str, Any], recordings: list[str]) -> list[str]:
         ),
         f"Outcome: {'recorded' if d['record'] else 'not recorded'}.",
     ]
-    if recordings:
-        lines.append(f"Recordings: {', '.join(recordings)}.")
+    for rec in recordings:
+        pauses = json.loads(rec["pauses"] or "[]")
+        spans = "; ".join(
+            f"{p['start_s']:.1f} s to {p['end_s'] if p['end_s'] is not None else '?'}"
+            f" s ({p['reason']})"
+            for p in pauses
+        )
+        lines.append(
+            f"Recording {rec['id']} ({rec['status']}): "
+            + (f"paused {spans}." if pauses else "never paused.")
+        )
     return lines
 
 

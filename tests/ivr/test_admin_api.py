@@ -216,6 +216,10 @@ async def test_live_pause_and_resume_write_silence_and_list_the_pause(
     ).json()
     [pause] = rec["pauses"]
     assert pause["reason"] == "card"
+    call = await (await client.get(f"/v1/calls/{answered['call_id']}", headers=bearer(sup))).json()
+    assert call["pauses"] == {rec["id"]: [pause]}
+    assert any("paused" in line and "(card)" in line for line in call["recording_trace"])
+    assert any("draw" in line for line in call["recording_trace"])
     assert 0.3 <= pause["end_s"] - pause["start_s"] <= 0.8
     store = client.app[store_key]
     row = await store.get_recording(rec["id"])
