@@ -162,6 +162,12 @@ class TeamBody(BaseModel):
     bot_greeting: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
+class TeamPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    bots: int | None = Field(default=None, ge=0, le=10000)
+    bot_greeting: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
 class TeamCreate(TeamBody):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")
 
@@ -231,12 +237,13 @@ async def patch_team(request: web.Request) -> web.Response:
     current = request.app[switchboard_key].teams.get(team_id)
     if current is None:
         raise ApiError(404, "not_found", f"no team {team_id[:64]}")
-    raw = await read_json(request)
-    merged = {"bots": current.bots, "bot_greeting": current.bot_greeting, **raw}
-    try:
-        body = TeamBody.model_validate(merged)
-    except Exception as exc:
-        raise ApiError(422, "invalid", str(exc).splitlines()[0]) from None
+    patch = await read_model(request, TeamPatch)
+    body = TeamBody(
+        bots=current.bots if patch.bots is None else patch.bots,
+        bot_greeting=patch.bot_greeting
+        if "bot_greeting" in patch.model_fields_set
+        else current.bot_greeting,
+    )
     return await _save_team(request, team_id, body, "update", actor, 200)
 
 

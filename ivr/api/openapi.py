@@ -359,6 +359,13 @@ def document() -> dict[str, Any]:
             "post": _op("Delete every recording past its retention now", _resp(_OBJ))
         },
         "/v1/openapi.json": {"get": _op("This document", _resp(_OBJ, errors=()), auth=False)},
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics: counters and histograms, nothing personal",
+                _resp({"type": "string"}, content="text/plain", errors=()),
+                auth=False,
+            )
+        },
     }
     return {
         "openapi": "3.1.0",

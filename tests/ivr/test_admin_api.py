@@ -316,3 +316,12 @@ async def test_non_compliant_flows_and_number_settings_are_refused_with_the_path
     assert any(p["rule"] == "consent" and p["nodes"] == ["notice", "line"] for p in err["problems"])
     number = await (await client.get("/v1/numbers/+15550101", headers=bearer(admin))).json()
     assert number["consent_mode"] == "notice"  # unchanged
+
+
+async def test_team_patch_validation_names_the_field(start_app: AppFactory) -> None:
+    client = await start_app()
+    admin = await add_user(client, "adm@example.com", "admin")
+    for body, field in (({"bots": -1}, "bots"), ({"bots": "2"}, "bots"), ({"x": 1}, "x")):
+        resp = await client.patch("/v1/teams/desk", headers=bearer(admin), json=body)
+        assert resp.status == 422
+        assert (await resp.json())["error"]["field"] == field
