@@ -32,6 +32,8 @@ from ivr.repair import repair
 from ivr.seed import seed_and_load
 from ivr.store import Store
 from ivr.switch import Switchboard
+from ivr.transcribe import TranscriptionWorker, check_languages
+from ivr.web import add_routes as add_web_routes
 
 log = logging.getLogger("ivr.app")
 
@@ -72,6 +74,12 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         for receipt in await privacy.resume_erasures(store):
             log.warning("completed an interrupted erasure: %s", receipt["id"])
         live = await seed_and_load(config, store)
+        languages = check_languages(live.numbers)
+        if languages:
+            raise InvalidConfig(
+                config.source,
+                [Problem(m.split(": ", 1)[0], m.split(": ", 1)[1]) for m in languages],
+            )
         violations = compliance.check_all(live.numbers, live.flows)
         if violations:
             raise InvalidConfig(
@@ -105,6 +113,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[audit_key] = AuditLog(store)
         app[limiter_key] = LoginLimiter()
         clock.start()
+        transcriber = TranscriptionWorker(store, switchboard.numbers)
+        transcriber.start()
         sweeper = asyncio.get_running_loop().create_task(
             _sweep(store, config.limits.retention_sweep_s), name="retention"
         )
@@ -115,6 +125,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         await switchboard.shutdown()
         await clock.stop()
         await asyncio.to_thread(recorder.shutdown)
+        await transcriber.stop()
     finally:
         await store.close()
 
@@ -151,4 +162,5 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/v1/call", ws.call_handler)
     app.router.add_get("/v1/agent", ws.agent_handler)
     api.add_routes(app)
+    add_web_routes(app)  # the softphone, QA console and admin pages
     return app

@@ -191,6 +191,7 @@ class NumberConfig(_Strict):
     record_percent: Annotated[int, Field(ge=0, le=100)] = 100
     retention_days: Annotated[int, Field(ge=1, le=36500)] = 90
     consent_mode: Literal["opt_in", "notice"] = "opt_in"
+    language: str = "en"  # a short BCP 47 tag: what callers speak, for transcription
 
 
 class TeamConfig(_Strict):

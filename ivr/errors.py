@@ -8,6 +8,8 @@ Tree::
     ├── TtsError           text could not be rendered to speech
     ├── StoreError         the database or the recordings folder refused an operation
     │   └── NotFound       no such object (or one this user may not see)
+    ├── TranscriptionError (ivr.transcribe) a recording could not be transcribed
+    │   └── NoModel        no speech model ships for the number's language
     └── AuthError          bad credentials or token
 
 A caller pressing a wrong key or saying nothing is a branch of the flow, never

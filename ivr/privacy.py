@@ -18,6 +18,11 @@ other file with its SHA-256.
 
 Retention deletes recordings whose ``expires_at`` (set when they are made,
 from the number's ``retention_days``) has passed; the clock is a parameter.
+
+Transcripts follow their recording everywhere: erased with it (counted in the
+receipt), exported with it (``transcripts/<recording_id>.json``), purged with
+it. Their rows also cascade from the recording's, so no path that deletes a
+recording can leave its transcript behind.
 """
 
 from __future__ import annotations
@@ -126,6 +131,8 @@ async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
         f"SELECT id, path FROM recordings WHERE call_id IN ({cmarks})", calls
     ) as cur:
         recordings = [(r["id"], r["path"]) for r in await cur.fetchall()]
+    rec_ids = [rec_id for rec_id, _ in recordings]
+    transcripts = await _count_transcripts(store, rec_ids)
     # Files first: a crash after this point finds rows whose files are gone, and
     # finishes deleting the rows on the next run.
     for _, rel in recordings:
@@ -138,6 +145,7 @@ async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
     consents = 0
     await db.execute("BEGIN")
     try:
+        await _delete_transcripts(store, rec_ids)
         await db.execute(f"DELETE FROM recordings WHERE call_id IN ({cmarks})", calls)
         if kind == "contact":
             cur2 = await db.execute(f"DELETE FROM consents WHERE call_id IN ({cmarks})", calls)
@@ -173,7 +181,7 @@ async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
             "subject": {"kind": kind, "pseudonym": pseud},
             "erased": {
                 "recordings": len(recordings),
-                "transcripts": 0,
+                "transcripts": transcripts,
                 "consents": consents,
                 "calls_pseudonymised": len(calls),
             },
@@ -191,6 +199,24 @@ async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
     await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     log.info("erasure %s done: %s", job_id, receipt["erased"])
     return receipt
+
+
+async def _count_transcripts(store: Store, recording_ids: list[str]) -> int:
+    marks = ",".join("?" * len(recording_ids)) or "NULL"
+    async with store.db.execute(
+        f"SELECT COUNT(*) FROM transcripts WHERE recording_id IN ({marks})", recording_ids
+    ) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def _delete_transcripts(store: Store, recording_ids: list[str]) -> None:
+    """Delete the recordings' transcripts, segments and jobs (the caller commits)."""
+    marks = ",".join("?" * len(recording_ids)) or "NULL"
+    for table in ("transcript_segments", "transcripts", "transcription_jobs"):
+        await store.db.execute(
+            f"DELETE FROM {table} WHERE recording_id IN ({marks})", recording_ids
+        )
 
 
 async def receipts(store: Store) -> list[dict[str, Any]]:
@@ -271,13 +297,18 @@ async def export(store: Store, req: ExportRequest, out: Path) -> dict[str, Any]:
     ) as cur:
         notes = [dict(r) for r in await cur.fetchall()]
     files = [(r["id"], store.recording_path(r["path"])) for r in recordings]
+    transcripts = [
+        (rec_id, transcript)
+        for rec_id in rec_ids
+        if (transcript := await store.transcript(rec_id)) is not None
+    ]
     for c in calls:
         for key in ("recording_decision", "stats"):
             if c.get(key):
                 c[key] = json.loads(c[key])
     subject = {"kind": req.kind, "value": req.subject}
     return await asyncio.to_thread(
-        _write_zip, out, subject, req, calls, consents, recordings, notes, files
+        _write_zip, out, subject, req, calls, consents, recordings, notes, files, transcripts
     )
 
 
@@ -290,6 +321,7 @@ def _write_zip(
     recordings: list[dict[str, Any]],
     notes: list[dict[str, Any]],
     files: list[tuple[str, Path]],
+    transcripts: list[tuple[str, dict[str, Any]]],
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
     tmp = out.with_name(out.name + ".tmp")
@@ -318,6 +350,9 @@ def _write_zip(
         for rec_id, path in files:
             if path.is_file():
                 member(f"recordings/{rec_id}.wav", _chunks(path), stored=True)
+        for rec_id, transcript in transcripts:
+            body = json.dumps(transcript, indent=2, sort_keys=True).encode()
+            member(f"transcripts/{rec_id}.json", [body])
         manifest = {
             "subject": subject,
             "since": req.since,
@@ -329,7 +364,7 @@ def _write_zip(
                 "consents": len(consents),
                 "recordings": len(files),
                 "notes": len(notes),
-                "transcripts": 0,
+                "transcripts": len(transcripts),
             },
         }
         zf.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
@@ -388,7 +423,9 @@ async def purge_expired(
         with contextlib.suppress(Exception):
             store.recording_path(r["path"]).unlink(missing_ok=True)
     ids = [r["id"] for r in rows]
+    transcripts = await _count_transcripts(store, ids)
     if ids:
+        await _delete_transcripts(store, ids)
         await store.db.execute(
             f"DELETE FROM recordings WHERE id IN ({','.join('?' * len(ids))})", ids
         )
@@ -397,11 +434,12 @@ async def purge_expired(
         "at": iso(now),
         "requested_by": requested_by,
         "recordings": len(ids),
+        "transcripts": transcripts,
         "bytes": sum(r["size_bytes"] or 0 for r in rows),
     }
     await store.db.execute(
-        "INSERT INTO retention_runs (id, at, requested_by, recordings, bytes) "
-        "VALUES (:id, :at, :requested_by, :recordings, :bytes)",
+        "INSERT INTO retention_runs (id, at, requested_by, recordings, transcripts, bytes) "
+        "VALUES (:id, :at, :requested_by, :recordings, :transcripts, :bytes)",
         receipt,
     )
     await store.db.commit()

@@ -205,6 +205,66 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX recordings_expires ON recordings (expires_at);
     """,
+    # 4: transcription: a durable job queue, transcripts and their segments.
+    """
+    ALTER TABLE numbers ADD COLUMN language TEXT NOT NULL DEFAULT 'en';
+    ALTER TABLE retention_runs ADD COLUMN transcripts INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE transcription_jobs (
+        recording_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+            CHECK (state IN ('pending', 'running', 'done', 'failed', 'dropped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT
+    );
+    CREATE INDEX transcription_jobs_state ON transcription_jobs (state, created_at);
+    -- A recording to transcribe is queued in the same statement that finishes it
+    -- (or marks it interrupted after a crash): no finished recording lacks a job.
+    CREATE TRIGGER transcription_enqueue AFTER UPDATE OF status ON recordings
+        WHEN NEW.transcribe = 1 AND NEW.status IN ('complete', 'interrupted')
+        BEGIN
+            INSERT OR IGNORE INTO transcription_jobs
+                (recording_id, state, attempts, created_at, updated_at)
+            VALUES (NEW.id, 'pending', 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+        END;
+    CREATE TRIGGER transcription_enqueue_new AFTER INSERT ON recordings
+        WHEN NEW.transcribe = 1 AND NEW.status IN ('complete', 'interrupted')
+        BEGIN
+            INSERT OR IGNORE INTO transcription_jobs
+                (recording_id, state, attempts, created_at, updated_at)
+            VALUES (NEW.id, 'pending', 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+        END;
+    INSERT OR IGNORE INTO transcription_jobs
+        (recording_id, state, attempts, created_at, updated_at)
+    SELECT id, 'pending', 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+           strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+    FROM recordings WHERE transcribe = 1 AND status IN ('complete', 'interrupted');
+    CREATE TABLE transcripts (
+        recording_id TEXT PRIMARY KEY REFERENCES recordings(id) ON DELETE CASCADE,
+        engine TEXT NOT NULL,
+        model TEXT NOT NULL,
+        language TEXT NOT NULL,
+        audio_s REAL NOT NULL,
+        cpu_s REAL NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE transcript_segments (
+        id INTEGER PRIMARY KEY,
+        recording_id TEXT NOT NULL REFERENCES recordings(id) ON DELETE CASCADE,
+        channel TEXT NOT NULL CHECK (channel IN ('caller', 'agent')),
+        start_s REAL NOT NULL,
+        end_s REAL NOT NULL,
+        text TEXT NOT NULL,
+        confidence REAL NOT NULL,
+        engine TEXT NOT NULL,
+        model TEXT NOT NULL
+    );
+    CREATE INDEX transcript_segments_recording ON transcript_segments (recording_id, start_s);
+    """,
 ]
 
 
@@ -437,13 +497,13 @@ class Store:
     ) -> None:
         await self._write(
             "INSERT INTO numbers (id, name, flow, recording, transcription, record_percent, "
-            "retention_days, consent_mode, updated_at, source) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "retention_days, consent_mode, updated_at, source, language) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET name = excluded.name, flow = excluded.flow, "
             "recording = excluded.recording, transcription = excluded.transcription, "
             "record_percent = excluded.record_percent, retention_days = excluded.retention_days, "
             "consent_mode = excluded.consent_mode, updated_at = excluded.updated_at, "
-            "source = excluded.source",
+            "source = excluded.source, language = excluded.language",
             (
                 number_id,
                 settings["name"],
@@ -455,6 +515,7 @@ class Store:
                 settings["consent_mode"],
                 now_iso(),
                 source,
+                settings.get("language", "en"),
             ),
         )
 
@@ -735,6 +796,182 @@ class Store:
             else None
         )
         return items, nxt
+
+    # -- transcription ---------------------------------------------------------
+
+    async def requeue_transcriptions(self) -> int:
+        """At start-up: jobs a stop or crash left running go back to the queue."""
+        cur = await self.db.execute(
+            "UPDATE transcription_jobs SET state = 'pending', updated_at = ? "
+            "WHERE state = 'running'",
+            (now_iso(),),
+        )
+        await self.db.commit()
+        return max(cur.rowcount, 0)
+
+    async def enqueue_transcriptions(self) -> int:
+        """Queue every finished recording to transcribe that has no job yet."""
+        at = now_iso()
+        cur = await self.db.execute(
+            "INSERT OR IGNORE INTO transcription_jobs "
+            "(recording_id, state, attempts, created_at, updated_at) "
+            "SELECT r.id, 'pending', 0, ?, ? FROM recordings r "
+            "WHERE r.transcribe = 1 AND r.status IN ('complete', 'interrupted') "
+            "AND NOT EXISTS (SELECT 1 FROM transcription_jobs j WHERE j.recording_id = r.id)",
+            (at, at),
+        )
+        await self.db.commit()
+        return max(cur.rowcount, 0)
+
+    async def claim_transcription(self) -> dict[str, Any] | None:
+        """Take the oldest pending job (now running, one more attempt) with its recording.
+
+        The recording's fields (``path``, ``pauses``, ``number``, ...) are None
+        when it was deleted.
+        """
+        row = await self._one(
+            "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
+            "updated_at = ? WHERE recording_id = (SELECT recording_id FROM transcription_jobs "
+            "WHERE state = 'pending' ORDER BY created_at, recording_id LIMIT 1) "
+            "RETURNING recording_id, attempts",
+            (now_iso(),),
+        )
+        await self.db.commit()
+        if row is None:
+            return None
+        rec = await self._one(
+            "SELECT r.path, r.pauses, r.status, r.sample_rate, c.number FROM recordings r "
+            "JOIN calls c ON c.id = r.call_id WHERE r.id = ?",
+            (row["recording_id"],),
+        )
+        job: dict[str, Any] = {
+            "recording_id": row["recording_id"],
+            "attempts": row["attempts"],
+            "path": None,
+            "pauses": None,
+            "status": None,
+            "sample_rate": None,
+            "number": None,
+        }
+        if rec is not None:
+            job.update(dict(rec))
+        return job
+
+    async def finish_transcription(
+        self, recording_id: str, state: str, error: str | None = None, *, refund: bool = False
+    ) -> None:
+        """Set a job's state: ``pending`` again, or final (``done``, ``failed``, ``dropped``)."""
+        at = now_iso()
+        await self._write(
+            "UPDATE transcription_jobs SET state = ?, last_error = COALESCE(?, last_error), "
+            "attempts = attempts - ?, updated_at = ?, finished_at = ? WHERE recording_id = ?",
+            (
+                state,
+                error,
+                int(refund),
+                at,
+                None if state in ("pending", "running") else at,
+                recording_id,
+            ),
+        )
+
+    async def transcription_job(self, recording_id: str) -> dict[str, Any] | None:
+        row = await self._one(
+            "SELECT * FROM transcription_jobs WHERE recording_id = ?", (recording_id,)
+        )
+        return None if row is None else dict(row)
+
+    async def save_transcript(
+        self,
+        recording_id: str,
+        transcript: Mapping[str, Any],
+        segments: Iterable[Mapping[str, Any]],
+    ) -> bool:
+        """Store a transcript and mark its job done; False if the recording is gone."""
+        engine, model = transcript["engine"], transcript["model"]
+        rows = [
+            (
+                recording_id,
+                s["channel"],
+                s["start_s"],
+                s["end_s"],
+                s["text"],
+                s["confidence"],
+                engine,
+                model,
+            )
+            for s in segments
+        ]
+        at = now_iso()
+        try:
+            await self.db.execute(
+                "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
+            )
+            # Segments before the transcript row: until the row exists, a half-saved
+            # transcript is not there for anyone.
+            await self.db.executemany(
+                "INSERT INTO transcript_segments (recording_id, channel, start_s, end_s, text, "
+                "confidence, engine, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            await self.db.execute(
+                "INSERT OR REPLACE INTO transcripts (recording_id, engine, model, language, "
+                "audio_s, cpu_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    recording_id,
+                    engine,
+                    model,
+                    transcript["language"],
+                    transcript["audio_s"],
+                    transcript["cpu_s"],
+                    at,
+                ),
+            )
+        except aiosqlite.IntegrityError:  # the recording was deleted meanwhile
+            await self.db.execute(
+                "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
+            )
+            await self.db.commit()
+            return False
+        await self.db.execute(
+            "UPDATE transcription_jobs SET state = 'done', last_error = NULL, updated_at = ?, "
+            "finished_at = ? WHERE recording_id = ?",
+            (at, at, recording_id),
+        )
+        await self.db.commit()
+        return True
+
+    async def transcript(self, recording_id: str) -> dict[str, Any] | None:
+        """A recording's transcript with its segments in time order, or None."""
+        head = await self._one("SELECT * FROM transcripts WHERE recording_id = ?", (recording_id,))
+        if head is None:
+            return None
+        rows = await self._all(
+            "SELECT channel, start_s, end_s, text, confidence, engine, model "
+            "FROM transcript_segments WHERE recording_id = ? ORDER BY start_s, channel, id",
+            (recording_id,),
+        )
+        return {**dict(head), "segments": [dict(r) for r in rows]}
+
+    async def has_transcript(self, recording_id: str) -> bool:
+        return (
+            await self._one("SELECT 1 FROM transcripts WHERE recording_id = ?", (recording_id,))
+            is not None
+        )
+
+    async def delete_transcript(self, recording_id: str) -> int:
+        """Delete a recording's transcript and its job; 1 if there was a transcript."""
+        cur = await self.db.execute(
+            "DELETE FROM transcripts WHERE recording_id = ?", (recording_id,)
+        )
+        await self.db.execute(
+            "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
+        )
+        await self.db.execute(
+            "DELETE FROM transcription_jobs WHERE recording_id = ?", (recording_id,)
+        )
+        await self.db.commit()
+        return max(cur.rowcount, 0)
 
 
 def _number(row: aiosqlite.Row) -> dict[str, Any]:

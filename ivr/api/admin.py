@@ -12,7 +12,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ivr import compliance, privacy
+from ivr import compliance, privacy, transcribe
 from ivr.api.base import (
     ApiError,
     Route,
@@ -335,6 +335,23 @@ async def patch_number(request: web.Request) -> web.Response:
     if "flow" in changes and changes["flow"] not in sb.flows:
         raise ApiError(422, "invalid", f"flow: no flow named {changes['flow']!r}", field="flow")
     updated = current.model_copy(update=changes)
+    if changes.get("transcription") and transcribe.model_for(updated.language) is None:
+        await audit_of(request).record(
+            actor,
+            "numbers.update",
+            "failed",
+            object_type="number",
+            object_id=number_id,
+            detail={"why": "no_model", "language": updated.language},
+        )
+        raise ApiError(
+            422,
+            "invalid",
+            f"transcription: no speech recognition model for the number's language "
+            f"{updated.language!r} (models ship for: {', '.join(sorted(transcribe.MODELS))}); "
+            "transcription cannot be switched on",
+            field="transcription",
+        )
     violations = compliance.check_number(number_id, updated, sb.flows[updated.flow])
     if violations:
         await audit_of(request).record(

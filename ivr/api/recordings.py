@@ -1,4 +1,4 @@
-"""``/v1/recordings``: list, metadata, audio (Range), QA notes/score/tags, deletion."""
+"""``/v1/recordings``: list, metadata, audio (Range), transcript, QA notes/score/tags, deletion."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def recording_out(
         "sha256": rec["sha256"],
         "size_bytes": rec["size_bytes"],
         "consent": consents[-1] if consents else None,
-        "transcript_available": False,
+        "transcript_available": await store.has_transcript(rec["id"]),
         "score": rec["score"],
         "tags": json.loads(rec["tags"] or "[]"),
         "pauses": json.loads(rec["pauses"] or "[]"),
@@ -128,12 +128,44 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
     )
 
 
+def transcript_out(transcript: dict[str, Any]) -> dict[str, Any]:
+    """A transcript as the API shows it: segments in time order, both channels."""
+    return {
+        "recording_id": transcript["recording_id"],
+        "engine": transcript["engine"],
+        "model": transcript["model"],
+        "language": transcript["language"],
+        "audio_s": transcript["audio_s"],
+        "created_at": transcript["created_at"],
+        "segments": transcript["segments"],
+    }
+
+
+_NO_TRANSCRIPT = {
+    "pending": "this recording's transcript is not ready yet",
+    "running": "this recording's transcript is not ready yet",
+    "failed": "this recording could not be transcribed",
+}
+
+
 async def recording_transcript(request: web.Request) -> web.Response:
-    user, _, rec = await visible_recording(request, "recordings.transcript")
+    user, store, rec = await visible_recording(request, "recordings.transcript")
+    transcript = await store.transcript(rec["id"])
     await audit_of(request).record(
-        user, "recordings.transcript", "ok", object_type="recording", object_id=rec["id"]
+        user,
+        "recordings.transcript",
+        "ok",
+        object_type="recording",
+        object_id=rec["id"],
+        detail={"found": transcript is not None},
     )
-    raise ApiError(404, "no_transcript", "this recording has no transcript")
+    if transcript is None:
+        job = await store.transcription_job(rec["id"])
+        if job is None:
+            raise ApiError(404, "no_transcript", "this recording has no transcript")
+        message = _NO_TRANSCRIPT.get(job["state"], "this recording has no transcript")
+        raise ApiError(404, "no_transcript", message, state=job["state"])
+    return web.json_response(transcript_out(transcript))
 
 
 class RecordingPatch(BaseModel):
@@ -174,6 +206,7 @@ async def patch_recording(request: web.Request) -> web.Response:
 
 async def delete_recording(request: web.Request) -> web.Response:
     user, store, rec = await visible_recording(request, "recordings.delete")
+    await store.delete_transcript(rec["id"])
     await store.delete_recording(rec["id"])
     await audit_of(request).record(
         user, "recordings.delete", "ok", object_type="recording", object_id=rec["id"]

@@ -63,6 +63,16 @@ async def test_export_then_erase_a_contact_who_called_five_times(
     await call(client, new_caller, OTHER, "1")
     recorded = [h["stats"]["recording_id"] for h in hangups if h["stats"]["recording_id"]]
     assert len(recorded) == 3
+    # +15550100 transcribes (its AI notice is played): wait, bounded, for the worker.
+    for _ in range(300):
+        statuses = [
+            (await client.get(f"/v1/recordings/{r}/transcript", headers=bearer(sup))).status
+            for r in recorded
+        ]
+        if statuses == [200, 200, 200]:
+            break
+        await asyncio.sleep(0.2)
+    assert statuses == [200, 200, 200]
     before = await (await client.get("/v1/analytics/summary", headers=bearer(sup))).json()
 
     resp = await client.post("/v1/privacy/exports", headers=bearer(sup), json={"contact": CONTACT})
@@ -85,6 +95,7 @@ async def test_export_then_erase_a_contact_who_called_five_times(
         row = await store.get_recording(rec_id)
         stored = store.recording_path(row["path"]).read_bytes()
         assert archive.read(f"recordings/{rec_id}.wav") == stored
+        assert json.loads(archive.read(f"transcripts/{rec_id}.json"))
     assert not list((store.data_dir / "exports").iterdir())  # the temporary ZIP is gone
 
     resp = await client.post(
@@ -94,7 +105,7 @@ async def test_export_then_erase_a_contact_who_called_five_times(
     receipt = await resp.json()
     assert receipt["erased"] == {
         "recordings": 3,
-        "transcripts": 0,
+        "transcripts": 3,
         "consents": 5,
         "calls_pseudonymised": 5,
     }
