@@ -368,6 +368,9 @@ async def patch_number(request: web.Request) -> web.Response:
             f"with these settings the number breaks {len(violations)} rule(s)",
             problems=[_violation_out(v) for v in violations],
         )
+    if request.query.get("dry_run") in ("1", "true"):
+        # The verdict before saving: the settings would be accepted; nothing is changed.
+        return web.json_response({**_number_out(number_id, updated), "saved": False})
     await store_of(request).save_number(number_id, updated.model_dump(), source="api")
     if "retention_days" in changes:
         await privacy.apply_retention(store_of(request), number_id, updated.retention_days)

@@ -187,7 +187,8 @@ def document() -> dict[str, Any]:
             "parameters": [_path("number_id")],
             "get": _op("A number", _resp(_OBJ, errors=(401, 403, 404))),
             "patch": _op(
-                "Change a number (effective for the next call)",
+                "Change a number (effective for the next call); with dry_run=true only "
+                "check it (the compliance verdict), saving nothing",
                 _resp(_OBJ, errors=(400, 401, 403, 404)),
                 body={
                     "type": "object",
@@ -202,6 +203,7 @@ def document() -> dict[str, Any]:
                         "consent_mode": {"enum": ["opt_in", "notice"]},
                     },
                 },
+                params=[_query("dry_run", {"enum": ["true", "1"]})],
             ),
         },
         "/v1/flows": {"get": _op("Flows", _resp(_LIST))},

@@ -320,6 +320,18 @@ async def test_non_compliant_flows_and_number_settings_are_refused_with_the_path
     assert any(p["rule"] == "consent" and p["nodes"] == ["notice", "line"] for p in err["problems"])
     number = await (await client.get("/v1/numbers/+15550101", headers=bearer(admin))).json()
     assert number["consent_mode"] == "notice"  # unchanged
+    # A dry run gives the same verdict and never saves, compliant or not.
+    resp = await client.patch(
+        "/v1/numbers/+15550101?dry_run=true", headers=bearer(admin), json={"consent_mode": "opt_in"}
+    )
+    assert resp.status == 422
+    resp = await client.patch(
+        "/v1/numbers/+15550101?dry_run=true", headers=bearer(admin), json={"record_percent": 50}
+    )
+    assert resp.status == 200
+    assert (await resp.json())["saved"] is False
+    number = await (await client.get("/v1/numbers/+15550101", headers=bearer(admin))).json()
+    assert number["record_percent"] == 100
 
 
 async def test_team_patch_validation_names_the_field(start_app: AppFactory) -> None:

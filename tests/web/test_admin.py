@@ -39,6 +39,12 @@ async def test_switching_recording_off_makes_the_next_call_unrecorded(
     await recording.click()
     await expect(recording).to_have_attribute("aria-checked", "false")
     await expect(support.get_by_text("Unsaved changes.")).to_be_visible()
+    # The verdict before saving: checked, nothing saved yet.
+    await support.get_by_role("button", name="Check", exact=True).click()
+    await expect(support.locator(".verdict")).to_have_text(
+        "Compliant. Not saved yet: use Check and save."
+    )
+    assert (await get(client, admin, "/v1/numbers/+15550100"))["recording"] is True
     await save.click()
     await expect(support.locator(".verdict")).to_have_text(
         "Compliant, and saved: recording off. It applies from the next call."

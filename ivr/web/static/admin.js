@@ -155,6 +155,7 @@ function numberCard(n) {
     card.dataset.dirty = String(dirty);
     dirtyNote.hidden = !dirty;
     saveBtn.disabled = !dirty;
+    checkBtn.disabled = !dirty;
     revertBtn.disabled = !dirty;
   };
 
@@ -195,6 +196,27 @@ function numberCard(n) {
     }),
   );
 
+  // The verdict before saving: the same checks as saving (PATCH ?dry_run=true), nothing saved.
+  const checkBtn = el("button", { type: "button", text: "Check" });
+  checkBtn.addEventListener("click", async () => {
+    const keys = changed();
+    if (!keys.length) {
+      setVerdict(verdict, null, "Nothing changed.");
+      return;
+    }
+    const body = Object.fromEntries(keys.map((k) => [k, draft[k]]));
+    setVerdict(verdict, "pending", "Checking…");
+    try {
+      await api(`/v1/numbers/${encodeURIComponent(id)}?dry_run=true`, { method: "PATCH", body });
+      setVerdict(verdict, "ok", "Compliant. Not saved yet: use Check and save.");
+    } catch (err) {
+      if (err.code === "non_compliant") {
+        setVerdict(verdict, "bad", `Not compliant: ${err.message}.`, problemLines(err));
+      } else {
+        setVerdict(verdict, "bad", `Cannot be saved: ${err.message}`);
+      }
+    }
+  });
   const saveBtn = el("button", { type: "button", class: "primary", text: "Check and save" });
   const revertBtn = el("button", { type: "button", text: "Revert" });
   saveBtn.addEventListener("click", async () => {
@@ -251,7 +273,7 @@ function numberCard(n) {
       el("div", {}, el("label", { for: retention.id, text: "Retention (days)" }), retention),
     ),
     dirtyNote,
-    el("div", { class: "actions" }, saveBtn, revertBtn),
+    el("div", { class: "actions" }, checkBtn, saveBtn, revertBtn),
     verdict,
   );
   touch();
