@@ -4,7 +4,7 @@
 // they have no access to call data. Every change goes through the API,
 // whose access rules decide; the page hides what it would refuse anyway.
 
-import { ROLE_NAMES, api, currentUser, problemLines, signIn, signOut } from "./api.js";
+import { bindSignInForm, ROLE_NAMES, api, currentUser, problemLines, signOut } from "./api.js";
 import { $, confirmDialog, el, fmtBytes, fmtTime, labelCells, renderWho, say } from "./ui.js";
 
 const E164 = /^\+[1-9]\d{1,14}$/;
@@ -64,26 +64,14 @@ async function start() {
   await Promise.all(loads);
 }
 
-$("#signin-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  problem("");
-  const email = $("#email").value.trim();
-  const password = $("#password").value;
-  if (!email || !password) {
-    problem("Enter your e-mail address and password.");
-    return;
-  }
-  try {
-    user = await signIn(email, password);
-  } catch (err) {
-    problem(err.message);
-    $("#password").focus();
-    return;
-  }
-  $("#password").value = "";
-  notice("");
-  await start();
-  $("#main").focus();
+bindSignInForm($("#signin-form"), {
+  problem,
+  notice,
+  onSignedIn: async (signedIn) => {
+    user = signedIn;
+    await start();
+    $("#main").focus();
+  },
 });
 
 window.addEventListener("ivr:signed-out", () => {

@@ -119,3 +119,29 @@ export function problemLines(err) {
   if (!Array.isArray(problems)) return [err.message];
   return problems.map((p) => (p.rule ? `${p.message}` : `${p.path ? `${p.path}: ` : ""}${p.message}`));
 }
+
+// The sign-in form of the QA console and the admin dashboard: the same fields
+// (#email, #password), the same messages, then the page's own start.
+export function bindSignInForm(form, { problem, notice, onSignedIn }) {
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    problem("");
+    const email = form.querySelector("#email").value.trim();
+    const passwordField = form.querySelector("#password");
+    if (!email || !passwordField.value) {
+      problem("Enter your e-mail address and password.");
+      return;
+    }
+    let user;
+    try {
+      user = await signIn(email, passwordField.value);
+    } catch (err) {
+      problem(err.message);
+      passwordField.focus();
+      return;
+    }
+    passwordField.value = "";
+    notice("");
+    await onSignedIn(user);
+  });
+}

@@ -4,7 +4,7 @@
 // the user's token, so the API's access rules decide; the page only hides
 // what the API would refuse anyway.
 
-import { ApiError, ROLE_NAMES, api, authHeaders, currentUser, signIn, signOut, token } from "./api.js";
+import { bindSignInForm, ApiError, ROLE_NAMES, api, authHeaders, currentUser, signOut, token } from "./api.js";
 import { $, confirmDialog, el, fmtBytes, fmtClock, fmtDuration, fmtTime, labelCells, renderWho, say } from "./ui.js";
 import { computePeaks, draw } from "./waveform.js";
 
@@ -55,26 +55,14 @@ function refreshWho() {
   });
 }
 
-$("#signin-form").addEventListener("submit", async (e) => {
-  e.preventDefault();
-  problem("");
-  const email = $("#email").value.trim();
-  const password = $("#password").value;
-  if (!email || !password) {
-    problem("Enter your e-mail address and password.");
-    return;
-  }
-  try {
-    user = await signIn(email, password);
-  } catch (err) {
-    problem(err.message);
-    $("#password").focus();
-    return;
-  }
-  $("#password").value = "";
-  notice("");
-  await start();
-  $("#main").focus();
+bindSignInForm($("#signin-form"), {
+  problem,
+  notice,
+  onSignedIn: async (signedIn) => {
+    user = signedIn;
+    await start();
+    $("#main").focus();
+  },
 });
 
 window.addEventListener("ivr:signed-out", () => {
