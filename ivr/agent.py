@@ -139,6 +139,9 @@ class PersonSeat(Seat):
                 "ptime": 20,
             }
         )
+        # The indicators' state until the call says otherwise (as a caller gets them).
+        self.leg.send_message({"type": "recording", "state": "off"})
+        self.leg.send_message({"type": "transcription", "state": "off"})
 
     def speak(self) -> Pcm | None:
         pcm = self.leg.take_inbound()

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from ivr.agent import BotSeat, Seat
+from ivr.agent import BotSeat, PersonSeat, Seat
 from ivr.config import Flow, NumberConfig
 from ivr.flow import (
     Action,
@@ -261,16 +261,22 @@ class CallSession:
         """Pause the live recording (silence is written); False if nothing changed."""
         if self.recording is None or not self.recording.pause(reason):
             return False
-        self.caller.send_message({"type": "recording", "state": "paused"})
+        self._indicate({"type": "recording", "state": "paused"})
         self._event("recording", {"state": "paused", "reason": reason})
         return True
 
     def resume_recording(self) -> bool:
         if self.recording is None or not self.recording.resume():
             return False
-        self.caller.send_message({"type": "recording", "state": "on"})
+        self._indicate({"type": "recording", "state": "on"})
         self._event("recording", {"state": "on"})
         return True
+
+    def _indicate(self, message: dict[str, Any]) -> None:
+        """A recording or transcription indicator: to the caller, and to a person agent."""
+        self.caller.send_message(message)
+        if self.bridged and isinstance(self.seat, PersonSeat):
+            self.seat.leg.send_message(message)
 
     def hangup(self, reason: HangupReason) -> None:
         """End the call from the server's side (shutdown, error)."""
@@ -511,9 +517,9 @@ class CallSession:
         self.recording = Recording(self.sb.recorder, rec_id, path, rate)
         self.sb.metrics.recording_started()
         self.recording_ids.append(rec_id)
-        self.caller.send_message({"type": "recording", "state": "on"})
+        self._indicate({"type": "recording", "state": "on"})
         if action.transcribe:
-            self.caller.send_message({"type": "transcription", "state": "on"})
+            self._indicate({"type": "transcription", "state": "on"})
         if action.paused:
             self.pause_recording("flow")
         self._event("recording", {"state": "on", "recording_id": rec_id})
@@ -542,9 +548,9 @@ class CallSession:
             return
         self.recording = None
         self.sb.metrics.recording_ended()
-        self.caller.send_message({"type": "recording", "state": "off"})
+        self._indicate({"type": "recording", "state": "off"})
         if self.decision is not None and self.decision.transcribe:
-            self.caller.send_message({"type": "transcription", "state": "off"})
+            self._indicate({"type": "transcription", "state": "off"})
         self._event("recording", {"state": "off", "recording_id": rec.id})
         store = self.sb.store
 
