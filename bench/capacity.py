@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ivr.load.metrics import Histogram  # noqa: E402
+from media.wavfile import write_mono  # noqa: E402
 
 P99_MS, P999_MS, MAX_MS = 10.0, 20.0, 60.0
 SETTLE_S = 2.5  # after the last arrival: the flow (1 s notice), the bot's answer (0.2 s)
@@ -92,12 +92,7 @@ class Trial:
 
 def write_tone(path: Path, hz: float, ms: int, rate: int = 8000) -> None:
     t = np.arange(rate * ms // 1000) / rate
-    x = (6000 * np.sin(2 * np.pi * hz * t)).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(x.tobytes())
+    write_mono(path, (6000 * np.sin(2 * np.pi * hz * t)).astype(np.int16), rate)
 
 
 def bench_config(folder: Path) -> Path:

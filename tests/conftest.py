@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import time
-import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from ivr.app import Settings, create_app
 from ivr.auth import CHEAP
 from ivr.config import Config, parse_config
 from media.frame import Pcm
+from media.wavfile import write_mono
 
 PROMPT_MS = {"notice": 200, "menu": 300, "hold": 200, "greeting": 100, "bye": 100, "welcome": 100}
 PROMPT_HZ = {"notice": 440, "menu": 550, "hold": 330, "greeting": 660, "bye": 220, "welcome": 770}
@@ -32,12 +32,7 @@ PROMPT_HZ = {"notice": 440, "menu": 550, "hold": 330, "greeting": 660, "bye": 22
 
 def write_tone(path: Path, freq: float, ms: int, rate: int = 8000) -> None:
     t = np.arange(rate * ms // 1000) / rate
-    x = (8000 * np.sin(2 * np.pi * freq * t)).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(x.tobytes())
+    write_mono(path, (8000 * np.sin(2 * np.pi * freq * t)).astype(np.int16), rate)
 
 
 @pytest.fixture(scope="session")
