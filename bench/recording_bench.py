@@ -6,7 +6,12 @@ would, as fast as the machine allows, and measures the process CPU time
 ways run in the same process, side by side, each repeated; medians are
 printed. Target (issue: media): under 1% of a core per 100 recorded calls.
 
-    .venv/bin/python bench/recording_bench.py [--calls 500] [--seconds 4] [--repeats 3]
+Every recording is opened, written for ``--seconds`` of audio and closed
+(renamed, its SHA-256 taken), so the per-file costs are spread over that
+length: the default, 60 s, is a short bridged call; 10 s shows the worst
+case of very short recordings.
+
+    .venv/bin/python bench/recording_bench.py [--calls 500] [--seconds 60] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ def per_frame(folder: Path, calls: int, seconds: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     audio_s = args.calls * args.seconds

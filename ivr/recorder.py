@@ -12,20 +12,23 @@ never touches the disk. The one thread keeps every file's writes in order.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from media.frame import FRAMES_PER_SECOND, Pcm, samples_per_frame
-from media.wavfile import RecordingWriter
+from media.wavfile import RecordingWriter, sha256_file
 
 log = logging.getLogger("ivr.recorder")
+T = TypeVar("T")
 
 BLOCK_FRAMES = FRAMES_PER_SECOND  # one second per block
 # Frames held back before they are written, so that a DTMF tone can be masked
@@ -48,14 +51,52 @@ class FinishedRecording:
 
 
 class RecorderPool:
-    """The one I/O thread that writes every recording of this process."""
+    """The one I/O thread that writes every recording of this process.
+
+    Jobs run strictly in the order they were submitted (open, writes, close
+    of a file never overtake each other). A block write is a plain tuple on a
+    :class:`queue.SimpleQueue`, with no future or callback per block: a
+    recorded call submits one a second, and the hand-over must cost next to
+    nothing next to the write itself.
+    """
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recorder")
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._thread.start()
+        self._stopped = False
         self.active = 0
 
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            writer, callers, agents, n, done = job
+            try:
+                if callers:
+                    writer.result().write(_interleave(callers, agents, n))
+                if done is not None:
+                    done()
+            except Exception as exc:
+                log.error("recording write failed: %s", exc)
+
+    def _call(self, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` on the I/O thread, in order; its result or error in a future."""
+        future: Future[T] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        self._jobs.put((_NO_WRITER, [], [], 0, run))
+        return future
+
     def submit_open(self, path: Path, sample_rate: int) -> Future[RecordingWriter]:
-        return self._executor.submit(RecordingWriter, path, sample_rate, 2)
+        if self._stopped:
+            raise RuntimeError("the recorder has shut down")
+        return self._call(lambda: RecordingWriter(path, sample_rate, 2))
 
     def submit_write(
         self,
@@ -64,10 +105,7 @@ class RecorderPool:
         agents: list[Pcm | None],
         n: int,
     ) -> None:
-        def write() -> None:
-            writer.result().write(_interleave(callers, agents, n))
-
-        self._executor.submit(write).add_done_callback(_log_failure)
+        self._jobs.put((writer, callers, agents, n, None))
 
     def submit_close(
         self,
@@ -81,18 +119,24 @@ class RecorderPool:
             if callers:
                 w.write(_interleave(callers, agents, n))
             path = w.close()
-            h = hashlib.sha256()
-            with path.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 16), b""):
-                    h.update(chunk)
             return FinishedRecording(
-                path, w.frames_written, w.sample_rate, h.hexdigest(), path.stat().st_size
+                path, w.frames_written, w.sample_rate, sha256_file(path), path.stat().st_size
             )
 
-        return self._executor.submit(close)
+        return self._call(close)
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=True)
+        """Finish every job submitted so far, then stop the thread."""
+        if not self._stopped:
+            self._stopped = True
+            self._jobs.put(None)
+        self._thread.join()
+
+
+_NO_WRITER: Future[RecordingWriter] = Future()
+_Job = tuple[
+    Future[RecordingWriter], list[Pcm | None], list[Pcm | None], int, Callable[[], None] | None
+]
 
 
 def _interleave(
@@ -101,15 +145,9 @@ def _interleave(
     """Frame references of both channels to one ``(frames * n, 2)`` block (None: silence)."""
     silence = np.zeros(n, dtype=np.int16)
     block = np.empty((len(callers) * n, 2), dtype=np.int16)
-    block[:, 0] = np.concatenate([f if f is not None else silence for f in callers])
-    block[:, 1] = np.concatenate([f if f is not None else silence for f in agents])
+    np.concatenate([f if f is not None else silence for f in callers], out=block[:, 0])
+    np.concatenate([f if f is not None else silence for f in agents], out=block[:, 1])
     return block
-
-
-def _log_failure(future: Future[None]) -> None:
-    exc = future.exception()
-    if exc is not None:
-        log.error("recording write failed: %s", exc)
 
 
 class Recording:
@@ -122,60 +160,64 @@ class Recording:
         self.paused = False
         self._pool = pool
         self._n = samples_per_frame(sample_rate)
-        # A block is two lists of frame references (None for silence); the I/O
-        # thread turns them into one interleaved array. The tick only appends.
+        # Frame references of the block being gathered (None for silence), the
+        # last MASK_DELAY_FRAMES of them still open to masking; the I/O thread
+        # turns a full block into one interleaved array. The tick only appends.
         self._callers: list[Pcm | None] = []
         self._agents: list[Pcm | None] = []
         self._writer = pool.submit_open(path, sample_rate)
         self._closed = False
         self._frames = 0
         self.pauses: list[dict[str, object]] = []
-        self._delay: deque[list[Pcm | None]] = deque()
         self.masked_samples = 0
         pool.active += 1
 
     def add(self, caller: Pcm | None, agent: Pcm | None) -> None:
         """Append one 20 ms frame per channel (None, or paused, is silence).
 
-        Frames pass through a short delay line (:data:`MASK_DELAY_FRAMES`) so
-        that :meth:`mask_from` can still silence a tone's beginning.
+        The newest :data:`MASK_DELAY_FRAMES` frames are held back from the
+        writer, so that :meth:`mask_from` can still silence a tone's beginning.
         """
+        callers = self._callers
         if self.paused:
-            caller = agent = None
-        self._delay.append([caller, agent])
+            callers.append(None)
+            self._agents.append(None)
+        else:
+            callers.append(caller)
+            self._agents.append(agent)
         self._frames += 1
-        if len(self._delay) > MASK_DELAY_FRAMES:
-            self._write(*self._delay.popleft())
+        if len(callers) == BLOCK_FRAMES + MASK_DELAY_FRAMES:
+            self._pool.submit_write(
+                self._writer, callers[:BLOCK_FRAMES], self._agents[:BLOCK_FRAMES], self._n
+            )
+            self._callers = callers[BLOCK_FRAMES:]
+            self._agents = self._agents[BLOCK_FRAMES:]
 
     def mask_from(self, onset: int) -> None:
         """Silence the caller from ``onset`` samples after the newest frame's start on.
 
         ``onset`` is negative when the tone began in an earlier frame; frames
-        already written (beyond the delay line) cannot be reached.
+        already handed to the writer (beyond the delay line) cannot be reached.
         """
-        start_of = -(len(self._delay) - 1) * self._n  # the oldest held frame's start
-        for frame in self._delay:
+        callers = self._callers
+        held = min(len(callers), MASK_DELAY_FRAMES)
+        start_of = -(held - 1) * self._n  # the oldest held frame's start
+        for i in range(len(callers) - held, len(callers)):
             end = start_of + self._n
-            if frame[0] is not None and end > onset:
+            frame = callers[i]
+            if frame is not None and end > onset:
                 cut = max(onset - start_of, 0)
-                masked = frame[0].copy()
+                masked = frame.copy()
                 masked[cut:] = 0
                 self.masked_samples += self._n - cut
-                frame[0] = masked
+                callers[i] = masked
             start_of = end
 
     def mask_last(self) -> None:
         """Silence the caller in the newest frame (a tone still sounding)."""
-        if self._delay and self._delay[-1][0] is not None:
-            self._delay[-1][0] = None
+        if self._callers and self._callers[-1] is not None:
+            self._callers[-1] = None
             self.masked_samples += self._n
-
-    def _write(self, caller: Pcm | None, agent: Pcm | None) -> None:
-        self._callers.append(caller)
-        self._agents.append(agent)
-        if len(self._callers) == BLOCK_FRAMES:
-            self._pool.submit_write(self._writer, self._callers, self._agents, self._n)
-            self._callers, self._agents = [], []
 
     @property
     def elapsed_s(self) -> float:
@@ -204,8 +246,6 @@ class Recording:
         self._pool.active -= 1
         if self.paused:
             self.pauses[-1]["end_s"] = round(self.elapsed_s, 3)
-        while self._delay:
-            self._write(*self._delay.popleft())
         return await asyncio.wrap_future(
             self._pool.submit_close(self._writer, self._callers, self._agents, self._n)
         )
