@@ -348,6 +348,12 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=50.0, help="arrivals per second in each trial")
     p.add_argument("--window-s", type=float, default=8.0, help="steady window judged per trial")
     p.add_argument("--start", type=int, default=200, help="first n tried for B")
+    p.add_argument(
+        "--trial",
+        action="append",
+        metavar="SYSTEM:N",
+        help="run just these trials (B, norec or halfrec with n calls) and print them",
+    )
     args = p.parse_args()
     if shutil.which("taskset") is None:
         print("taskset is needed (util-linux)", file=sys.stderr)
@@ -355,6 +361,20 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="ivr-capacity-"))
     try:
         config = bench_config(folder)
+        if args.trial:
+            for spec in args.trial:
+                system, _, n = spec.partition(":")
+                if system not in MIXES or not n.isdigit():
+                    print(f"--trial {spec}: expected one of {sorted(MIXES)}:N", file=sys.stderr)
+                    return 2
+                t = trial(system, int(n), args, config, folder)
+                print(t.line(), flush=True)
+                print(
+                    f"    runner/server CPU per call-second {t.runner_cpu_ms / t.server_cpu_ms:.2f}"
+                    f"; set-up p99 {t.setup_p99} ms, DTMF-to-response p99 {t.dtmf_p99} ms",
+                    flush=True,
+                )
+            return 0
         start = time.monotonic()
         deadline = start + args.budget_s
         trials: list[Trial] = []

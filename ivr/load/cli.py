@@ -10,13 +10,13 @@ says which), 2 for a scenario that cannot be used or a server that cannot
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from ivr.load import loop as event_loop
 from ivr.load.errors import InvalidScenario, LoadError
 from ivr.load.scenario import SCENARIOS_DIR, Scenario, load_scenario
 
@@ -88,7 +88,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """The ``ivr load`` command; returns the exit status."""
     try:
-        return asyncio.run(run_async(args))
+        return event_loop.run(run_async(args))
     except KeyboardInterrupt:
         print("ivr load: interrupted", file=sys.stderr)
         return 130

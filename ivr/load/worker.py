@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ivr.load import loop as event_loop
 from ivr.load.audio import (
     SignatureTables,
     TalkSignal,
@@ -354,7 +355,7 @@ def process_main(pipe: Connection, job: WorkerJob) -> None:
         message = pipe.recv()
         if message[0] != "go":
             return
-        result = asyncio.run(worker.run(float(message[1])))
+        result = event_loop.run(worker.run(float(message[1])))
         pipe.send(("result", result))
     except KeyboardInterrupt:
         pass

@@ -32,7 +32,7 @@ import os
 import struct
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 from urllib.parse import urlsplit
 
 try:  # websockets ships a C implementation of the XOR mask, and a Python one
@@ -222,9 +222,9 @@ class WsConnection(asyncio.BufferedProtocol):
     # -- asyncio.Protocol ------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(handshake_request(self.host, self.port, self.path, self._key))
+        # uvloop's TCP transports quack like asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(handshake_request(self.host, self.port, self.path, self._key))
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return _RECV_BUFFER
