@@ -1,0 +1,273 @@
+"""Service levels under load, each as a ratio to the bare baseline B measured in the same run.
+
+Three measurements of the softswitch (consent flow, bots, half the calls
+recorded), the server pinned to one CPU and the load runner to the other:
+
+* **set-up**: ``0.5 x B`` calls established, then 20 new calls a second for
+  ``--probe-s`` seconds; the new calls' set-up time (connect to ``answered``,
+  and to the first audio frame), p99 (target: at most 100 ms);
+* **DTMF**: ``0.8 x B`` calls established, then 5 calls a second that press a
+  digit half a second into the menu prompt; digit to the first frame of what
+  follows, p99 (target: at most 30 ms);
+* **soak**: ``0.8 x B`` calls for ``--soak-s`` seconds (600 by default), each
+  call 60 s long and replaced as it ends; no failed call, the server's memory
+  (RSS, sampled every 5 s) growing under 5% from the end of the ramp to the
+  end, and no second whose frame lateness exceeds 100 ms.
+
+B (``bench/baseline_server.py``, a task per call) is searched for first, as
+``bench/capacity.py`` does; ``--b N`` skips the search (the figures are then
+ratios to a B from another run, and the output says so).
+
+    python bench/service_levels.py [--b N] [--soak-s 600] [--skip soak]
+
+It prints its figures; nothing is written outside a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from capacity import (
+    MIXES,
+    ROOT,
+    SETTLE_S,
+    bench_config,
+    search,
+    start_server,
+    stop,
+)
+
+SETUP_P99_MS, DTMF_P99_MS = 100.0, 30.0
+SOAK_GROWTH, SOAK_BURST_MS = 0.05, 100.0
+SOAK_CALL_S = 60.0
+RAMP_RATE = 50.0  # arrivals a second while establishing the background calls
+
+
+def scenario(name: str, calls: int, concurrency: int, rate: float, talk_s: float, mix: Any) -> Any:
+    return {
+        "name": name,
+        "to": "+15550100",
+        "calls": calls,
+        "concurrency": concurrency,
+        "arrival": {"rate_cps": rate},
+        "talk": {"seconds": round(talk_s, 2), "tail_ms": 0},
+        "mix": mix,
+        "seed": 1,
+        "processes": 0,
+        "verify": False,
+        "call_timeout_s": talk_s + 60,
+    }
+
+
+def runner(
+    spec: Any, url: str, folder: Path, cpu: str, *, wait: bool = True
+) -> tuple[subprocess.Popen[bytes], Path]:
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    report = folder / f"report-{spec['name']}"
+    cmd = ["taskset", "-c", cpu, sys.executable, "-m", "ivr.load.cli", str(path), "--url", url]
+    cmd += ["--no-verify", "--quiet", "--report", str(report)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if wait:
+        proc.wait()
+    return proc, report / "report.json"
+
+
+def load(report: Path) -> Any:
+    return json.loads(report.read_text())
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def with_background(
+    n: int, hold_s: float, args: argparse.Namespace, config: Path, folder: Path, tag: str
+) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], Path, str]:
+    """A fresh server with ``n`` calls established on it (half recorded), held ``hold_s``."""
+    server, url = start_server("halfrec", config, folder, args.server_cpu)
+    ramp_s = n / RAMP_RATE
+    spec = scenario(f"{tag}-background", n, n, RAMP_RATE, ramp_s + hold_s, MIXES["halfrec"])
+    bg, report = runner(spec, url, folder, args.runner_cpu, wait=False)
+    time.sleep(ramp_s + SETTLE_S)
+    return server, bg, report, url
+
+
+def finish(server: subprocess.Popen[bytes], bg: subprocess.Popen[bytes]) -> None:
+    try:
+        bg.wait(timeout=300)
+    finally:
+        stop(server)
+
+
+def background_line(report: Path) -> str:
+    r = load(report)
+    late = r["metrics"]["frame_lateness_ms"]
+    return (
+        f"background: {r['counts']['calls_failed']} failed, lateness p99 {late['p99']:.1f} "
+        f"max {late['max']:.1f} ms"
+    )
+
+
+def setup_test(b: int, args: argparse.Namespace, config: Path, folder: Path) -> bool:
+    n = round(0.5 * b)
+    probe_calls = round(20 * args.probe_s)
+    hold_s = args.probe_s + 10
+    server, bg, bg_report, url = with_background(n, hold_s, args, config, folder, "setup")
+    try:
+        spec = scenario("setup-probe", probe_calls, probe_calls, 20.0, 2.0, MIXES["halfrec"])
+        _, report = runner(spec, url, folder, args.runner_cpu)
+    finally:
+        finish(server, bg)
+    r = load(report)
+    answered = r["metrics"]["setup_answered_ms"]
+    first = r["metrics"]["setup_first_frame_ms"]
+    ok = answered["p99"] <= SETUP_P99_MS and first["p99"] <= SETUP_P99_MS
+    ok = ok and r["counts"]["calls_failed"] == 0
+    print(
+        f"  set-up, 20 new calls/s onto {n} established (0.5 x B): {answered['count']} calls, "
+        f"to answered p50 {answered['p50']:.1f} p99 {answered['p99']:.1f} ms, to first frame "
+        f"p50 {first['p50']:.1f} p99 {first['p99']:.1f} ms, {r['counts']['calls_failed']} failed "
+        f"(target p99 <= {SETUP_P99_MS:g}): {'met' if ok else 'NOT met'}\n"
+        f"    {background_line(bg_report)}",
+        flush=True,
+    )
+    return bool(ok)
+
+
+def dtmf_test(b: int, args: argparse.Namespace, config: Path, folder: Path) -> bool:
+    n = round(0.8 * b)
+    probe_calls = round(5 * args.probe_s)
+    hold_s = args.probe_s + 10
+    server, bg, bg_report, url = with_background(n, hold_s, args, config, folder, "dtmf")
+    try:
+        mix = {"refuse": {"weight": 1, "press_after_s": 0.5}}
+        spec = scenario("dtmf-probe", probe_calls, probe_calls, 5.0, 1.0, mix)
+        _, report = runner(spec, url, folder, args.runner_cpu)
+    finally:
+        finish(server, bg)
+    r = load(report)
+    dtmf = r["metrics"]["dtmf_response_ms"]
+    ok = dtmf["count"] > 0 and dtmf["p99"] <= DTMF_P99_MS and r["counts"]["calls_failed"] == 0
+    print(
+        f"  DTMF-to-response with {n} established (0.8 x B), 5 probe calls/s: {dtmf['count']} "
+        f"digits, p50 {dtmf['p50']:.1f} p99 {dtmf['p99']:.1f} max {dtmf['max']:.1f} ms, "
+        f"{r['counts']['calls_failed']} failed (target p99 <= {DTMF_P99_MS:g}): "
+        f"{'met' if ok else 'NOT met'}\n    {background_line(bg_report)}",
+        flush=True,
+    )
+    return bool(ok)
+
+
+def soak_test(b: int, args: argparse.Namespace, config: Path, folder: Path) -> bool:
+    n = round(0.8 * b)
+    rate = n / (SOAK_CALL_S + SETTLE_S)
+    calls = round(rate * args.soak_s)
+    server, url = start_server("halfrec", config, folder, args.server_cpu)
+    samples: list[tuple[float, int]] = []
+    done = threading.Event()
+    t0 = time.monotonic()
+
+    def sample() -> None:
+        while not done.wait(5.0):
+            samples.append((time.monotonic() - t0, rss_kib(server.pid)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        spec = scenario("soak", calls, n, rate, SOAK_CALL_S, MIXES["halfrec"])
+        _, report = runner(spec, url, folder, args.runner_cpu)
+    finally:
+        done.set()
+        sampler.join()
+        stop(server)
+    r = load(report)
+    warm = SOAK_CALL_S + SETTLE_S + 30  # concurrency is steady from here on
+    end = max(t for t, _ in samples) if samples else 0.0
+    early = [kib for t, kib in samples if warm <= t < warm + 60]
+    late = [kib for t, kib in samples if t >= end - 60]
+    growth = statistics.median(late) / statistics.median(early) - 1 if early and late else None
+    steady = [s for s in r["timeline"] if warm <= s["t"] <= args.soak_s]
+    burst = max((s["lateness_max_ms"] or 0.0 for s in r["timeline"]), default=0.0)
+    active = statistics.median(s["active"] for s in steady) if steady else 0
+    failed = r["counts"]["calls_failed"]
+    late_all = r["metrics"]["frame_lateness_ms"]
+    ok = failed == 0 and growth is not None and growth < SOAK_GROWTH and burst <= SOAK_BURST_MS
+    print(
+        f"  soak, {args.soak_s:g} s at {n} calls (0.8 x B), {SOAK_CALL_S:g} s calls replaced as "
+        f"they end: {len(r['calls'])} calls, median active "
+        f"{active:.0f}, {failed} failed; server RSS {statistics.median(early) / 1024:.1f} -> "
+        f"{statistics.median(late) / 1024:.1f} MiB ({(growth or 0) * 100:+.1f}%, target < "
+        f"{SOAK_GROWTH * 100:g}%); worst second's lateness {burst:.1f} ms (target <= "
+        f"{SOAK_BURST_MS:g}); lateness p99 {late_all['p99']:.1f} p99.9 {late_all['p999']:.1f} "
+        f"ms: {'met' if ok else 'NOT met'}",
+        flush=True,
+    )
+    return ok
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--b", type=int, help="use this B instead of measuring it")
+    p.add_argument("--budget-s", type=float, default=240.0, help="time for the search of B")
+    p.add_argument("--probe-s", type=float, default=15.0, help="length of each probe")
+    p.add_argument("--soak-s", type=float, default=600.0)
+    p.add_argument("--skip", action="append", default=[], choices=["setup", "dtmf", "soak"])
+    p.add_argument("--server-cpu", default="0")
+    p.add_argument("--runner-cpu", default="1")
+    p.add_argument("--rate", type=float, default=RAMP_RATE, help=argparse.SUPPRESS)
+    p.add_argument("--window-s", type=float, default=8.0, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if shutil.which("taskset") is None:
+        print("taskset is needed (util-linux)", file=sys.stderr)
+        return 2
+    folder = Path(tempfile.mkdtemp(prefix="ivr-service-"))
+    start = time.monotonic()
+    try:
+        config = bench_config(folder)
+        if args.b:
+            b = args.b
+            print(f"service levels: B = {b} given (not measured in this run)", flush=True)
+        else:
+            print("service levels: searching for B first", flush=True)
+            trials: list[Any] = []
+            b, _ = search(
+                "B", 200, 6, time.monotonic() + args.budget_s, args, config, folder, trials
+            )
+            print(f"  B = {b} calls", flush=True)
+        if not b:
+            print("B could not be measured", file=sys.stderr)
+            return 1
+        results = {}
+        if "setup" not in args.skip:
+            results["setup"] = setup_test(b, args, config, folder)
+        if "dtmf" not in args.skip:
+            results["dtmf"] = dtmf_test(b, args, config, folder)
+        if "soak" not in args.skip:
+            results["soak"] = soak_test(b, args, config, folder)
+        verdicts = ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in results.items())
+        print(f"  {verdicts}; total {time.monotonic() - start:.0f} s", flush=True)
+        return 0 if all(results.values()) else 1
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
