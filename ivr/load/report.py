@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr import __version__
+from ivr.load.loop import loop_name
 from ivr.load.metrics import COUNTS, DISTRIBUTIONS, UPPER_EDGES, Histogram, Summary, summarize
 from ivr.load.runner import RunResult
 from ivr.load.scenario import Threshold
@@ -56,7 +57,7 @@ OUTCOME_COLORS = {
 
 def _versions() -> dict[str, str]:
     out = {"ivr": __version__, "python": platform.python_version()}
-    for dist in ("aiohttp", "websockets", "numpy", "pydantic", "soundfile"):
+    for dist in ("aiohttp", "websockets", "numpy", "pydantic", "soundfile", "uvloop"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -263,6 +264,7 @@ def build_report(run: RunResult) -> dict[str, Any]:
             "cpu_s": round(run.cpu_s, 3),
             "call_s": round(call_s, 3),
             "cpu_ms_per_call_s": round(run.cpu_s * 1000 / call_s, 4) if call_s else None,
+            "loop": loop_name(),
             "lateness": dists["runner_lateness_ms"].as_dict(),
         },
         "agents": asdict(run.agents) if run.scenario.spec.agents is not None else None,

@@ -93,7 +93,8 @@ async def test_every_behaviour_against_the_real_server(
     again = json.loads(json_path.read_text())
     assert again["scenario"]["spec"]["name"] == "e2e"
     assert len(again["calls"]) == 14
-    assert {"ivr", "python", "aiohttp"} <= set(again["versions"])
+    assert {"ivr", "python", "aiohttp", "uvloop"} <= set(again["versions"])
+    assert again["runner"]["loop"] == "uvloop"
     assert again["machine"]["cpu_count"]
     html = html_path.read_text()
     assert html.count("<svg") == 5
