@@ -106,8 +106,14 @@ class SignatureTables:
         block = noise_block(seed, codec.sample_rate)
         rows = [codec.encode(row)[self.prefix_bytes :] for row in block]
         table, mask, half = self.table, (1 << self.HALF) - 1, self.HALF
+        first = 1 << half
+        # The first 2**HALF frames (20 s) have a high half of 0: their tails, the high
+        # half and the noise row, are joined once here, so a frame is one concatenation.
+        tails = [table[0] + row for row in rows]
 
         def frame(k: int) -> bytes:
+            if k < first:
+                return table[k] + tails[k % NOISE_BLOCK]
             return table[k & mask] + table[(k >> half) & mask] + rows[k % NOISE_BLOCK]
 
         return TalkSignal(codec, frame)

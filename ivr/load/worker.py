@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -133,7 +134,10 @@ class Worker:
         self.results: list[CallResult] = []
         self.runner_lateness = Histogram()
         self.timeline: dict[int, Second] = {}
-        self.lateness = self._second(0).lateness  # the current second's: see Sink
+        # The current second's frame lateness values (see Sink), and the histogram
+        # they go to when the second is over (or the run).
+        self.lateness_ms: list[float] = []
+        self._lateness_into = self._second(0).lateness
         self.started = self.active = self.done = self.failed = 0
         self._recent: dict[str, list[float]] = {"setup_answered_ms": [], "dtmf_response_ms": []}
         self._reported_sec = -1
@@ -146,6 +150,12 @@ class Worker:
         if recent is not None:
             recent.append(value_ms)
 
+    def _fold_lateness(self, into: Histogram) -> None:
+        """Add the lateness values gathered so far to their second; gather for ``into``."""
+        values, self.lateness_ms = self.lateness_ms, []
+        self._lateness_into.add_all(values)
+        self._lateness_into = into
+
     def _second(self, sec: int) -> Second:
         s = self.timeline.get(sec)
         if s is None:
@@ -157,6 +167,9 @@ class Worker:
     async def run(self, start_at: float) -> WorkerResult:
         """Place every call of the job from ``start_at`` (a ``time.monotonic`` instant) on."""
         self.start = start_at
+        # What exists now (modules, codec tables, the scenario) lives as long as the run:
+        # out of the collector's way, a full collection in the run does not walk it all.
+        gc.freeze()
         cpu0, wall0 = time.process_time(), time.monotonic()
         loop = asyncio.get_running_loop()
         clock = loop.create_task(self._clock(), name="load-clock")
@@ -186,6 +199,8 @@ class Worker:
             clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await clock
+            self._fold_lateness(self._lateness_into)
+            gc.unfreeze()
         self._report()
         self.results.sort(key=lambda r: r.index)
         total = Histogram()
@@ -311,11 +326,11 @@ class Worker:
                         aconn.send_binary(frame)
             sec = int(now - self.start)
             if sec != tick_sec and sec >= 0:
-                # A new second: sample the concurrency, swap the lateness histogram.
+                # A new second: sample the concurrency, file the lateness values.
                 tick_sec = sec
                 second = self._second(sec)
                 second.active = self.active
-                self.lateness = second.lateness
+                self._fold_lateness(second.lateness)
             if k % PROGRESS_EVERY_SUBTICKS == 0:
                 self._report()
             if delay <= 0:

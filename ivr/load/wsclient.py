@@ -31,7 +31,6 @@ import hashlib
 import os
 import struct
 import time
-from collections.abc import Callable
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
@@ -113,6 +112,19 @@ class _MaskPool:
 
 masks = _MaskPool()
 
+# The first two or four bytes of a final, masked binary frame of each payload length
+# below 65536, built on first use: an audio frame's length never changes.
+_BINARY_HEADS: dict[int, bytes] = {}
+
+
+def _binary_head(n: int) -> bytes:
+    head = _BINARY_HEADS.get(n)
+    if head is None:
+        head = _BINARY_HEADS[n] = (
+            struct.pack("!BB", 0x82, 0x80 | n) if n < 126 else struct.pack("!BBH", 0x82, 0xFE, n)
+        )
+    return head
+
 
 def encode_frame(opcode: int, payload: bytes, mask: bytes | None = None) -> bytes:
     """One final, masked client frame (RFC 6455 section 5.2)."""
@@ -187,14 +199,13 @@ class FrameReader:
         self._buf = buf[pos:] if pos < n else b""
         return out
 
+    @property
+    def idle(self) -> bool:
+        """No partial frame and no partial message held: the next byte starts a frame."""
+        return not self._buf and not self._fragments
 
-# One receive buffer for every connection of the process: asyncio reads into it
-# (BufferedProtocol, no allocation per read) and ``buffer_updated`` consumes it
-# before the next read can happen.
-_RECV_BUFFER = memoryview(bytearray(256 * 1024))
 
-
-class WsConnection(asyncio.BufferedProtocol):
+class WsConnection(asyncio.Protocol):
     """One client WebSocket connection."""
 
     def __init__(self, url: str, receiver: Receiver) -> None:
@@ -214,10 +225,13 @@ class WsConnection(asyncio.BufferedProtocol):
         self._key = base64.b64encode(os.urandom(16)).decode()
         self._head = b""
         self._reader = FrameReader()
+        self._framing = False  # the handshake is done: the bytes are frames
+        # The fast receive path may run: framing, and the reader holds no partial
+        # frame or message (and did not just refuse a read as a protocol violation).
+        self._fast = False
         self._open = False
         self._close_sent = False
         self._close_timer: asyncio.TimerHandle | None = None
-        self._on_data: Callable[[bytes], None] = self._handshake_data
 
     # -- asyncio.Protocol ------------------------------------------------------
 
@@ -226,11 +240,41 @@ class WsConnection(asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)
         self.transport.write(handshake_request(self.host, self.port, self.path, self._key))
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return _RECV_BUFFER
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self._on_data(bytes(_RECV_BUFFER[:nbytes]))
+    def data_received(self, data: bytes) -> None:
+        if not self._fast:
+            if self._framing:
+                self._frame_data(data, time.monotonic())
+            else:
+                self._handshake_data(data)
+            return
+        # The fast path, for what a read almost always holds: whole, final, unmasked
+        # binary frames of under 64 KiB (the audio), each handed over as it is sliced
+        # from the read. At the first other byte (text, control, a fragment, a frame
+        # cut by the read), the rest of the read goes to the general path, which is
+        # what it would have done with the whole read (the reader was idle).
+        n = len(data)
+        if n >= 4 and data[0] == 0x82 and data[1] == 126 and (data[2] << 8) + data[3] == n - 4:
+            # The commonest read of all: exactly one audio frame of 126..65535 bytes.
+            self.receiver.on_binary(data[4:], time.monotonic())
+            return
+        now = time.monotonic()
+        pos = 0
+        while n - pos >= 2 and data[pos] == 0x82:  # FIN, no RSV bits, binary
+            length = data[pos + 1]  # the MASK bit is clear below 126
+            if length < 126:
+                start = pos + 2
+            elif length == 126 and n - pos >= 4:
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                start = pos + 4
+            else:
+                break  # masked (a violation), a 64-bit length, or a cut header
+            end = start + length
+            if end > n:
+                break
+            self.receiver.on_binary(data[start:end], now)
+            pos = end
+        if pos < n:
+            self._frame_data(data[pos:] if pos else data, now)
 
     def _handshake_data(self, data: bytes) -> None:
         self._head += data
@@ -247,18 +291,21 @@ class WsConnection(asyncio.BufferedProtocol):
             self._fail(exc)
             return
         self._open = True
-        self._on_data = self._frame_data
+        self._framing = self._fast = True
         self.opened.set_result(None)
         if rest:
-            self._frame_data(rest)
+            self._frame_data(rest, time.monotonic())
 
-    def _frame_data(self, data: bytes) -> None:
-        now = time.monotonic()
+    def _frame_data(self, data: bytes, now: float) -> None:
+        """The general receive path: every kind of frame, split anywhere."""
+        reader = self._reader
         try:
-            frames = self._reader.feed(data)
+            frames = reader.feed(data)
         except ProtocolViolation:
+            self._fast = False  # the reader dropped this read, as ever; the next goes to it
             self._send_close(1002)
             return
+        self._fast = reader.idle
         receiver = self.receiver
         for opcode, payload in frames:
             if opcode == OP_BINARY:
@@ -308,16 +355,23 @@ class WsConnection(asyncio.BufferedProtocol):
             self._write(encode_frame(OP_TEXT, text.encode()))
 
     def send_binary(self, data: bytes) -> None:
-        if self._open:
-            mask = masks.take()
-            n = len(data)
-            # The common case, inlined: one audio frame of 126..65535 bytes.
-            if 126 <= n < 65536:
-                self.transport.write(  # type: ignore[union-attr]
-                    struct.pack("!BBH", 0x82, 0xFE, n) + mask + _apply_mask(data, mask)
-                )
-            else:
-                self._write(encode_frame(OP_BINARY, data, mask))
+        if not self._open:
+            return
+        n = len(data)
+        if n >= 65536:
+            self._write(encode_frame(OP_BINARY, data))
+            return
+        # The common case, inlined: an audio frame, its header looked up, its
+        # fresh mask (RFC 6455 section 5.3) taken from the pool as in masks.take().
+        pool = masks
+        pos = pool._pos
+        if pos >= MASK_POOL_BYTES:
+            pool._pool, pos = os.urandom(MASK_POOL_BYTES), 0
+        pool._pos = pos + 4
+        mask = pool._pool[pos : pos + 4]
+        head = _BINARY_HEADS.get(n) or _binary_head(n)
+        # Open means the handshake is done, so the transport is set.
+        self.transport.write(head + mask + _apply_mask(data, mask))  # type: ignore[union-attr]
 
     def close(self, code: int = 1000) -> None:
         """Start the closing handshake (RFC 6455 section 7.1.2)."""

@@ -62,6 +62,17 @@ def test_talk_frames_are_unique_never_silent_and_deterministic() -> None:
     assert int(sum(1 << i for i, v in enumerate(sig) if v > 0)) == k
 
 
+@pytest.mark.parametrize(
+    ("name", "rate"), [("pcm_s16le", 8000), ("pcm_s16le", 16000), ("pcmu", 8000)]
+)
+def test_talk_frames_are_talk_pcm_on_the_wire_before_and_after_20_s(name: str, rate: int) -> None:
+    # Frames below 2**10 take a precomputed path: both paths must give talk_pcm's frame.
+    codec = wire_codec(name, rate)
+    talk = SignatureTables(codec).noise_talk(7)
+    for k in (0, 1, 49, 50, 51, 1023, 1024, 1025, 2047, 2048, 5000, (1 << 20) - 1):
+        assert talk.frame(k) == codec.encode(talk_pcm(7, rate, k)), k
+
+
 def test_g711_talk_is_expected_as_the_server_decodes_it() -> None:
     codec = wire_codec("pcmu", 8000)
     talk = SignatureTables(codec).noise_talk(9)

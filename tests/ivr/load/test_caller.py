@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr.load.audio import SignatureTables, dtmf_frames, wire_codec
 from ivr.load.caller import AgentStats, VirtualAgent, VirtualCaller
@@ -37,7 +39,7 @@ class FakeConn:
 
 class FakeSink:
     def __init__(self) -> None:
-        self.lateness = Histogram()
+        self.lateness_ms: list[float] = []
         self.samples: dict[str, list[float]] = {}
 
     def sample(self, metric: str, value_ms: float) -> None:
@@ -45,14 +47,14 @@ class FakeSink:
 
 
 def make_caller(
-    kind: str, inband: bool = False, **behaviour: Any
+    kind: str, inband: bool = False, talk_s: float = 0.1, **behaviour: Any
 ) -> tuple[VirtualCaller, FakeConn, FakeSink]:
     data: dict[str, Any] = {
         "name": "t",
         "to": "+15550100",
         "calls": 1,
         "concurrency": 1,
-        "talk": {"seconds": 0.1, "tail_ms": 40},
+        "talk": {"seconds": talk_s, "tail_ms": 40},
         "mix": {kind: {"weight": 1, **behaviour}},
         "call_timeout_s": 30,
         "dtmf": {"mode": "inband" if inband else "message"},
@@ -155,7 +157,8 @@ def test_lateness_is_measured_against_the_calls_own_schedule() -> None:
     # An early frame moves the schedule's anchor: what came before is not re-judged.
     caller.on_binary(SILENCE, 101.0 + 0.02 * 6 - 0.002)
     caller.on_binary(SILENCE, 101.0 + 0.02 * 7)
-    h = caller.sink.lateness
+    assert caller.sink.lateness_ms == pytest.approx([0, 0, 3, 0, 12, 0, 0, 2])
+    h = Histogram.of(caller.sink.lateness_ms)
     assert h.n == 8
     assert h.max == pytest.approx(12.0)
     assert caller.result.lateness_max_ms == pytest.approx(12.0)
@@ -238,6 +241,25 @@ def test_in_band_digits_go_out_as_tone_frames() -> None:
     assert caller.result.dtmf_ms == [pytest.approx(90.0)]  # from the first tone frame
 
 
+def test_a_response_during_the_tone_is_the_only_dtmf_sample() -> None:
+    # The server hears an in-band digit ~45 ms into a 100 ms tone and answers
+    # while the tone's last frames still go out: those frames must not start a
+    # second measurement (which the next message, seconds later, would end).
+    caller, _conn, _sink = make_caller("consent", inband=True, press_after_s=0)
+    answer(caller)
+    msg(caller, 100.3, type="prompt", event="start", prompt="menu", node="consent")
+    tone = dtmf_frames(CODEC, "1", 100, -10)
+    sent = [caller.tick(100.32 + 0.02 * i) for i in range(3)]
+    msg(caller, 100.37, type="prompt", event="end", prompt="menu", node="consent", interrupted=True)
+    msg(caller, 100.37, type="ringing")
+    caller.on_binary(SILENCE, 100.38)
+    sent += [caller.tick(100.38 + 0.02 * i) for i in range(len(tone) - 3)]
+    assert sent == tone
+    msg(caller, 102.4, type="connected", line="recorded")
+    caller.on_binary(SILENCE, 102.41)
+    assert caller.result.dtmf_ms == [pytest.approx(60.0)]
+
+
 def test_server_errors_and_silent_closes_are_failures() -> None:
     caller, conn, _ = make_caller("consent")
     msg(caller, 100.01, type="error", code="bad_codec", message="no pcmu here")
@@ -310,3 +332,63 @@ def test_an_agent_outside_the_team_is_an_error() -> None:
     assert stats.errors == ["not in team desk"]
     assert conn.closed_with == 1000
     assert not agent.ready
+
+
+# Messages a server may send a caller, in any order (the test drives both callers alike).
+SCRIPT_MESSAGES: list[dict[str, Any]] = [
+    {"type": "answered", "call_id": "c_1"},
+    {"type": "prompt", "event": "start", "prompt": "menu", "node": "consent"},
+    {"type": "prompt", "event": "end", "prompt": "menu", "node": "consent", "interrupted": True},
+    {"type": "ringing", "line": "recorded"},
+    {"type": "connected", "line": "recorded", "agent": "bot 1"},
+    {"type": "recording", "state": "on"},
+    {"type": "recording", "state": "off"},
+    {"type": "hangup", "reason": "caller", "stats": {"frames_sent": 3}},
+    {"type": "error", "code": "busy"},
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    kind=st.sampled_from(["consent", "refuse", "invalid", "early_hangup", "agent_hangup", "hold"]),
+    inband=st.booleans(),
+    first=st.lists(st.sampled_from([1, 4]), max_size=2),  # the menu, connected
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.004, 0.02, 0.1, 0.5]),  # time to the step
+            # Mostly ticks, then frames and messages (by index), rarely an ending.
+            st.sampled_from(["tick"] * 40 + ["frame"] * 4 + [*range(9)] * 2 + ["close"]),
+        ),
+        max_size=150,
+    ),
+)
+def test_the_tick_fast_path_sends_what_the_general_path_does(
+    kind: str, inband: bool, first: list[int], steps: list[tuple[float, Any]]
+) -> None:
+    options: dict[str, Any] = {"press_after_s": 0.05}
+    if kind == "early_hangup":
+        options = {"after_s": 0.3}
+    elif kind == "agent_hangup":
+        options["wait_s"] = 0.5
+    fast, fast_conn, _ = make_caller(kind, inband, 1.0, **options)
+    slow, slow_conn, _ = make_caller(kind, inband, 1.0, **options)
+    slow.tick = slow._tick  # type: ignore[method-assign]  # never the fast path
+    now = 100.0
+    # Every interesting case is after 'answered'; most after the menu or 'connected'.
+    for dt, step in [(0.01, 0), *((0.01, i) for i in first), *steps]:
+        now += dt
+        for caller in (fast, slow):
+            if step == "tick":
+                continue
+            if step == "frame":
+                caller.on_binary(SILENCE, now)
+            elif step == "close":
+                caller.on_close(1000, now)
+            else:
+                msg(caller, now, **SCRIPT_MESSAGES[step])
+        if step == "tick":
+            assert fast.tick(now) == slow.tick(now)
+    assert fast_conn.texts == slow_conn.texts
+    assert fast_conn.closed_with == slow_conn.closed_with
+    assert fast.result == slow.result
+    assert (fast.phase, fast.finished) == (slow.phase, slow.finished)

@@ -6,6 +6,8 @@ import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr.load.metrics import BINS, UPPER_EDGES, Histogram, bin_of, percentile, summarize
 
@@ -89,3 +91,30 @@ def test_histograms_merge_and_round_trip_through_json() -> None:
     assert back.counts == a.counts
     assert (back.n, back.max, back.total) == (a.n, a.max, a.total)
     assert a.to_dict()["bins"] == {"2": 1, "10": 1, "20": 1, "30": 1, "140": 1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(allow_nan=False),
+            st.floats(0, 20),
+            st.sampled_from([0.0, -0.0, 0.1, 0.3, 9.999999999999998, 10.0, 99.99999999999999]),
+            st.sampled_from([100.0, 1000.0, 9999.999999999998, 10000.0, math.inf, -math.inf]),
+            st.sampled_from([-1e308, 1e308, 5e-324]),
+        ),
+        max_size=300,
+    ),
+    st.integers(0, 300),
+)
+def test_add_all_is_add_for_each_value(values: list[float], split: int) -> None:
+    one_by_one, batched = Histogram(), Histogram()
+    for v in values:
+        one_by_one.add(v)
+    batched.add_all(values[:split])
+    batched.add_all(values[split:])
+    assert batched.counts == one_by_one.counts
+    assert (batched.n, batched.max) == (one_by_one.n, one_by_one.max)
+    assert batched.total == one_by_one.total or (
+        math.isnan(batched.total) and math.isnan(one_by_one.total)
+    )

@@ -8,15 +8,19 @@ from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr.load.wsclient import (
     OP_BINARY,
     OP_CONT,
     OP_PING,
+    OP_PONG,
     OP_TEXT,
     FrameReader,
     HandshakeFailed,
     ProtocolViolation,
+    WsConnection,
     accept_key,
     check_handshake,
     connect,
@@ -116,6 +120,158 @@ def test_fragmented_messages_are_reassembled_around_control_frames() -> None:
 def test_protocol_violations_are_refused(data: bytes, why: str) -> None:
     with pytest.raises(ProtocolViolation, match=why):
         FrameReader().feed(data)
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def abort(self) -> None:
+        pass
+
+
+class EventRecorder:
+    """Everything a connection delivers, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def on_text(self, text: str, now: float) -> None:
+        self.events.append(("text", text))
+
+    def on_binary(self, data: bytes, now: float) -> None:
+        assert type(data) is bytes
+        self.events.append(("binary", data))
+
+    def on_close(self, code: int | None, now: float) -> None:
+        self.events.append(("close", code))
+
+
+def handshake_response(key: str) -> bytes:
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+    ).encode()
+
+
+def deliver(chunks: list[bytes]) -> tuple[list[tuple[str, Any]], list[tuple[int, bytes]]]:
+    """Feed the handshake and ``chunks`` to a connection, one read each, as asyncio does."""
+
+    async def run() -> tuple[list[tuple[str, Any]], list[tuple[int, bytes]]]:
+        rec = EventRecorder()
+        conn = WsConnection("ws://127.0.0.1:1/v1/call", rec)
+        transport = FakeTransport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        # The handshake goes in a read of its own, then each chunk.
+        for chunk in [handshake_response(conn._key), *chunks]:
+            if chunk:
+                conn.data_received(chunk)
+        assert conn.opened.done()
+        sent = [unmask(frame) for frame in transport.written[1:]]
+        return rec.events, sent
+
+    return asyncio.run(run())
+
+
+def expected_events(stream: bytes) -> tuple[list[tuple[str, Any]], list[tuple[int, bytes]]]:
+    """What the general path (the reader alone, all bytes at once) makes of ``stream``."""
+    events: list[tuple[str, Any]] = []
+    pongs: list[tuple[int, bytes]] = []
+    for opcode, payload in FrameReader().feed(stream):
+        if opcode == OP_BINARY:
+            events.append(("binary", payload))
+        elif opcode == OP_TEXT:
+            events.append(("text", payload.decode("utf-8", "replace")))
+        elif opcode == OP_PING:
+            pongs.append((OP_PONG, payload))
+    return events, pongs
+
+
+PAYLOAD_SIZES = [0, 1, 2, 125, 126, 127, 160, 320, 640, 65535, 65536]
+# A message: its kind, payload size and byte, and for a fragmented one a ping in between.
+Message = tuple[str, int, int, bool]
+
+
+def server_frames(messages: list[Message]) -> list[bytes]:
+    frames: list[bytes] = []
+    for kind, size, fill, ping in messages:
+        payload = bytes([fill]) * size
+        if kind == "binary":
+            frames.append(server_frame(OP_BINARY, payload))
+        elif kind == "text":
+            frames.append(server_frame(OP_TEXT, b'{"type": "prompt"}'))
+        elif kind == "ping":
+            frames.append(server_frame(OP_PING, payload[:125]))
+        else:
+            op = OP_TEXT if kind == "fragmented text" else OP_BINARY
+            frames.append(server_frame(op, payload[: size // 2], fin=False))
+            if ping:
+                frames.append(server_frame(OP_PING, b"p"))
+            frames.append(server_frame(OP_CONT, payload[size // 2 :]))
+    return frames
+
+
+messages = st.lists(
+    st.tuples(
+        # Mostly audio; some text, pings, fragmented messages.
+        st.sampled_from(["binary"] * 4 + ["text", "ping", "fragmented", "fragmented text"]),
+        st.sampled_from(PAYLOAD_SIZES),
+        # Payload bytes that look like frame headers, to catch a parse off the frame start.
+        st.sampled_from([0x00, 0x82, 0x7E, 0x7F, 0xFE, 0x01, 0x40]),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(messages=messages, data=st.data())
+def test_every_split_of_the_stream_gives_the_frames_of_the_general_path(
+    messages: list[Message], data: st.DataObject
+) -> None:
+    frames = server_frames(messages)
+    stream = b"".join(frames)
+    cuts = set(data.draw(st.sets(st.integers(0, len(stream)), max_size=20)))
+    # Reads that end at, or a few bytes either side of, frame boundaries and headers:
+    # whole frames per read, and every way of cutting a header or a payload's end.
+    end = 0
+    for frame in frames:
+        for at in (end, end + 2, end + 4, end + len(frame)):
+            offset = data.draw(st.sampled_from([None, None, 0, 0, -3, -2, -1, 1, 2, 3]))
+            if offset is not None:
+                cuts.add(min(max(at + offset, 0), len(stream)))
+        end += len(frame)
+    ends = sorted(cuts)
+    chunks = [stream[lo:hi] for lo, hi in zip([0, *ends], [*ends, len(stream)], strict=True)]
+    assert deliver(chunks) == expected_events(stream)
+
+
+def test_frames_in_the_handshakes_read_and_in_one_read_are_all_delivered() -> None:
+    audio = server_frame(OP_BINARY, bytes(range(160)) * 2)
+    text = server_frame(OP_TEXT, b'{"type": "answered"}')
+    events, pongs = deliver([audio + audio + text + audio + server_frame(OP_PING, b"x") + audio])
+    assert (
+        events
+        == [("binary", bytes(range(160)) * 2)] * 2
+        + [("text", '{"type": "answered"}')]
+        + [("binary", bytes(range(160)) * 2)] * 2
+    )
+    assert pongs == [(OP_PONG, b"x")]
+
+
+def test_a_protocol_violation_in_a_read_closes_with_1002() -> None:
+    audio = server_frame(OP_BINARY, bytes(320))
+    masked = b"\x82\xfe\x01\x40" + bytes(324)  # MASK bit set: never from a server
+    events, sent = deliver([audio, masked, audio])
+    # As the reader alone does: the bad read is dropped, the close is sent once.
+    assert events == [("binary", bytes(320))] * 2
+    assert sent == [(0x8, struct.pack("!H", 1002))]
 
 
 class Recorder:
