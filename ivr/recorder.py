@@ -54,14 +54,14 @@ class RecorderPool:
     """The one I/O thread that writes every recording of this process.
 
     Jobs run strictly in the order they were submitted (open, writes, close
-    of a file never overtake each other). A block write is a plain tuple on a
-    :class:`queue.SimpleQueue`, with no future or callback per block: a
+    of a file never overtake each other). A job is a plain callable on a
+    :class:`queue.SimpleQueue`; a block write has no future of its own (a
     recorded call submits one a second, and the hand-over must cost next to
-    nothing next to the write itself.
+    nothing next to the write itself): its failure is logged.
     """
 
     def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
         self._stopped = False
@@ -69,12 +69,8 @@ class RecorderPool:
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            writer, callers, agents, n, done = job
             try:
-                if callers:
-                    writer.result().write(_interleave(callers, agents, n))
-                if done is not None:
-                    done()
+                job()
             except Exception as exc:
                 log.error("recording write failed: %s", exc)
 
@@ -90,7 +86,7 @@ class RecorderPool:
             except BaseException as exc:
                 future.set_exception(exc)
 
-        self._jobs.put((_NO_WRITER, [], [], 0, run))
+        self._jobs.put(run)
         return future
 
     def submit_open(self, path: Path, sample_rate: int) -> Future[RecordingWriter]:
@@ -105,7 +101,7 @@ class RecorderPool:
         agents: list[Pcm | None],
         n: int,
     ) -> None:
-        self._jobs.put((writer, callers, agents, n, None))
+        self._jobs.put(lambda: writer.result().write(_interleave(callers, agents, n)))
 
     def submit_close(
         self,
@@ -131,12 +127,6 @@ class RecorderPool:
             self._stopped = True
             self._jobs.put(None)
         self._thread.join()
-
-
-_NO_WRITER: Future[RecordingWriter] = Future()
-_Job = tuple[
-    Future[RecordingWriter], list[Pcm | None], list[Pcm | None], int, Callable[[], None] | None
-]
 
 
 def _interleave(
