@@ -224,55 +224,56 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def trial(system: str, n: int, args: argparse.Namespace, config: Path, folder: Path) -> Trial:
-    t0 = time.monotonic()
-    ramp_s = n / args.rate
-    talk_s = ramp_s + SETTLE_S + args.window_s + 2.0
-    scenario = {
-        "name": f"capacity-{system}-{n}",
+def scenario(
+    name: str, calls: int, concurrency: int, rate: float, talk_s: float, mix: Any
+) -> dict[str, Any]:
+    """A runner scenario for the bench config's number: no verification, callers in-process."""
+    return {
+        "name": name,
         "to": "+15550100",
-        "calls": n,
-        "concurrency": n,
-        "arrival": {"rate_cps": args.rate},
+        "calls": calls,
+        "concurrency": concurrency,
+        "arrival": {"rate_cps": rate},
         "talk": {"seconds": round(talk_s, 2), "tail_ms": 0},
-        "mix": MIXES[system],
+        "mix": mix,
         "seed": 1,
         "processes": 0,
         "verify": False,
         "call_timeout_s": talk_s + 60,
     }
-    scen_path = folder / f"{system}-{n}.yaml"
-    scen_path.write_text(yaml.safe_dump(scenario))
-    report_dir = folder / f"report-{system}-{n}"
+
+
+def start_runner(
+    spec: dict[str, Any], url: str, folder: Path, cpu: str
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``ivr load`` on ``spec`` against ``url``, pinned to ``cpu``; its process and report."""
+    path = folder / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    report = folder / f"report-{spec['name']}"
+    cmd = ["taskset", "-c", cpu, sys.executable, "-m", "ivr.load.cli", str(path), "--url", url]
+    cmd += ["--no-verify", "--quiet", "--report", str(report)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, report / "report.json"
+
+
+def trial(system: str, n: int, args: argparse.Namespace, config: Path, folder: Path) -> Trial:
+    t0 = time.monotonic()
+    ramp_s = n / args.rate
+    talk_s = ramp_s + SETTLE_S + args.window_s + 2.0
+    spec = scenario(f"capacity-{system}-{n}", n, n, args.rate, talk_s, MIXES[system])
     proc, url = start_server(system, config, folder, args.server_cpu)
     try:
         cpu0 = cpu_s(proc.pid)
-        subprocess.run(
-            [
-                "taskset",
-                "-c",
-                args.runner_cpu,
-                sys.executable,
-                "-m",
-                "ivr.load.cli",
-                str(scen_path),
-                "--url",
-                url,
-                "--no-verify",
-                "--quiet",
-                "--report",
-                str(report_dir),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=talk_s + 120,
-            check=False,
-        )
+        runner, report_path = start_runner(spec, url, folder, args.runner_cpu)
+        try:
+            runner.wait(timeout=talk_s + 120)
+        except subprocess.TimeoutExpired:
+            runner.kill()
+            runner.wait()
         server_cpu = cpu_s(proc.pid) - cpu0
     finally:
         stop(proc)
-    report = json.loads((report_dir / "report.json").read_text())
+    report = json.loads(report_path.read_text())
     window = Histogram()
     lo, hi = ramp_s + SETTLE_S, ramp_s + SETTLE_S + args.window_s
     for t in report["timeline"]:

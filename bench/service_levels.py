@@ -31,7 +31,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,16 +38,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from capacity import (
     MIXES,
-    ROOT,
     SETTLE_S,
     bench_config,
+    scenario,
     search,
+    start_runner,
     start_server,
     stop,
 )
@@ -57,36 +55,6 @@ SETUP_P99_MS, DTMF_P99_MS = 100.0, 30.0
 SOAK_GROWTH, SOAK_BURST_MS = 0.05, 100.0
 SOAK_CALL_S = 60.0
 RAMP_RATE = 50.0  # arrivals a second while establishing the background calls
-
-
-def scenario(name: str, calls: int, concurrency: int, rate: float, talk_s: float, mix: Any) -> Any:
-    return {
-        "name": name,
-        "to": "+15550100",
-        "calls": calls,
-        "concurrency": concurrency,
-        "arrival": {"rate_cps": rate},
-        "talk": {"seconds": round(talk_s, 2), "tail_ms": 0},
-        "mix": mix,
-        "seed": 1,
-        "processes": 0,
-        "verify": False,
-        "call_timeout_s": talk_s + 60,
-    }
-
-
-def runner(
-    spec: Any, url: str, folder: Path, cpu: str, *, wait: bool = True
-) -> tuple[subprocess.Popen[bytes], Path]:
-    path = folder / f"{spec['name']}.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    report = folder / f"report-{spec['name']}"
-    cmd = ["taskset", "-c", cpu, sys.executable, "-m", "ivr.load.cli", str(path), "--url", url]
-    cmd += ["--no-verify", "--quiet", "--report", str(report)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if wait:
-        proc.wait()
-    return proc, report / "report.json"
 
 
 def load(report: Path) -> Any:
@@ -100,23 +68,32 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def with_background(
-    n: int, hold_s: float, args: argparse.Namespace, config: Path, folder: Path, tag: str
-) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], Path, str]:
-    """A fresh server with ``n`` calls established on it (half recorded), held ``hold_s``."""
+def probe_under_load(
+    share: float,
+    b: int,
+    probe: dict[str, Any],
+    args: argparse.Namespace,
+    config: Path,
+    folder: Path,
+) -> tuple[int, Any, Path]:
+    """A fresh server with ``share x B`` calls established (half recorded), then ``probe``.
+
+    Returns the background's size, the probe's report and the background's report.
+    """
+    n = round(share * b)
     server, url = start_server("halfrec", config, folder, args.server_cpu)
-    ramp_s = n / RAMP_RATE
-    spec = scenario(f"{tag}-background", n, n, RAMP_RATE, ramp_s + hold_s, MIXES["halfrec"])
-    bg, report = runner(spec, url, folder, args.runner_cpu, wait=False)
-    time.sleep(ramp_s + SETTLE_S)
-    return server, bg, report, url
-
-
-def finish(server: subprocess.Popen[bytes], bg: subprocess.Popen[bytes]) -> None:
     try:
+        ramp_s = n / RAMP_RATE
+        hold_s = ramp_s + args.probe_s + 10
+        spec = scenario(f"{probe['name']}-background", n, n, RAMP_RATE, hold_s, MIXES["halfrec"])
+        bg, bg_report = start_runner(spec, url, folder, args.runner_cpu)
+        time.sleep(ramp_s + SETTLE_S)
+        runner, report = start_runner(probe, url, folder, args.runner_cpu)
+        runner.wait()
         bg.wait(timeout=300)
     finally:
         stop(server)
+    return n, load(report), bg_report
 
 
 def background_line(report: Path) -> str:
@@ -129,16 +106,9 @@ def background_line(report: Path) -> str:
 
 
 def setup_test(b: int, args: argparse.Namespace, config: Path, folder: Path) -> bool:
-    n = round(0.5 * b)
-    probe_calls = round(20 * args.probe_s)
-    hold_s = args.probe_s + 10
-    server, bg, bg_report, url = with_background(n, hold_s, args, config, folder, "setup")
-    try:
-        spec = scenario("setup-probe", probe_calls, probe_calls, 20.0, 2.0, MIXES["halfrec"])
-        _, report = runner(spec, url, folder, args.runner_cpu)
-    finally:
-        finish(server, bg)
-    r = load(report)
+    calls = round(20 * args.probe_s)
+    probe = scenario("setup-probe", calls, calls, 20.0, 2.0, MIXES["halfrec"])
+    n, r, bg_report = probe_under_load(0.5, b, probe, args, config, folder)
     answered = r["metrics"]["setup_answered_ms"]
     first = r["metrics"]["setup_first_frame_ms"]
     ok = answered["p99"] <= SETUP_P99_MS and first["p99"] <= SETUP_P99_MS
@@ -155,17 +125,10 @@ def setup_test(b: int, args: argparse.Namespace, config: Path, folder: Path) -> 
 
 
 def dtmf_test(b: int, args: argparse.Namespace, config: Path, folder: Path) -> bool:
-    n = round(0.8 * b)
-    probe_calls = round(5 * args.probe_s)
-    hold_s = args.probe_s + 10
-    server, bg, bg_report, url = with_background(n, hold_s, args, config, folder, "dtmf")
-    try:
-        mix = {"refuse": {"weight": 1, "press_after_s": 0.5}}
-        spec = scenario("dtmf-probe", probe_calls, probe_calls, 5.0, 1.0, mix)
-        _, report = runner(spec, url, folder, args.runner_cpu)
-    finally:
-        finish(server, bg)
-    r = load(report)
+    calls = round(5 * args.probe_s)
+    mix = {"refuse": {"weight": 1, "press_after_s": 0.5}}
+    probe = scenario("dtmf-probe", calls, calls, 5.0, 1.0, mix)
+    n, r, bg_report = probe_under_load(0.8, b, probe, args, config, folder)
     dtmf = r["metrics"]["dtmf_response_ms"]
     ok = dtmf["count"] > 0 and dtmf["p99"] <= DTMF_P99_MS and r["counts"]["calls_failed"] == 0
     print(
@@ -190,7 +153,8 @@ def soak_test(b: int, args: argparse.Namespace, config: Path, folder: Path) -> b
         # arenas, SQLite's page cache and statement cache filling up) and then
         # stays flat; a soak judges growth after that, as soak tests do.
         spec = scenario("warmup", args.warmup_calls, 100, 20.0, 3.0, MIXES["halfrec"])
-        _, warm_report = runner(spec, url, folder, args.runner_cpu)
+        warm_proc, warm_report = start_runner(spec, url, folder, args.runner_cpu)
+        warm_proc.wait()
         warmup_failed = load(warm_report)["counts"]["calls_failed"]
     warm_kib = rss_kib(server.pid)
     samples: list[tuple[float, int]] = []
@@ -205,7 +169,8 @@ def soak_test(b: int, args: argparse.Namespace, config: Path, folder: Path) -> b
     sampler.start()
     try:
         spec = scenario("soak", calls, n, rate, SOAK_CALL_S, MIXES["halfrec"])
-        _, report = runner(spec, url, folder, args.runner_cpu)
+        soak_proc, report = start_runner(spec, url, folder, args.runner_cpu)
+        soak_proc.wait()
     finally:
         done.set()
         sampler.join()
