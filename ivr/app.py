@@ -63,6 +63,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     config = settings.config or load_config(settings.config_path)
     store = Store(settings.data_dir)
+    store.health.listeners.append(app[metrics_key].storage_failing)
     await store.open()
     try:
         report = await repair(store)
@@ -95,6 +96,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         clock = MediaClock()
         clock.on_tick_lateness = app[metrics_key].observe_tick_lateness
+        clock.on_skip = app[metrics_key].ticks_skipped
         recorder = RecorderPool()
         switchboard = Switchboard(
             config,
@@ -111,7 +113,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[clock_key] = clock
         app[switchboard_key] = switchboard
         app[authenticator_key] = Authenticator(store, settings.hash_params)
-        app[audit_key] = AuditLog(store)
+        app[audit_key] = audit = AuditLog(store)
         app[limiter_key] = LoginLimiter()
         clock.start()
         transcriber = TranscriptionWorker(store, switchboard.numbers)
@@ -134,6 +136,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         await clock.stop()
         await asyncio.to_thread(recorder.shutdown)
         await transcriber.stop()
+        await audit.close()
     finally:
         await store.close()
 

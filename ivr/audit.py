@@ -10,20 +10,35 @@ Entry ``n`` stores ``hash_n = SHA-256(hash_{n-1} || canonical JSON of entry n)``
 starting from 64 zeros, so editing, removing or reordering any row breaks
 every hash after it: :func:`verify` finds the first broken link. SQLite
 triggers refuse UPDATE and DELETE on the table as well.
+
+When the disk refuses the insert (full, failing), the entry is not lost and
+the request is not failed for it: entries wait in memory, in order, and are
+appended (chained as usual, with their own times) as soon as a write
+succeeds, by the next entry or by a retry every second. Only past
+``MAX_PENDING`` waiting entries is an entry refused
+(:class:`ivr.errors.StorageUnavailable`), and with it the request it audits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ivr.errors import StorageUnavailable
 from ivr.store import Store, User, now_iso
 
+log = logging.getLogger("ivr.audit")
+
 GENESIS = "0" * 64
+# Entries kept in memory while the disk refuses them; past this, requests are refused.
+MAX_PENDING = 10_000
+RETRY_S = 1.0
 Outcome = Literal["ok", "refused", "failed"]
 
 
@@ -46,6 +61,13 @@ class AuditLog:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = asyncio.Lock()
+        self._pending: list[dict[str, Any]] = []
+        self._retry: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> int:
+        """Entries waiting for the disk."""
+        return len(self._pending)
 
     async def record(
         self,
@@ -68,29 +90,71 @@ class AuditLog:
             "outcome": outcome,
             "detail": dict(detail or {}),
         }
-        db = self._store.db
         async with self._lock:
+            if len(self._pending) >= MAX_PENDING:
+                raise StorageUnavailable(
+                    f"the audit log cannot be written and {MAX_PENDING} entries already wait"
+                )
+            self._pending.append(entry)
+            try:
+                await self._append_pending()
+            except StorageUnavailable:
+                self._retry_later()
+
+    async def _append_pending(self) -> None:
+        """Append every waiting entry in one transaction (the caller holds the lock)."""
+        async with self._store.transaction() as db:
             async with db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
                 row = await cur.fetchone()
             prev = str(row[0]) if row else GENESIS
-            digest = entry_hash(prev, entry)
-            await db.execute(
-                "INSERT INTO audit (at, actor_id, actor_role, action, object_type, object_id, "
-                "outcome, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry["at"],
-                    entry["actor_id"],
-                    entry["actor_role"],
-                    action,
-                    object_type,
-                    object_id,
-                    outcome,
-                    json.dumps(entry["detail"], sort_keys=True),
-                    prev,
-                    digest,
-                ),
-            )
-            await db.commit()
+            for entry in self._pending:
+                digest = entry_hash(prev, entry)
+                await db.execute(
+                    "INSERT INTO audit (at, actor_id, actor_role, action, object_type, "
+                    "object_id, outcome, detail, prev_hash, hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        entry["at"],
+                        entry["actor_id"],
+                        entry["actor_role"],
+                        entry["action"],
+                        entry["object_type"],
+                        entry["object_id"],
+                        entry["outcome"],
+                        json.dumps(entry["detail"], sort_keys=True),
+                        prev,
+                        digest,
+                    ),
+                )
+                prev = digest
+        if len(self._pending) > 1:
+            log.warning("audit: %d entries kept while the disk failed are written", self.pending)
+        self._pending.clear()
+
+    def _retry_later(self) -> None:
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.get_running_loop().create_task(self._retry_loop())
+
+    async def _retry_loop(self) -> None:
+        while self._pending:
+            await asyncio.sleep(RETRY_S)
+            async with self._lock:
+                if self._pending:
+                    with contextlib.suppress(StorageUnavailable):
+                        await self._append_pending()
+
+    async def close(self) -> None:
+        """Stop retrying; one last try to write what waits (logged if it cannot be)."""
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+        async with self._lock:
+            if self._pending:
+                try:
+                    await self._append_pending()
+                except StorageUnavailable:
+                    log.error("audit: %d entries could not be written (storage)", self.pending)
 
     async def entries(
         self,

@@ -4,7 +4,10 @@ Ticks are paced against a start time (start + n x 20 ms), never by sleeping
 20 ms after the previous tick, so the schedule does not drift. A tick that
 runs late is run at once to catch up; if the loop falls more than
 ``MAX_CATCH_UP`` ticks behind (a stalled process), the missed ticks are
-skipped and counted instead of being sent in a burst.
+skipped instead of being sent in a burst. Skipped ticks still count: the
+tick number jumps by as many, so timers keep wall-clock time, and every call
+hears of them (:meth:`Tickable.skipped`) so that its recording writes them
+as silence and stays on the call's time line.
 
 Everything a tick does is synchronous: each call's :meth:`Tickable.tick`
 sends and collects frames without awaiting, so one slow peer cannot hold
@@ -32,6 +35,18 @@ TICK_S = PTIME_MS / 1000
 MAX_CATCH_UP = 10
 
 
+def ticks_to_skip(late_s: float) -> int:
+    """How many ticks to skip when the clock runs ``late_s`` behind its schedule.
+
+    Up to ``MAX_CATCH_UP`` ticks late, none: the late ticks run back to back
+    and catch up. Beyond that, every whole tick of the delay is skipped, so
+    the next tick runs on time again.
+    """
+    if late_s <= MAX_CATCH_UP * TICK_S:
+        return 0
+    return int(late_s / TICK_S)
+
+
 class Tickable(Protocol):
     key: str
     dtmf_key: int  # set by the clock: the call's slot in the DTMF detector
@@ -43,6 +58,9 @@ class Tickable(Protocol):
 
     def tick(self, n: int) -> None:
         """Do this call's work for tick ``n``."""
+
+    def skipped(self, ticks: int) -> None:
+        """``ticks`` ticks never ran (the process stalled); the next tick comes after them."""
 
     def inband_digit(self, digit: str, onset: int) -> None:
         """A DTMF tone was detected; it began ``onset`` samples from this tick's frame start."""
@@ -75,6 +93,7 @@ class MediaClock:
         self._late_last = 0.0
         self._task: asyncio.Task[None] | None = None
         self.on_tick_lateness: Callable[[float], None] | None = None
+        self.on_skip: Callable[[int], None] | None = None
         # In-band DTMF (ITU-T Q.24): one detector per rate, all its calls in one batch.
         self._detectors = {rate: DtmfDetector(rate) for rate in SAMPLE_RATES}
         self._free_keys: dict[int, list[int]] = {rate: [] for rate in SAMPLE_RATES}
@@ -112,6 +131,21 @@ class MediaClock:
             except Exception as exc:
                 self._failed(call, exc)
         self._detect()
+
+    def skip(self, ticks: int) -> None:
+        """Skip ``ticks`` ticks at once: no frames for them, but they count.
+
+        Each call is told, so its recording writes the skipped span as silence.
+        """
+        self.ticks += ticks
+        self._skipped += ticks
+        if self.on_skip is not None:
+            self.on_skip(ticks)
+        for call in list(self._calls.values()):
+            try:
+                call.skipped(ticks)
+            except Exception as exc:
+                self._failed(call, exc)
 
     def _failed(self, call: Tickable, exc: Exception) -> None:
         log.exception("call %s failed in the media clock", call.key)
@@ -161,11 +195,11 @@ class MediaClock:
             if delay > 0:
                 await asyncio.sleep(delay)
             late = self._now() - target
-            if late > MAX_CATCH_UP * TICK_S:
-                skip = int(late / TICK_S)
-                self._skipped += skip
+            skip = ticks_to_skip(late)
+            if skip:
                 k += skip
                 log.warning("media clock %.0f ms late: skipped %d ticks", late * 1000, skip)
+                self.skip(skip)
             self._late_last = max(late, 0.0) * 1000
             self._late_max = max(self._late_max, self._late_last)
             if self.on_tick_lateness is not None:

@@ -7,7 +7,9 @@ Tree::
     ├── InvalidState       our own misuse of the flow engine (also an AssertionError)
     ├── TtsError           text could not be rendered to speech
     ├── StoreError         the database or the recordings folder refused an operation
-    │   └── NotFound       no such object (or one this user may not see)
+    │   ├── NotFound       no such object (or one this user may not see)
+    │   └── StorageUnavailable  a write failed for want of a working disk (full, I/O
+    │                      error); nothing of it was kept, and it may be tried again
     ├── TranscriptionError (ivr.transcribe) a recording could not be transcribed
     │   └── NoModel        no speech model ships for the number's language
     └── AuthError          bad credentials or token
@@ -61,6 +63,13 @@ class StoreError(IvrError):
 
 class NotFound(StoreError):
     """No such object, or one outside what the asking user may see."""
+
+
+class StorageUnavailable(StoreError):
+    """The database refused a write for want of a working disk (full, I/O error).
+
+    The unit of work was rolled back whole, so trying it again later is safe.
+    """
 
 
 class AuthError(IvrError):

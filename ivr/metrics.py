@@ -21,6 +21,8 @@ from prometheus_client.exposition import choose_encoder
 
 # PROTOCOL.md, "hangup": every reason a call can end with (pre-created, so each shows 0).
 HANGUP_REASONS = ("caller", "agent", "flow", "no_answer", "timeout", "shutdown", "error")
+# docs/protocol.md, "Limits": the error codes a connection is closed with for a limit.
+WS_LIMITS = ("rate_limited", "too_many_events", "too_many_errors")
 
 SETUP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 DTMF_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -73,6 +75,37 @@ class ServerMetrics:
         self._frames_dropped = Counter(
             "ivr_frames_dropped", "Caller frames dropped from a full jitter buffer.", registry=r
         )
+        self._ticks_skipped = Counter(
+            "ivr_clock_ticks_skipped",
+            "Media clock ticks skipped because the process stalled (written as silence).",
+            registry=r,
+        )
+        self._gap_seconds = Counter(
+            "ivr_recording_gap_seconds",
+            "Seconds of silence written into recordings for skipped ticks (their `gaps`).",
+            registry=r,
+        )
+        self._truncated = Counter(
+            "ivr_recordings_truncated",
+            "Recordings ended early because their file could not be written.",
+            registry=r,
+        )
+        self._storage_failing = Gauge(
+            "ivr_storage_failing",
+            "1 while the database refuses writes (full or failing disk), else 0.",
+            registry=r,
+        )
+        self._storage_failures = Counter(
+            "ivr_storage_write_failures", "Database writes that failed.", registry=r
+        )
+        self._limit_closes = Counter(
+            "ivr_ws_limit_closes",
+            "WebSocket connections closed for going over a limit, by limit.",
+            ["limit"],
+            registry=r,
+        )
+        for limit in WS_LIMITS:
+            self._limit_closes.labels(limit)
 
     # -- calls ------------------------------------------------------------------
 
@@ -113,6 +146,27 @@ class ServerMetrics:
             self._frames_late.inc(late)
         if dropped:
             self._frames_dropped.inc(dropped)
+
+    def ticks_skipped(self, ticks: int) -> None:
+        self._ticks_skipped.inc(ticks)
+
+    def recording_gap(self, seconds: float) -> None:
+        self._gap_seconds.inc(seconds)
+
+    def recording_truncated(self) -> None:
+        self._truncated.inc()
+
+    # -- storage and limits -----------------------------------------------------
+
+    def storage_failing(self, failing: bool) -> None:
+        """A store write failed (True), or writes succeed again (False)."""
+        self._storage_failing.set(1 if failing else 0)
+        if failing:
+            self._storage_failures.inc()
+
+    def limit_close(self, limit: str) -> None:
+        """A WebSocket was closed for going over ``limit`` (one of :data:`WS_LIMITS`)."""
+        self._limit_closes.labels(limit).inc()
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Every metric, in the format the ``Accept`` header asks for, and its content type.

@@ -84,12 +84,12 @@ async def erase(store: Store, kind: Kind, subject: str, requested_by: str | None
     if kind == "agent" and await store.user_by_id(subject) is None:
         raise SubjectNotFound("no such agent")
     job_id = new_id("e")
-    await store.db.execute(
-        "INSERT INTO erasure_jobs (id, kind, subject, pseudonym, requested_by, started_at) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
-        (job_id, kind, subject, pseudonym(store, kind, subject), requested_by, now_iso()),
-    )
-    await store.db.commit()
+    async with store.transaction() as db:
+        await db.execute(
+            "INSERT INTO erasure_jobs (id, kind, subject, pseudonym, requested_by, started_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, kind, subject, pseudonym(store, kind, subject), requested_by, now_iso()),
+        )
     return await _run_job(store, job_id)
 
 
@@ -143,8 +143,8 @@ async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
         path.unlink(missing_ok=True)
         path.with_name(path.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
     consents = 0
-    await db.execute("BEGIN")
-    try:
+    # One transaction, taken whole or not at all (and no other writer's statements in it).
+    async with store.transaction() as db:
         await _delete_transcripts(store, rec_ids)
         await db.execute(f"DELETE FROM recordings WHERE call_id IN ({cmarks})", calls)
         if kind == "contact":
@@ -192,11 +192,7 @@ async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
             "UPDATE erasure_jobs SET subject = NULL, finished_at = ?, receipt = ? WHERE id = ?",
             (receipt["at"], json.dumps(receipt), job_id),
         )
-        await db.commit()
-    except BaseException:
-        await db.rollback()
-        raise
-    await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    await store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     log.info("erasure %s done: %s", job_id, receipt["erased"])
     return receipt
 
@@ -424,11 +420,6 @@ async def purge_expired(
             store.recording_path(r["path"]).unlink(missing_ok=True)
     ids = [r["id"] for r in rows]
     transcripts = await _count_transcripts(store, ids)
-    if ids:
-        await _delete_transcripts(store, ids)
-        await store.db.execute(
-            f"DELETE FROM recordings WHERE id IN ({','.join('?' * len(ids))})", ids
-        )
     receipt = {
         "id": new_id("t"),
         "at": iso(now),
@@ -437,12 +428,17 @@ async def purge_expired(
         "transcripts": transcripts,
         "bytes": sum(r["size_bytes"] or 0 for r in rows),
     }
-    await store.db.execute(
-        "INSERT INTO retention_runs (id, at, requested_by, recordings, transcripts, bytes) "
-        "VALUES (:id, :at, :requested_by, :recordings, :transcripts, :bytes)",
-        receipt,
-    )
-    await store.db.commit()
+    async with store.transaction() as db:
+        if ids:
+            await _delete_transcripts(store, ids)
+            await db.execute(
+                f"DELETE FROM recordings WHERE id IN ({','.join('?' * len(ids))})", ids
+            )
+        await db.execute(
+            "INSERT INTO retention_runs (id, at, requested_by, recordings, transcripts, bytes) "
+            "VALUES (:id, :at, :requested_by, :recordings, :transcripts, :bytes)",
+            receipt,
+        )
     if ids:
         log.info("retention: deleted %d recording(s)", len(ids))
     return receipt
@@ -456,11 +452,11 @@ async def apply_retention(store: Store, number_id: str, retention_days: int) -> 
         (number_id,),
     ) as cur:
         rows = list(await cur.fetchall())
-    for r in rows:
-        started = datetime.fromisoformat(r["started_at"].replace("Z", "+00:00"))
-        await store.db.execute(
-            "UPDATE recordings SET expires_at = ? WHERE id = ?",
-            (expiry(retention_days, started), r["id"]),
-        )
-    await store.db.commit()
+    async with store.transaction() as db:
+        for r in rows:
+            started = datetime.fromisoformat(r["started_at"].replace("Z", "+00:00"))
+            await db.execute(
+                "UPDATE recordings SET expires_at = ? WHERE id = ?",
+                (expiry(retention_days, started), r["id"]),
+            )
     return len(rows)

@@ -7,6 +7,15 @@ recordings, which writes it and makes the WAV header true
 (:class:`media.wavfile.RecordingWriter`). So memory per recording is bounded
 by two blocks, a crash loses at most the last second, and the event loop
 never touches the disk. The one thread keeps every file's writes in order.
+
+A recording stays on its call's time line whatever happens: ticks the media
+clock had to skip (a stalled process) are written as silence and listed as
+``gaps`` (:meth:`Recording.add_gap`), as pauses are. A write that fails (a
+full disk, an I/O error) ends the file cleanly at the last whole block: the
+writer cuts any torn tail, later blocks are not written, and
+:attr:`Recording.failed` tells the call at its next tick, which ends the
+recording as ``truncated`` and says where (:attr:`FinishedRecording.error`,
+``frames``).
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from media.frame import FRAMES_PER_SECOND, Pcm, samples_per_frame
+from media.errors import AudioFileError
+from media.frame import FRAMES_PER_SECOND, PTIME_MS, Pcm, samples_per_frame
 from media.wavfile import RecordingWriter, sha256_file
 
 log = logging.getLogger("ivr.recorder")
@@ -39,15 +49,33 @@ MASK_DELAY_FRAMES = 5
 
 @dataclass(frozen=True, slots=True)
 class FinishedRecording:
+    """What a closed recording holds: whole frames on disk, and why it ended early, if it did."""
+
     path: Path
     frames: int
     sample_rate: int
-    sha256: str
+    sha256: str | None
     size_bytes: int
+    error: str | None = None  # set when a write failed: the file ends at ``frames``
 
     @property
     def duration_s(self) -> float:
         return self.frames / self.sample_rate
+
+
+class _Sink:
+    """One recording's file as the I/O thread sees it.
+
+    ``error`` is written by the I/O thread and read by the event loop's thread
+    (a single attribute store, atomic under the GIL): once set, nothing more
+    is written to the file.
+    """
+
+    __slots__ = ("error", "writer")
+
+    def __init__(self) -> None:
+        self.writer: RecordingWriter | None = None
+        self.error: str | None = None
 
 
 class RecorderPool:
@@ -57,7 +85,8 @@ class RecorderPool:
     of a file never overtake each other). A job is a plain callable on a
     :class:`queue.SimpleQueue`; a block write has no future of its own (a
     recorded call submits one a second, and the hand-over must cost next to
-    nothing next to the write itself): its failure is logged.
+    nothing next to the write itself): its failure is kept on the
+    recording's sink, where the call finds it.
     """
 
     def __init__(self) -> None:
@@ -66,13 +95,14 @@ class RecorderPool:
         self._thread.start()
         self._stopped = False
         self.active = 0
+        self.write_failures = 0
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             try:
                 job()
-            except Exception as exc:
-                log.error("recording write failed: %s", exc)
+            except Exception:
+                log.exception("a recorder job failed")
 
     def _call(self, fn: Callable[[], T]) -> Future[T]:
         """Run ``fn`` on the I/O thread, in order; its result or error in a future."""
@@ -89,34 +119,63 @@ class RecorderPool:
         self._jobs.put(run)
         return future
 
-    def submit_open(self, path: Path, sample_rate: int) -> Future[RecordingWriter]:
+    def _failed(self, sink: _Sink, path: Path, exc: Exception) -> None:
+        sink.error = str(exc)
+        self.write_failures += 1
+        log.error("recording %s stopped: %s", path.name, exc)
+
+    def submit_open(self, path: Path, sample_rate: int) -> _Sink:
         if self._stopped:
             raise RuntimeError("the recorder has shut down")
-        return self._call(lambda: RecordingWriter(path, sample_rate, 2))
+        sink = _Sink()
+
+        def open_file() -> None:
+            try:
+                sink.writer = RecordingWriter(path, sample_rate, 2)
+            except AudioFileError as exc:
+                self._failed(sink, path, exc)
+
+        self._jobs.put(open_file)
+        return sink
 
     def submit_write(
-        self,
-        writer: Future[RecordingWriter],
-        callers: list[Pcm | None],
-        agents: list[Pcm | None],
-        n: int,
+        self, sink: _Sink, callers: list[Pcm | None], agents: list[Pcm | None], n: int
     ) -> None:
-        self._jobs.put(lambda: writer.result().write(_interleave(callers, agents, n)))
+        def write() -> None:
+            if sink.error is None and sink.writer is not None:
+                try:
+                    sink.writer.write(_interleave(callers, agents, n))
+                except AudioFileError as exc:
+                    self._failed(sink, sink.writer.path, exc)
+
+        self._jobs.put(write)
 
     def submit_close(
-        self,
-        writer: Future[RecordingWriter],
-        callers: list[Pcm | None],
-        agents: list[Pcm | None],
-        n: int,
+        self, sink: _Sink, callers: list[Pcm | None], agents: list[Pcm | None], n: int, path: Path
     ) -> Future[FinishedRecording]:
         def close() -> FinishedRecording:
-            w = writer.result()
-            if callers:
-                w.write(_interleave(callers, agents, n))
-            path = w.close()
+            w = sink.writer
+            if w is None:  # the file could not even be created
+                return FinishedRecording(path, 0, 0, None, 0, sink.error or "not opened")
+            if callers and sink.error is None:
+                try:
+                    w.write(_interleave(callers, agents, n))
+                except AudioFileError as exc:
+                    self._failed(sink, path, exc)
+            try:
+                final = w.close()
+            except AudioFileError as exc:
+                # Renaming failed: the audio is whole up to frames_written, under
+                # its .partial name, which start-up repair registers.
+                self._failed(sink, path, exc)
+                return FinishedRecording(path, w.frames_written, w.sample_rate, None, 0, sink.error)
             return FinishedRecording(
-                path, w.frames_written, w.sample_rate, sha256_file(path), path.stat().st_size
+                final,
+                w.frames_written,
+                w.sample_rate,
+                sha256_file(final),
+                final.stat().st_size,
+                sink.error,
             )
 
         return self._call(close)
@@ -155,12 +214,18 @@ class Recording:
         # turns a full block into one interleaved array. The tick only appends.
         self._callers: list[Pcm | None] = []
         self._agents: list[Pcm | None] = []
-        self._writer = pool.submit_open(path, sample_rate)
+        self._sink = pool.submit_open(path, sample_rate)
         self._closed = False
         self._frames = 0
         self.pauses: list[dict[str, object]] = []
+        self.gaps: list[dict[str, object]] = []
         self.masked_samples = 0
         pool.active += 1
+
+    @property
+    def failed(self) -> str | None:
+        """Why the file stopped being written (a full disk...), or None while all is well."""
+        return self._sink.error
 
     def add(self, caller: Pcm | None, agent: Pcm | None) -> None:
         """Append one 20 ms frame per channel (None, or paused, is silence).
@@ -177,11 +242,36 @@ class Recording:
             self._agents.append(agent)
         self._frames += 1
         if len(callers) == BLOCK_FRAMES + MASK_DELAY_FRAMES:
-            self._pool.submit_write(
-                self._writer, callers[:BLOCK_FRAMES], self._agents[:BLOCK_FRAMES], self._n
-            )
-            self._callers = callers[BLOCK_FRAMES:]
-            self._agents = self._agents[BLOCK_FRAMES:]
+            self._flush()
+
+    def _flush(self) -> None:
+        callers = self._callers
+        self._pool.submit_write(
+            self._sink, callers[:BLOCK_FRAMES], self._agents[:BLOCK_FRAMES], self._n
+        )
+        self._callers = callers[BLOCK_FRAMES:]
+        self._agents = self._agents[BLOCK_FRAMES:]
+
+    def add_gap(self, frames: int, reason: str) -> None:
+        """``frames`` ticks that never ran (the clock skipped them): silence, listed in ``gaps``.
+
+        Adjacent gaps of one reason are listed as one.
+        """
+        if frames <= 0:
+            return
+        start = self.elapsed_s
+        for _ in range(frames):
+            self._callers.append(None)
+            self._agents.append(None)
+            self._frames += 1
+            if len(self._callers) == BLOCK_FRAMES + MASK_DELAY_FRAMES:
+                self._flush()
+        end = round(self.elapsed_s, 3)
+        last = self.gaps[-1] if self.gaps else None
+        if last is not None and last["reason"] == reason and last["end_s"] == round(start, 3):
+            last["end_s"] = end
+        else:
+            self.gaps.append({"start_s": round(start, 3), "end_s": end, "reason": reason})
 
     def mask_from(self, onset: int) -> None:
         """Silence the caller from ``onset`` samples after the newest frame's start on.
@@ -212,7 +302,7 @@ class Recording:
     @property
     def elapsed_s(self) -> float:
         """Seconds of audio so far (the recording's own time line)."""
-        return self._frames * self._n / self.sample_rate
+        return self._frames * PTIME_MS / 1000
 
     def pause(self, reason: str) -> bool:
         """From the next frame on, write silence; False if already paused."""
@@ -237,5 +327,5 @@ class Recording:
         if self.paused:
             self.pauses[-1]["end_s"] = round(self.elapsed_s, 3)
         return await asyncio.wrap_future(
-            self._pool.submit_close(self._writer, self._callers, self._agents, self._n)
+            self._pool.submit_close(self._sink, self._callers, self._agents, self._n, self.path)
         )

@@ -66,9 +66,10 @@ async def repair(store: Store) -> RepairReport:
             partial.unlink(missing_ok=True)
             report.orphans_deleted += 1
             log.warning("deleted %s: a partial recording with no row", partial.name)
-    cur2 = await store.db.execute(
-        "UPDATE calls SET ended_at = ?, end_reason = 'error' WHERE ended_at IS NULL", (now_iso(),)
-    )
+    async with store.transaction() as db:
+        cur2 = await db.execute(
+            "UPDATE calls SET ended_at = ?, end_reason = 'error' WHERE ended_at IS NULL",
+            (now_iso(),),
+        )
     report.calls_closed = cur2.rowcount
-    await store.db.commit()
     return report

@@ -5,6 +5,12 @@ come out, mechanically: play a prompt, arm a timer, ring a team, bridge,
 record, hang up. Everything it does on the media clock is synchronous; what
 must wait on the disk (call rows, consent evidence, closing a recording) goes
 through one queue per call, worked off by one task, in order.
+
+A write that fails for want of a disk (:class:`ivr.errors.StorageUnavailable`)
+is kept and tried again until the disk is back, never dropped; when the call
+has ended and its records are still unsaved after ``SAVE_WAIT_S``, the caller
+is told (``error`` ``storage_unavailable``) and the socket closes with 1011.
+What a call may pile up is bounded: at most ``MAX_EVENTS_PER_CALL`` events.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from ivr.agent import BotSeat, PersonSeat, Seat
+from ivr.clock import TICK_S
 from ivr.config import Flow, NumberConfig
+from ivr.errors import StorageUnavailable
 from ivr.flow import (
     Action,
     AgentAnswered,
@@ -52,7 +60,7 @@ from ivr.flow import (
     sample_draw,
 )
 from ivr.leg import Leg
-from ivr.recorder import Recording
+from ivr.recorder import FinishedRecording, Recording
 from ivr.redact import mask_number
 from ivr.store import expiry, new_id, now_iso
 from media.frame import FRAMES_PER_SECOND, Pcm
@@ -70,6 +78,15 @@ BOT_ANSWER = "_bot_answer"
 BOT_MAX = "_bot_max"
 OFFER = "_offer"
 DEDUP_TICKS = 15  # 300 ms: a tone's detection and its message arrive well within this
+# docs/protocol.md, "Limits": a call's timeline holds at most this many events;
+# a caller who would add more (digits) gets `too_many_events` and is closed.
+MAX_EVENTS_PER_CALL = 2000
+# How long an ended call's socket waits for its records while the store's
+# writes fail, before the caller is told and the socket closes (1011).
+SAVE_WAIT_S = 5.0
+# Backoff between tries of a write that failed for want of a disk.
+RETRY_FIRST_S = 0.25
+RETRY_MOST_S = 5.0
 
 
 def ticks_for(seconds: float) -> int:
@@ -116,6 +133,7 @@ class CallSession:
         caller_number: str,
         contact_id: str,
         client_ref: str | None,
+        started_at: str | None = None,
     ) -> None:
         self.sb = switchboard
         self.id = self.key = call_id
@@ -144,7 +162,7 @@ class CallSession:
         self.recording_ids: list[str] = []
         self.ended = False
         self.reason: HangupReason | None = None
-        self.started_at = now_iso()
+        self.started_at = started_at or now_iso()
         self._playback: Playback | None = None
         self._timers: dict[str, int] = {}
         self._n = switchboard.clock.ticks
@@ -158,6 +176,8 @@ class CallSession:
         self._ops: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"call-{call_id}")
         self.finished = asyncio.Event()
+        self._close_code: int | None = None  # set when a limit ends the call (1008)
+        self._overdue: asyncio.TimerHandle | None = None
 
     @property
     def will_record(self) -> bool:
@@ -202,6 +222,12 @@ class CallSession:
     def digits(self, digits: str, source: str = "message") -> None:
         for digit in digits:
             if self.ended:
+                return
+            if len(self._events) >= MAX_EVENTS_PER_CALL:
+                self.end_for_limit(
+                    "too_many_events",
+                    f"more than {MAX_EVENTS_PER_CALL} events for one call: closing",
+                )
                 return
             # The same key as a tone and as a message at once counts once (RFC 4733
             # senders often do both): drop it if the other path gave it just now.
@@ -282,6 +308,16 @@ class CallSession:
         """End the call from the server's side (shutdown, error)."""
         self._end(reason)
 
+    def end_for_limit(self, code: str, message: str) -> None:
+        """The caller went over a limit (docs/protocol.md, "Limits"): tell them, end, close 1008."""
+        if self.ended:
+            return
+        self.caller.send_message({"type": "error", "code": code, "message": message})
+        self.sb.metrics.limit_close(code)
+        log.warning("call %s: closed for a limit (%s)", self.id, code)
+        self._close_code = 1008
+        self._end("error")
+
     def fail(self, exc: BaseException) -> None:
         log.error("call %s ended by an error: %s", self.id, type(exc).__name__)
         self._end("error")
@@ -308,13 +344,22 @@ class CallSession:
                     self._feed(PlaybackFinished(pb.node))
             else:
                 self.caller.send_wire(self.caller.silence_wire)
-        if self.recording is not None:
-            self.recording.add(caller_in, agent_in)
+        rec = self.recording
+        if rec is not None:
+            rec.add(caller_in, agent_in)
+            if rec.failed is not None:
+                self._recording_failed(rec)
         if self._timers and not self.ended:
             for name, due in sorted(self._timers.items(), key=lambda kv: kv[1]):
                 if due <= n and self._timers.get(name) == due and not self.ended:
                     del self._timers[name]
                     self._timer_fired(name)
+
+    def skipped(self, ticks: int) -> None:
+        """The media clock skipped ``ticks`` ticks: the recording writes them as silence."""
+        if self.recording is not None:
+            self.recording.add_gap(ticks, "clock_stall")
+            self.sb.metrics.recording_gap(ticks * TICK_S)
 
     def _timer_fired(self, name: str) -> None:
         if name == BOT_ANSWER:
@@ -542,31 +587,69 @@ class CallSession:
 
         self._ops.put_nowait(save)
 
-    def _stop_recording(self) -> None:
+    def _stop_recording(self, *, later: bool = False) -> Callable[[], Awaitable[None]] | None:
+        """Stop the recording; its closing goes to the queue (or, ``later``, is returned)."""
         rec = self.recording
         if rec is None:
-            return
+            return None
         self.recording = None
         self.sb.metrics.recording_ended()
         self._indicate({"type": "recording", "state": "off"})
         if self.decision is not None and self.decision.transcribe:
             self._indicate({"type": "transcription", "state": "off"})
         self._event("recording", {"state": "off", "recording_id": rec.id})
+        finish = self._finisher(rec)
+        if later:
+            return finish
+        self._ops.put_nowait(finish)
+        return None
+
+    def _recording_failed(self, rec: Recording) -> None:
+        """The recording's file could not be written: end it there, and say so."""
+        self.recording = None
+        self.sb.metrics.recording_ended()
+        self.sb.metrics.recording_truncated()
+        self._indicate({"type": "recording", "state": "off"})
+        if self.decision is not None and self.decision.transcribe:
+            self._indicate({"type": "transcription", "state": "off"})
+        self._indicate(
+            {
+                "type": "error",
+                "code": "recording_failed",
+                "message": (
+                    f"the recording stopped: the server could not write it ({rec.failed}); "
+                    "the call goes on unrecorded"
+                ),
+            }
+        )
+        self._event("recording", {"state": "off", "recording_id": rec.id, "reason": "write_failed"})
+        log.error("call %s: recording %s stopped: %s", self.id, rec.id, rec.failed)
+        self._ops.put_nowait(self._finisher(rec))
+
+    def _finisher(self, rec: Recording) -> Callable[[], Awaitable[None]]:
+        """The op that closes ``rec``'s file and saves how it ended (safe to try again)."""
         store = self.sb.store
+        closed: list[FinishedRecording] = []
 
         async def finish() -> None:
-            done = await rec.close()
-            await store.finish_recording(
-                rec.id,
-                status="complete",
-                ended_at=now_iso(),
-                duration_s=done.duration_s,
-                sha256=done.sha256,
-                size_bytes=done.size_bytes,
-                pauses=_json(rec.pauses),
-            )
+            if not closed:  # the file is closed once; saving its row may be retried
+                closed.append(await rec.close())
+            done = closed[0]
+            fields: dict[str, Any] = {
+                "status": "complete" if done.error is None else "truncated",
+                "ended_at": now_iso(),
+                "duration_s": done.duration_s,
+                "sha256": done.sha256,
+                "size_bytes": done.size_bytes,
+                "pauses": _json(rec.pauses),
+                "gaps": _json(rec.gaps),
+            }
+            if done.error is not None:
+                fields["truncated_at_s"] = round(done.duration_s, 3)
+                fields["truncated_reason"] = done.error[:200]
+            await store.finish_recording(rec.id, **fields)
 
-        self._ops.put_nowait(finish)
+        return finish
 
     def _end(self, reason: HangupReason) -> None:
         if self.ended:
@@ -583,7 +666,7 @@ class CallSession:
             else:
                 seat.withdraw()
             self.sb.seat_released(seat)
-        self._stop_recording()
+        finish = self._stop_recording(later=True)
         stats = {
             **self.caller.stats.snapshot(),
             "recording_id": self.recording_ids[-1] if self.recording_ids else None,
@@ -603,18 +686,28 @@ class CallSession:
         store, call_id, events = self.sb.store, self.id, self._events
         decision = asdict(self.decision) if self.decision else None
 
+        ended_at = now_iso()
+
         async def save() -> None:
             await store.update_call(
                 call_id,
-                ended_at=now_iso(),
+                ended_at=ended_at,
                 end_reason=reason,
                 stats=stats,
                 recording_decision=decision,
             )
+
+        async def save_events() -> None:
             await store.add_events([(call_id, at, kind, _json(data)) for at, kind, data in events])
 
+        # The call's row and timeline before the audio's close: a disk that fails
+        # while the file is finished must not cost the call its records.
         self._ops.put_nowait(save)
+        self._ops.put_nowait(save_events)
+        if finish is not None:
+            self._ops.put_nowait(finish)
         self._ops.put_nowait(None)
+        self._overdue = asyncio.get_running_loop().call_later(SAVE_WAIT_S, self._save_overdue)
         self.sb.call_ended(self)
 
     # -- persistence -----------------------------------------------------------
@@ -624,16 +717,54 @@ class CallSession:
 
     async def _work(self) -> None:
         while (op := await self._ops.get()) is not None:
-            try:
-                await op()
-            except Exception:
-                log.exception("call %s: saving to the store failed", self.id)
+            await self._save(op)
+        if self._overdue is not None:
+            self._overdue.cancel()
         # Close only once everything is saved: a client that sees the close can
         # rely on the call row and the recording being complete.
         if self.caller.transport is not None:
-            self.caller.transport.close(CLOSE_CODES.get(self.reason or "error", 1000))
+            code = self._close_code or CLOSE_CODES.get(self.reason or "error", 1000)
+            self.caller.transport.close(code)
         self.sb.call_saved(self)
         self.finished.set()
+
+    async def _save(self, op: Callable[[], Awaitable[None]]) -> None:
+        """Run one op; a write the disk refused is tried again until it succeeds."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                await op()
+                return
+            except StorageUnavailable:
+                # Logged once by the store's health; kept here, in order, until the
+                # disk is back (every op is one transaction, so trying again is safe).
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MOST_S)
+            except Exception:
+                log.exception("call %s: saving to the store failed", self.id)
+                return
+
+    def _save_overdue(self) -> None:
+        """The call ended a while ago and its records are still unsaved."""
+        self._overdue = None
+        if self.finished.is_set():
+            return
+        if not self.sb.store.health.failing:  # merely slow: keep waiting
+            self._overdue = asyncio.get_running_loop().call_later(SAVE_WAIT_S, self._save_overdue)
+            return
+        log.error("call %s: its records are not saved yet: storage is failing", self.id)
+        self.caller.send_message(
+            {
+                "type": "error",
+                "code": "storage_unavailable",
+                "message": (
+                    "the call has ended, but the server cannot save it yet: its storage is "
+                    "failing; it is kept and saved when the storage recovers"
+                ),
+            }
+        )
+        if self.caller.transport is not None:
+            self.caller.transport.close(1011)
 
     async def wait_finished(self) -> None:
         """Wait until the call has ended and everything about it is saved."""

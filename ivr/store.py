@@ -10,10 +10,15 @@ anything that would resolve outside that folder.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
+import logging
 import secrets
-from collections.abc import Iterable, Mapping
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +26,9 @@ from typing import Any, Literal
 
 import aiosqlite
 
-from ivr.errors import NotFound, StoreError
+from ivr.errors import NotFound, StorageUnavailable, StoreError
+
+log = logging.getLogger("ivr.store")
 
 Role = Literal["agent", "supervisor", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin", "owner")
@@ -265,6 +272,62 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX transcript_segments_recording ON transcript_segments (recording_id, start_s);
     """,
+    # 5: recordings stay on their call's time line: ticks the clock skipped are
+    # silence listed in `gaps`; a write that failed (a full disk) ends the file
+    # early, as `truncated`, at `truncated_at_s`. SQLite cannot change a CHECK in
+    # place, so the table is rebuilt (foreign keys are off while migrating, so
+    # dropping the old table cascades to nothing).
+    """
+    CREATE TABLE recordings_v5 (
+        id TEXT PRIMARY KEY,
+        call_id TEXT NOT NULL REFERENCES calls(id),
+        path TEXT NOT NULL,
+        status TEXT NOT NULL
+            CHECK (status IN ('recording', 'complete', 'interrupted', 'truncated')),
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        duration_s REAL,
+        sample_rate INTEGER NOT NULL,
+        channels INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        sha256 TEXT,
+        size_bytes INTEGER,
+        transcribe INTEGER NOT NULL DEFAULT 0,
+        expires_at TEXT,
+        score INTEGER,
+        tags TEXT NOT NULL DEFAULT '[]',
+        pauses TEXT NOT NULL DEFAULT '[]',
+        gaps TEXT NOT NULL DEFAULT '[]',
+        truncated_at_s REAL,
+        truncated_reason TEXT
+    );
+    INSERT INTO recordings_v5 (id, call_id, path, status, started_at, ended_at, duration_s,
+        sample_rate, channels, format, sha256, size_bytes, transcribe, expires_at, score, tags,
+        pauses)
+    SELECT id, call_id, path, status, started_at, ended_at, duration_s, sample_rate, channels,
+        format, sha256, size_bytes, transcribe, expires_at, score, tags, pauses FROM recordings;
+    DROP TABLE recordings;
+    ALTER TABLE recordings_v5 RENAME TO recordings;
+    CREATE INDEX recordings_call ON recordings (call_id);
+    CREATE INDEX recordings_started ON recordings (started_at);
+    CREATE INDEX recordings_expires ON recordings (expires_at);
+    CREATE TRIGGER transcription_enqueue AFTER UPDATE OF status ON recordings
+        WHEN NEW.transcribe = 1 AND NEW.status IN ('complete', 'interrupted', 'truncated')
+        BEGIN
+            INSERT OR IGNORE INTO transcription_jobs
+                (recording_id, state, attempts, created_at, updated_at)
+            VALUES (NEW.id, 'pending', 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+        END;
+    CREATE TRIGGER transcription_enqueue_new AFTER INSERT ON recordings
+        WHEN NEW.transcribe = 1 AND NEW.status IN ('complete', 'interrupted', 'truncated')
+        BEGIN
+            INSERT OR IGNORE INTO transcription_jobs
+                (recording_id, state, attempts, created_at, updated_at)
+            VALUES (NEW.id, 'pending', 0, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),
+                    strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+        END;
+    """,
 ]
 
 
@@ -314,6 +377,41 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
     return started_at, row_id
 
 
+class StorageHealth:
+    """Whether the store's writes succeed, as an operator should see it.
+
+    One log line when writes start failing (with the database's own words,
+    say ``database or disk is full``), one when they succeed again. The
+    listeners (the ``/metrics`` gauge and counter) hear ``True`` for every
+    failed write and ``False`` once writes succeed again.
+    """
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.reason = ""
+        self.failures = 0
+        self.listeners: list[Callable[[bool], None]] = []
+
+    def failed(self, reason: str) -> None:
+        self.failures += 1
+        if not self.failing:
+            self.failing, self.reason = True, reason
+            log.error(
+                "storage: writes are failing (%s); calls are refused and unsaved data is "
+                "kept in memory and written when the disk recovers",
+                reason,
+            )
+        for listener in self.listeners:
+            listener(True)
+
+    def succeeded(self) -> None:
+        if self.failing:
+            self.failing = False
+            log.warning("storage: writes succeed again (they failed with: %s)", self.reason)
+            for listener in self.listeners:
+                listener(False)
+
+
 class Store:
     """Every table of the softswitch, behind one small async interface."""
 
@@ -322,6 +420,9 @@ class Store:
         self.db_path = data_dir / "ivr.sqlite3"
         self.recordings_dir = data_dir / "recordings"
         self._db: aiosqlite.Connection | None = None
+        # One unit of work at a time on the shared connection (see transaction()).
+        self._write_lock = asyncio.Lock()
+        self.health = StorageHealth()
 
     # -- life cycle ----------------------------------------------------------
 
@@ -357,8 +458,23 @@ class Store:
                 f"the database is at schema version {version}, newer than this program "
                 f"({len(MIGRATIONS)}); upgrade the program"
             )
-        for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await self.db.executescript(f"BEGIN;\n{script}\nPRAGMA user_version = {i};\nCOMMIT;")
+        if version == len(MIGRATIONS):
+            return
+        # A migration may rebuild a table (SQLite's way to change a constraint):
+        # with foreign keys on, dropping the old table would cascade into the
+        # rows that point at it. They are checked once everything has run.
+        await self.db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                await self.db.executescript(
+                    f"BEGIN;\n{script}\nPRAGMA user_version = {i};\nCOMMIT;"
+                )
+            async with self.db.execute("PRAGMA foreign_key_check") as cur:
+                broken = list(await cur.fetchall())
+            if broken:
+                raise StoreError(f"the migrated database has {len(broken)} broken reference(s)")
+        finally:
+            await self.db.execute("PRAGMA foreign_keys=ON")
 
     async def schema_version(self) -> int:
         async with self.db.execute("PRAGMA user_version") as cur:
@@ -373,9 +489,38 @@ class Store:
         async with self.db.execute(sql, tuple(args)) as cur:
             return list(await cur.fetchall())
 
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One unit of work: committed whole at the end, or rolled back whole on an error.
+
+        Every writer shares one connection, so without this lock one
+        coroutine's commit would also commit another's half-done statements,
+        and a rollback after a failed commit (a full disk) would silently drop
+        them. Reads need no lock.
+        """
+        async with self._write_lock:
+            db = self.db
+            changes = db.total_changes
+            try:
+                yield db
+                await db.commit()
+            except sqlite3.OperationalError as exc:  # SQLITE_FULL, SQLITE_IOERR, ...
+                with contextlib.suppress(Exception):
+                    await db.rollback()
+                self.health.failed(str(exc))
+                raise StorageUnavailable(f"the database refused a write: {exc}") from exc
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await db.rollback()
+                raise
+            # Only a commit that wrote something shows the disk takes writes again
+            # (one that changed nothing succeeds even on a full disk).
+            if db.total_changes != changes:
+                self.health.succeeded()
+
     async def _write(self, sql: str, args: Iterable[Any] | Mapping[str, Any] = ()) -> None:
-        await self.db.execute(sql, args if isinstance(args, Mapping) else tuple(args))
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.execute(sql, args if isinstance(args, Mapping) else tuple(args))
 
     # -- users and tokens ----------------------------------------------------
 
@@ -383,21 +528,20 @@ class Store:
         self, email: str, name: str, role: Role, password_hash: str, teams: Iterable[str] = ()
     ) -> User:
         user_id = new_id("u")
-        try:
-            await self.db.execute(
-                "INSERT INTO users (id, email, name, role, password_hash, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (user_id, email, name, role, password_hash, now_iso()),
-            )
-        except aiosqlite.IntegrityError as exc:
-            await self.db.rollback()
-            raise StoreError(f"a user with e-mail {email} already exists") from exc
         team_list = tuple(dict.fromkeys(teams))
-        await self.db.executemany(
-            "INSERT INTO user_teams (user_id, team) VALUES (?, ?)",
-            [(user_id, t) for t in team_list],
-        )
-        await self.db.commit()
+        try:
+            async with self.transaction() as db:
+                await db.execute(
+                    "INSERT INTO users (id, email, name, role, password_hash, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (user_id, email, name, role, password_hash, now_iso()),
+                )
+                await db.executemany(
+                    "INSERT INTO user_teams (user_id, team) VALUES (?, ?)",
+                    [(user_id, t) for t in team_list],
+                )
+        except aiosqlite.IntegrityError as exc:
+            raise StoreError(f"a user with e-mail {email} already exists") from exc
         return User(user_id, email, name, role, team_list)
 
     async def _user(self, row: aiosqlite.Row | None) -> User | None:
@@ -440,21 +584,21 @@ class Store:
             for k, v in (("name", name), ("role", role), ("password_hash", password_hash))
             if v is not None
         }
-        if sets:
-            await self.db.execute(
-                f"UPDATE users SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
-                (*sets.values(), user_id),
-            )
-        if teams is not None:
-            await self.db.execute("DELETE FROM user_teams WHERE user_id = ?", (user_id,))
-            await self.db.executemany(
-                "INSERT INTO user_teams (user_id, team) VALUES (?, ?)",
-                [(user_id, t) for t in dict.fromkeys(teams)],
-            )
-        if password_hash is not None or role is not None:
-            # A new password or role signs the user out everywhere.
-            await self.db.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
-        await self.db.commit()
+        async with self.transaction() as db:
+            if sets:
+                await db.execute(
+                    f"UPDATE users SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                    (*sets.values(), user_id),
+                )
+            if teams is not None:
+                await db.execute("DELETE FROM user_teams WHERE user_id = ?", (user_id,))
+                await db.executemany(
+                    "INSERT INTO user_teams (user_id, team) VALUES (?, ?)",
+                    [(user_id, t) for t in dict.fromkeys(teams)],
+                )
+            if password_hash is not None or role is not None:
+                # A new password or role signs the user out everywhere.
+                await db.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
         user = await self.user_by_id(user_id)
         if user is None:
             raise NotFound(f"no user {user_id}")
@@ -546,8 +690,9 @@ class Store:
         return [dict(r) for r in await self._all("SELECT * FROM teams ORDER BY id")]
 
     async def delete_team(self, team_id: str) -> None:
-        await self._write("DELETE FROM teams WHERE id = ?", (team_id,))
-        await self._write("DELETE FROM user_teams WHERE team = ?", (team_id,))
+        async with self.transaction() as db:
+            await db.execute("DELETE FROM teams WHERE id = ?", (team_id,))
+            await db.execute("DELETE FROM user_teams WHERE team = ?", (team_id,))
 
     async def set_flow_head(self, flow_id: str, version: str, source: str = "config") -> None:
         await self._write(
@@ -601,10 +746,10 @@ class Store:
         )
 
     async def add_events(self, rows: list[tuple[str, str, str, str]]) -> None:
-        await self.db.executemany(
-            "INSERT INTO call_events (call_id, at, type, data) VALUES (?, ?, ?, ?)", rows
-        )
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.executemany(
+                "INSERT INTO call_events (call_id, at, type, data) VALUES (?, ?, ?, ?)", rows
+            )
 
     _CALL_SELECT = (
         "SELECT c.*, p.number AS contact FROM calls c LEFT JOIN contacts p ON p.id = c.contact_id"
@@ -639,10 +784,23 @@ class Store:
         return items, nxt
 
     async def call_events(self, call_id: str) -> list[dict[str, Any]]:
+        """Every event of a call (bounded by the session's limit per call)."""
         rows = await self._all(
             "SELECT at, type, data FROM call_events WHERE call_id = ? ORDER BY id", (call_id,)
         )
         return [{"at": r["at"], "type": r["type"], **json.loads(r["data"])} for r in rows]
+
+    async def call_events_page(
+        self, call_id: str, *, after: int = 0, limit: int = 500
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """One page of a call's events, oldest first, and the ``after`` of the next page."""
+        rows = await self._all(
+            "SELECT id, at, type, data FROM call_events WHERE call_id = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (call_id, after, limit + 1),
+        )
+        items = [{"at": r["at"], "type": r["type"], **json.loads(r["data"])} for r in rows[:limit]]
+        return items, (int(rows[limit - 1]["id"]) if len(rows) > limit else None)
 
     # -- consent evidence ----------------------------------------------------
 
@@ -708,15 +866,15 @@ class Store:
         clear_score: bool = False,
         tags: list[str] | None = None,
     ) -> None:
-        if score is not None or clear_score:
-            await self.db.execute(
-                "UPDATE recordings SET score = ? WHERE id = ?", (score, recording_id)
-            )
-        if tags is not None:
-            await self.db.execute(
-                "UPDATE recordings SET tags = ? WHERE id = ?", (json.dumps(tags), recording_id)
-            )
-        await self.db.commit()
+        async with self.transaction() as db:
+            if score is not None or clear_score:
+                await db.execute(
+                    "UPDATE recordings SET score = ? WHERE id = ?", (score, recording_id)
+                )
+            if tags is not None:
+                await db.execute(
+                    "UPDATE recordings SET tags = ? WHERE id = ?", (json.dumps(tags), recording_id)
+                )
 
     async def add_note(self, recording_id: str, author_id: str, text: str) -> dict[str, Any]:
         note = {
@@ -801,26 +959,26 @@ class Store:
 
     async def requeue_transcriptions(self) -> int:
         """At start-up: jobs a stop or crash left running go back to the queue."""
-        cur = await self.db.execute(
-            "UPDATE transcription_jobs SET state = 'pending', updated_at = ? "
-            "WHERE state = 'running'",
-            (now_iso(),),
-        )
-        await self.db.commit()
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE transcription_jobs SET state = 'pending', updated_at = ? "
+                "WHERE state = 'running'",
+                (now_iso(),),
+            )
         return max(cur.rowcount, 0)
 
     async def enqueue_transcriptions(self) -> int:
         """Queue every finished recording to transcribe that has no job yet."""
         at = now_iso()
-        cur = await self.db.execute(
-            "INSERT OR IGNORE INTO transcription_jobs "
-            "(recording_id, state, attempts, created_at, updated_at) "
-            "SELECT r.id, 'pending', 0, ?, ? FROM recordings r "
-            "WHERE r.transcribe = 1 AND r.status IN ('complete', 'interrupted') "
-            "AND NOT EXISTS (SELECT 1 FROM transcription_jobs j WHERE j.recording_id = r.id)",
-            (at, at),
-        )
-        await self.db.commit()
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT OR IGNORE INTO transcription_jobs "
+                "(recording_id, state, attempts, created_at, updated_at) "
+                "SELECT r.id, 'pending', 0, ?, ? FROM recordings r "
+                "WHERE r.transcribe = 1 AND r.status IN ('complete', 'interrupted', 'truncated') "
+                "AND NOT EXISTS (SELECT 1 FROM transcription_jobs j WHERE j.recording_id = r.id)",
+                (at, at),
+            )
         return max(cur.rowcount, 0)
 
     async def claim_transcription(self) -> dict[str, Any] | None:
@@ -829,14 +987,17 @@ class Store:
         The recording's fields (``path``, ``pauses``, ``number``, ...) are None
         when it was deleted.
         """
-        row = await self._one(
-            "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
-            "updated_at = ? WHERE recording_id = (SELECT recording_id FROM transcription_jobs "
-            "WHERE state = 'pending' ORDER BY created_at, recording_id LIMIT 1) "
-            "RETURNING recording_id, attempts",
-            (now_iso(),),
-        )
-        await self.db.commit()
+        async with (
+            self.transaction() as db,
+            db.execute(
+                "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
+                "updated_at = ? WHERE recording_id = (SELECT recording_id FROM transcription_jobs "
+                "WHERE state = 'pending' ORDER BY created_at, recording_id LIMIT 1) "
+                "RETURNING recording_id, attempts",
+                (now_iso(),),
+            ) as cur,
+        ):
+            row = await cur.fetchone()
         if row is None:
             return None
         rec = await self._one(
@@ -904,41 +1065,35 @@ class Store:
         ]
         at = now_iso()
         try:
-            await self.db.execute(
-                "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
-            )
-            # Segments before the transcript row: until the row exists, a half-saved
-            # transcript is not there for anyone.
-            await self.db.executemany(
-                "INSERT INTO transcript_segments (recording_id, channel, start_s, end_s, text, "
-                "confidence, engine, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            await self.db.execute(
-                "INSERT OR REPLACE INTO transcripts (recording_id, engine, model, language, "
-                "audio_s, cpu_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    recording_id,
-                    engine,
-                    model,
-                    transcript["language"],
-                    transcript["audio_s"],
-                    transcript["cpu_s"],
-                    at,
-                ),
-            )
+            async with self.transaction() as db:
+                await db.execute(
+                    "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
+                )
+                await db.executemany(
+                    "INSERT INTO transcript_segments (recording_id, channel, start_s, end_s, "
+                    "text, confidence, engine, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                await db.execute(
+                    "INSERT OR REPLACE INTO transcripts (recording_id, engine, model, language, "
+                    "audio_s, cpu_s, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        recording_id,
+                        engine,
+                        model,
+                        transcript["language"],
+                        transcript["audio_s"],
+                        transcript["cpu_s"],
+                        at,
+                    ),
+                )
+                await db.execute(
+                    "UPDATE transcription_jobs SET state = 'done', last_error = NULL, "
+                    "updated_at = ?, finished_at = ? WHERE recording_id = ?",
+                    (at, at, recording_id),
+                )
         except aiosqlite.IntegrityError:  # the recording was deleted meanwhile
-            await self.db.execute(
-                "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
-            )
-            await self.db.commit()
             return False
-        await self.db.execute(
-            "UPDATE transcription_jobs SET state = 'done', last_error = NULL, updated_at = ?, "
-            "finished_at = ? WHERE recording_id = ?",
-            (at, at, recording_id),
-        )
-        await self.db.commit()
         return True
 
     async def transcript(self, recording_id: str) -> dict[str, Any] | None:
@@ -961,16 +1116,16 @@ class Store:
 
     async def delete_transcript(self, recording_id: str) -> int:
         """Delete a recording's transcript and its job; 1 if there was a transcript."""
-        cur = await self.db.execute(
-            "DELETE FROM transcripts WHERE recording_id = ?", (recording_id,)
-        )
-        await self.db.execute(
-            "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
-        )
-        await self.db.execute(
-            "DELETE FROM transcription_jobs WHERE recording_id = ?", (recording_id,)
-        )
-        await self.db.commit()
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM transcripts WHERE recording_id = ?", (recording_id,)
+            )
+            await db.execute(
+                "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
+            )
+            await db.execute(
+                "DELETE FROM transcription_jobs WHERE recording_id = ?", (recording_id,)
+            )
         return max(cur.rowcount, 0)
 
 

@@ -25,6 +25,10 @@ from ivr.store import Store, User, new_id
 log = logging.getLogger("ivr.switch")
 
 
+# How long a stopping server waits for unsaved calls (the store's writes failing).
+SHUTDOWN_SAVE_S = 30.0
+
+
 class Busy(Exception):
     """The server is at its call limit."""
 
@@ -221,11 +225,27 @@ class Switchboard:
     def call_ended(self, call: CallSession) -> None:
         self.calls.pop(call.id, None)
 
-    async def shutdown(self) -> None:
-        """End every call with reason ``shutdown`` and wait until all are saved."""
+    async def shutdown(self, save_timeout_s: float = SHUTDOWN_SAVE_S) -> None:
+        """End every call with reason ``shutdown`` and wait until all are saved.
+
+        While the store's writes fail, saving waits for the disk; after
+        ``save_timeout_s`` the server stops anyway and says plainly what was lost.
+        """
         self.shutting_down = True
         for call in list(self.calls.values()):
             call.hangup("shutdown")
         pending = list(self._unsaved)
-        if pending:
-            await asyncio.gather(*(c.wait_finished() for c in pending))
+        if not pending:
+            return
+        waits = [asyncio.ensure_future(c.wait_finished()) for c in pending]
+        _, late = await asyncio.wait(waits, timeout=save_timeout_s)
+        for w in late:
+            w.cancel()
+        if late:
+            log.error(
+                "shutdown: %d call(s) could not be saved in %.0f s (storage: %s); their "
+                "records are lost",
+                len(late),
+                save_timeout_s,
+                self.store.health.reason or "slow",
+            )

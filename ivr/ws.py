@@ -6,11 +6,18 @@ seat, and turn protocol errors into ``error`` messages. A client that keeps
 misbehaving (more than 50 errors) is closed with 1008. Sending never awaits:
 :class:`WsTransport` writes each frame at once, and drops audio for a peer
 that does not read, so one slow client cannot stall the media clock.
+
+What one connection may send is bounded (docs/protocol.md, "Limits"):
+control messages, DTMF digits and audio frames each have a token bucket
+(:mod:`ivr.rate`); going over one is answered ``rate_limited`` and the
+connection is closed with 1008, after a short wait for the client's close
+frame rather than the usual 10 s of reading whatever it still floods in.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -19,7 +26,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-from ivr.errors import AuthError
+from ivr.errors import AuthError, StorageUnavailable
 from ivr.leg import Leg
 from ivr.protocol import (
     AGENT_TYPES,
@@ -32,9 +39,10 @@ from ivr.protocol import (
     parse_dtmf,
     parse_login,
 )
+from ivr.rate import Rate, TokenBucket
 from ivr.redact import mask_number
 from ivr.session import CallSession
-from ivr.store import new_id
+from ivr.store import new_id, now_iso
 from ivr.switch import Busy
 from media.errors import BadFrame
 
@@ -45,6 +53,29 @@ MAX_MESSAGE_BYTES = 1 << 16
 # Audio is dropped (and counted) rather than queued once this much is unsent.
 MAX_WRITE_BUFFER = 64 * 1024
 FIRST_MESSAGE_TIMEOUT_S = 30.0
+# docs/protocol.md, "Limits". A person presses a key a few times a second; a
+# message may carry up to 32 digits (a card number in one go), hence the burst.
+MESSAGE_RATE = Rate(per_s=20, burst=50)  # control messages
+DIGIT_RATE = Rate(per_s=10, burst=64)  # DTMF digits, counted one by one
+# Real time is 50 frames a second; a network hiccup may bring 3 s at once.
+FRAME_RATE = Rate(per_s=75, burst=150)
+# How long a client closed for breaking a rule has to answer our close frame.
+POLICY_CLOSE_WAIT_S = 1.0
+
+
+class _Limits:
+    """The rate limits of one connection."""
+
+    __slots__ = ("digits", "frames", "messages")
+
+    def __init__(self) -> None:
+        self.messages = TokenBucket(MESSAGE_RATE)
+        self.digits = TokenBucket(DIGIT_RATE)
+        self.frames = TokenBucket(FRAME_RATE)
+
+
+def _over(what: str, rate: Rate) -> str:
+    return f"more than {rate.per_s:g} {what} a second (burst {rate.burst}): closing"
 
 
 def _run_now(coro: Coroutine[Any, Any, None]) -> bool:
@@ -91,13 +122,22 @@ class WsTransport:
         if not self.closing:
             self.closing = True
             self.close_code = code
-            asyncio.get_running_loop().create_task(self._ws.close(code=code))
+            asyncio.get_running_loop().create_task(self._close(code))
+
+    async def _close(self, code: int) -> None:
+        # A client closed for breaking a rule (1008) gets a short while to answer
+        # our close frame: waiting the usual 10 s would mean reading on whatever
+        # it still floods in. Past the wait, aiohttp drops the connection.
+        wait = POLICY_CLOSE_WAIT_S if code == 1008 else None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ws.close(code=code), wait)
 
 
 class _Errors:
-    def __init__(self, transport: WsTransport) -> None:
+    def __init__(self, transport: WsTransport, metrics: Any = None) -> None:
         self.count = 0
         self._t = transport
+        self._metrics = metrics
 
     def report(self, err: ProtocolError) -> bool:
         """Send the error; True when the client has now misbehaved too often."""
@@ -111,6 +151,8 @@ class _Errors:
                     "message": f"more than {MAX_ERRORS} errors: closing",
                 }
             )
+            if self._metrics is not None:
+                self._metrics.limit_close("too_many_errors")
             self._t.close(1008)
             return True
         return False
@@ -124,7 +166,8 @@ async def call_handler(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)
     await ws.prepare(request)
     transport = WsTransport(ws, request)
-    errors = _Errors(transport)
+    errors = _Errors(transport, sb.metrics)
+    limits = _Limits()
     session: CallSession | None = None
     try:
         session = await _wait_dial(ws, transport, errors, sb)
@@ -132,6 +175,9 @@ async def call_handler(request: web.Request) -> web.WebSocketResponse:
             return ws
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
+                if not limits.frames.take():
+                    session.end_for_limit("rate_limited", _over("audio frames", FRAME_RATE))
+                    break
                 try:
                     session.caller.receive_audio(msg.data)
                 except BadFrame as exc:
@@ -139,10 +185,17 @@ async def call_handler(request: web.Request) -> web.WebSocketResponse:
                         session.hangup("error")
                         break
             elif msg.type == WSMsgType.TEXT:
+                if not limits.messages.take():
+                    session.end_for_limit("rate_limited", _over("messages", MESSAGE_RATE))
+                    break
                 try:
                     m = parse(msg.data, CALLER_TYPES)
                     if m["type"] == "dtmf":
-                        session.digits(parse_dtmf(m).digits)
+                        digits = parse_dtmf(m).digits
+                        if not limits.digits.take(len(digits)):
+                            session.end_for_limit("rate_limited", _over("digits", DIGIT_RATE))
+                            break
+                        session.digits(digits)
                     elif m["type"] == "hangup":
                         session.caller_hangup()
                         break
@@ -231,7 +284,20 @@ async def _wait_dial(
             transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
             await ws.close(code=1000)
             return None
-        return await _place_call(sb, dial, number, transport, dialled_at)
+        try:
+            return await _place_call(sb, dial, number, transport, dialled_at)
+        except StorageUnavailable:
+            # No call without its records: the store cannot write, so none is placed.
+            transport.send_message(
+                {
+                    "type": "error",
+                    "code": "storage_unavailable",
+                    "message": "the server cannot take calls now: its storage is failing",
+                }
+            )
+            transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
+            await ws.close(code=1011)
+            return None
 
 
 async def _place_call(
@@ -239,18 +305,9 @@ async def _place_call(
 ) -> CallSession:
     call_id = new_id("c")
     flow = sb.flows[number.flow]
+    started_at = now_iso()
+    # The call's row first: if the store cannot take it, there is no call.
     contact_id = await sb.store.contact_id(dial.from_)
-    session = CallSession(
-        sb,
-        call_id=call_id,
-        number_id=dial.to,
-        number=number,
-        flow=flow,
-        caller=Leg(dial.codec, transport),
-        caller_number=dial.from_,
-        contact_id=contact_id,
-        client_ref=dial.client_ref,
-    )
     await sb.store.create_call(
         {
             "id": call_id,
@@ -261,8 +318,20 @@ async def _place_call(
             "codec": dial.codec.name,
             "sample_rate": dial.codec.sample_rate,
             "client_ref": dial.client_ref,
-            "started_at": session.started_at,
+            "started_at": started_at,
         }
+    )
+    session = CallSession(
+        sb,
+        call_id=call_id,
+        number_id=dial.to,
+        number=number,
+        flow=flow,
+        caller=Leg(dial.codec, transport),
+        caller_number=dial.from_,
+        contact_id=contact_id,
+        client_ref=dial.client_ref,
+        started_at=started_at,
     )
     log.info(
         "call %s to %s from %s (%s/%d)",
@@ -298,7 +367,8 @@ async def agent_handler(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)
     await ws.prepare(request)
     transport = WsTransport(ws, request)
-    errors = _Errors(transport)
+    errors = _Errors(transport, sb.metrics)
+    limits = _Limits()
     seat = None
     try:
         while seat is None:
@@ -324,6 +394,9 @@ async def agent_handler(request: web.Request) -> web.WebSocketResponse:
             )
             log.info("agent %s signed in", user.id)
         async for msg in ws:
+            if not (limits.frames if msg.type == WSMsgType.BINARY else limits.messages).take():
+                _agent_over_limit(sb, transport, msg.type == WSMsgType.BINARY)
+                break
             if msg.type == WSMsgType.BINARY:
                 if seat.call is None or not seat.call.bridged:
                     early = ProtocolError("bad_frame", "audio before 'answered'")
@@ -339,7 +412,19 @@ async def agent_handler(request: web.Request) -> web.WebSocketResponse:
             if msg.type != WSMsgType.TEXT:
                 break
             try:
-                _agent_message(sb, seat, parse(msg.data, AGENT_TYPES))
+                m = parse(msg.data, AGENT_TYPES)
+                if m["type"] == "dtmf" and not limits.digits.take(len(parse_dtmf(m).digits)):
+                    transport.send_message(
+                        {
+                            "type": "error",
+                            "code": "rate_limited",
+                            "message": _over("digits", DIGIT_RATE),
+                        }
+                    )
+                    sb.metrics.limit_close("rate_limited")
+                    transport.close(1008)
+                    break
+                _agent_message(sb, seat, m)
             except ProtocolError as err:
                 if errors.report(err):
                     break
@@ -349,6 +434,14 @@ async def agent_handler(request: web.Request) -> web.WebSocketResponse:
         if not ws.closed:
             await ws.close(code=transport.close_code or 1000)
     return ws
+
+
+def _agent_over_limit(sb: Any, transport: WsTransport, audio: bool) -> None:
+    """An agent's connection went over a rate limit: say so and close with 1008."""
+    message = _over("audio frames", FRAME_RATE) if audio else _over("messages", MESSAGE_RATE)
+    transport.send_message({"type": "error", "code": "rate_limited", "message": message})
+    sb.metrics.limit_close("rate_limited")
+    transport.close(1008)
 
 
 def _agent_message(sb: Any, seat: Any, m: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ microseconds of CPU per second (``bench/recording_bench.py``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -96,6 +97,10 @@ class RecordingWriter:
     """A stereo (or mono) 16-bit WAV written block by block, crash-safe.
 
     Not thread-safe: one thread (the recorder's I/O worker) owns each writer.
+    A write that fails (``ENOSPC``, ``EIO``) leaves the file exactly as it was
+    after the last whole block, header included, and the writer refuses any
+    further block: a recording with a hole in the middle would misplace
+    everything after it on the call's time line.
     """
 
     def __init__(self, path: Path, sample_rate: int, channels: int = 2) -> None:
@@ -104,6 +109,8 @@ class RecordingWriter:
         self.sample_rate = sample_rate
         self.channels = channels
         self.frames_written = 0
+        # Why writing stopped (a full disk...): once set, the file ends where it is.
+        self.failed: str | None = None
         self._fd = -1
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,6 +133,8 @@ class RecordingWriter:
         data_bytes = (self.frames_written + block.shape[0]) * 2 * self.channels
         if data_bytes > _MAX_DATA_BYTES:
             raise AudioFileError(f"recording {self.path.name} would exceed the WAV size limit")
+        if self.failed is not None:
+            raise AudioFileError(f"recording {self.path.name} stopped: {self.failed}")
         try:
             # Samples first, then the sizes that count them: a crash between the
             # two leaves a header that is short, never one that overclaims.
@@ -135,11 +144,27 @@ class RecordingWriter:
             header = wav_header(self.sample_rate, self.channels, data_bytes)
             os.pwrite(self._fd, header[_RIFF_SIZE_AT:], _RIFF_SIZE_AT)
         except OSError as exc:
+            self._cut_torn_tail()
+            self.failed = exc.strerror or str(exc)
             raise AudioFileError(f"cannot write recording {self.path.name}: {exc}") from exc
         # The header and the data are in the kernel's page cache once written,
         # which is what survives a killed process; no fsync (that is for power
         # loss, and costs far more than the write).
         self.frames_written += int(block.shape[0])
+
+    def _cut_torn_tail(self) -> None:
+        """After a failed write: cut the file back to the header and the whole blocks.
+
+        A short write (``ENOSPC`` halfway through a block) leaves bytes off the
+        frame grid; the header still counts only what was written before, so
+        cutting there makes the file exactly what its header says. Shrinking a
+        file needs no space, so this works on a full disk.
+        """
+        good = WAV_HEADER_BYTES + self.frames_written * 2 * self.channels
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, good)
+            header = wav_header(self.sample_rate, self.channels, good - WAV_HEADER_BYTES)
+            os.pwrite(self._fd, header[_RIFF_SIZE_AT:], _RIFF_SIZE_AT)
 
     def _write_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)

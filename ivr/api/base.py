@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -11,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from ivr.audit import AuditLog
-from ivr.errors import AuthError
+from ivr.errors import AuthError, StorageUnavailable
 from ivr.policy import Action, permits
 from ivr.store import Store, User
 
@@ -57,6 +58,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 429 and "retry_after_s" in exc.extra:
             resp.headers["Retry-After"] = str(exc.extra["retry_after_s"])
         return resp
+    except StorageUnavailable as exc:
+        return await _storage_refused(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -71,6 +74,36 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path[:200])
         return error(500, "internal", "internal error")
+
+
+# Seconds a client is asked to wait when the store's writes fail.
+STORAGE_RETRY_AFTER_S = 30
+user_key = web.RequestKey("user", User)  # the signed-in user, once current_user() found them
+
+
+async def _storage_refused(request: web.Request, exc: StorageUnavailable) -> web.Response:
+    """503 for a request the disk could not take; the refusal goes into the audit log.
+
+    While the disk fails, the audit entry waits in memory and is written when
+    it recovers (:class:`ivr.audit.AuditLog`); reads go on being served.
+    """
+    log.error("%s %s refused: %s", request.method, request.path[:200], exc)
+    user = request.get(user_key)
+    # If the audit's own backlog is full, the log line above is what remains.
+    with contextlib.suppress(StorageUnavailable):
+        await audit_of(request).record(
+            user if isinstance(user, User) else None,
+            "storage.refused",
+            "failed",
+            detail={"method": request.method, "path": request.path[:200]},
+        )
+    resp = error(
+        503,
+        "storage_unavailable",
+        "the server cannot store this now (its disk is full or failing); try again later",
+    )
+    resp.headers["Retry-After"] = str(STORAGE_RETRY_AFTER_S)
+    return resp
 
 
 def store_of(request: web.Request) -> Store:
@@ -99,9 +132,11 @@ async def current_user(request: web.Request) -> User:
     if token is None:
         raise ApiError(401, "unauthorized", "missing bearer token")
     try:
-        return await request.app[authenticator_key].user(token)
+        user = await request.app[authenticator_key].user(token)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", str(exc)) from None
+    request[user_key] = user
+    return user
 
 
 async def require(request: web.Request, action: Action) -> User:

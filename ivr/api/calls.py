@@ -22,6 +22,9 @@ from ivr.errors import NotFound, StoreError
 from ivr.policy import permits, scope
 from ivr.redact import mask_number
 
+# Events in a page: GET /v1/calls/{id} holds the first page, /events the rest.
+EVENTS_PAGE = 500
+
 CALL_FIELDS = (
     "id",
     "number",
@@ -85,12 +88,32 @@ async def get_call(request: web.Request) -> web.Response:
     recordings = await store.recordings_for_call(call["id"])
     out["recordings"] = [r["id"] for r in recordings]
     out["pauses"] = {r["id"]: json.loads(r["pauses"] or "[]") for r in recordings}
-    out["events"] = await store.call_events(call["id"])
+    out["gaps"] = {r["id"]: json.loads(r["gaps"] or "[]") for r in recordings}
+    # The first page of the timeline; the rest from /v1/calls/{id}/events.
+    out["events"], nxt = await store.call_events_page(call["id"], limit=EVENTS_PAGE)
+    out["events_next"] = None if nxt is None else str(nxt)
     out["recording_trace"] = _trace(call, recordings)
     await audit_of(request).record(
         user, "calls.read", "ok", object_type="call", object_id=call["id"]
     )
     return web.json_response(out)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """``GET /v1/calls/{id}/events``: a call's timeline, a page at a time."""
+    user, call = await visible_call(request, "calls.read")
+    raw = request.query.get("after", "0")
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(
+            422, "invalid", "'after' must be a whole number (a page's next)", field="after"
+        )
+    items, nxt = await store_of(request).call_events_page(
+        call["id"], after=int(raw), limit=query_limit(request, default=EVENTS_PAGE, most=1000)
+    )
+    await audit_of(request).record(
+        user, "calls.events", "ok", object_type="call", object_id=call["id"]
+    )
+    return web.json_response({"items": items, "next": None if nxt is None else str(nxt)})
 
 
 def _trace(call: dict[str, Any], recordings: list[dict[str, Any]]) -> list[str]:
@@ -119,10 +142,22 @@ def _trace(call: dict[str, Any], recordings: list[dict[str, Any]]) -> list[str]:
             f" s ({p['reason']})"
             for p in pauses
         )
-        lines.append(
-            f"Recording {rec['id']} ({rec['status']}): "
-            + (f"paused {spans}." if pauses else "never paused.")
+        line = f"Recording {rec['id']} ({rec['status']}): " + (
+            f"paused {spans}." if pauses else "never paused."
         )
+        gaps = json.loads(rec["gaps"] or "[]")
+        if gaps:
+            line += (
+                " Silence where the server stalled: "
+                + "; ".join(f"{g['start_s']:.2f} s to {g['end_s']:.2f} s" for g in gaps)
+                + "."
+            )
+        if rec["status"] == "truncated":
+            line += (
+                f" It ends early, at {rec['truncated_at_s'] or 0:.1f} s: the server could "
+                f"not write it ({rec['truncated_reason']})."
+            )
+        lines.append(line)
     return lines
 
 
@@ -168,6 +203,7 @@ async def resume(request: web.Request) -> web.Response:
 ROUTES: list[Route] = [
     ("GET", "/v1/calls", list_calls),
     ("GET", "/v1/calls/{call_id}", get_call),
+    ("GET", "/v1/calls/{call_id}/events", list_events),
     ("POST", "/v1/calls/{call_id}/recording/pause", pause),
     ("POST", "/v1/calls/{call_id}/recording/resume", resume),
 ]

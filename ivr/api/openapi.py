@@ -233,6 +233,17 @@ def document() -> dict[str, Any]:
                 _resp(_OBJ, errors=(401, 403, 404)),
             ),
         },
+        "/v1/calls/{call_id}/events": {
+            "parameters": [_path("call_id")],
+            "get": _op(
+                "A call's events, a page at a time (oldest first)",
+                _resp(_LIST, errors=(401, 403, 404)),
+                params=[
+                    _query("after", {"type": "integer", "minimum": 0}),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                ],
+            ),
+        },
         "/v1/calls/{call_id}/recording/pause": {
             "parameters": [_path("call_id")],
             "post": _op(

@@ -50,6 +50,9 @@ async def recording_out(
         "score": rec["score"],
         "tags": json.loads(rec["tags"] or "[]"),
         "pauses": json.loads(rec["pauses"] or "[]"),
+        "gaps": json.loads(rec["gaps"] or "[]"),
+        "truncated_at_s": rec["truncated_at_s"],
+        "truncated_reason": rec["truncated_reason"],
     }
     if notes:
         out["notes"] = await store.notes(rec["id"])

@@ -106,6 +106,12 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, Expect]]] = [
         {"agent": "own", "supervisor": "ok", "admin": "ok", "owner": "403"},
     ),
     (
+        "GET",
+        "/v1/calls/{call}/events",
+        None,
+        {"agent": "own", "supervisor": "ok", "admin": "ok", "owner": "403"},
+    ),
+    (
         "POST",
         "/v1/calls/{call}/recording/pause",
         None,
