@@ -9,6 +9,7 @@ its maximum call length runs out.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from ivr.leg import Leg
@@ -102,15 +103,46 @@ class BotSeat(Seat):
 
 
 class PersonSeat(Seat):
-    """A person signed in on ``/v1/agent``; their audio rides on a :class:`Leg`."""
+    """A person signed in on ``/v1/agent``; their audio rides on a :class:`Leg`.
+
+    The seat keeps the hash of the token it signed in with and that token's
+    expiry: the seat lives no longer than the session, so the switchboard can
+    end it when the token is revoked (by its hash), when the user loses their
+    sessions (by user id), or once it has expired.
+    """
+
+    user_id: str
 
     def __init__(
-        self, seat_id: str, name: str, teams: tuple[str, ...], user_id: str, leg: Leg
+        self,
+        seat_id: str,
+        name: str,
+        teams: tuple[str, ...],
+        user_id: str,
+        leg: Leg,
+        *,
+        token_hash: str,
+        expires_at: datetime | None = None,
     ) -> None:
         super().__init__(seat_id, name, teams, user_id)
         self.leg = leg
+        self.token_hash = token_hash
+        self.expires_at = expires_at
         self._to_call: StreamResampler | None = None
         self._to_agent: StreamResampler | None = None
+
+    def expired(self, now: datetime) -> bool:
+        """Whether the session this seat signed in with has run out at ``now``."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def signed_out(self, why: str) -> None:
+        """Tell the person why their session is over and close the socket (1008).
+
+        The switchboard has already taken the seat out and settled its call.
+        """
+        self.leg.send_message({"type": "error", "code": "unauthorized", "message": why})
+        if self.leg.transport is not None:
+            self.leg.transport.close(1008)
 
     def offer(self, call: CallSession) -> None:
         super().offer(call)

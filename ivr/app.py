@@ -112,7 +112,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[store_key] = store
         app[clock_key] = clock
         app[switchboard_key] = switchboard
-        app[authenticator_key] = Authenticator(store, settings.hash_params)
+        # Signing out ends the agent seats signed in with the session.
+        app[authenticator_key] = Authenticator(store, settings.hash_params, seats=switchboard)
         app[audit_key] = audit = AuditLog(store)
         app[limiter_key] = LoginLimiter()
         clock.start()

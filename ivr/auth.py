@@ -3,6 +3,10 @@
 Passwords are hashed with argon2id (memory-hard), always off the event loop.
 Tokens are opaque random strings; only their SHA-256 is stored, so a copy of
 the database does not let anyone sign in. Neither ever reaches a log line.
+
+A session ends for the live agent seats too: the :class:`Authenticator` is
+given the switchboard's seats (:class:`Seats`) at start-up and ends the seats
+of a token it signs out, or of a user who lost every session.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -65,12 +70,38 @@ async def verify_password(password_hash: str, password: str, params: HashParams)
     return await asyncio.get_running_loop().run_in_executor(None, check)
 
 
-class Authenticator:
-    """Logs users in and out and resolves bearer tokens."""
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A valid token's user, the token's hash (what the store keys it by) and its expiry."""
 
-    def __init__(self, store: Store, params: HashParams) -> None:
+    user: User
+    token_hash: str
+    expires_at: datetime
+
+
+class Seats(Protocol):
+    """The live agent seats (the switchboard): what ends or updates them."""
+
+    def end_seats(
+        self, *, why: str, user_id: str | None = None, token_hash: str | None = None
+    ) -> int:
+        """End the seats of a user or of one token (``unauthorized``, close 1008)."""
+
+    def update_seats(self, user: User) -> int:
+        """Give the user's seats their new name and teams."""
+
+
+class Authenticator:
+    """Logs users in and out and resolves bearer tokens.
+
+    ``seats``, when given, are the live agent seats: a session that ends here
+    (logout, or every session of a user) ends the seats signed in with it.
+    """
+
+    def __init__(self, store: Store, params: HashParams, seats: Seats | None = None) -> None:
         self._store = store
         self._params = params
+        self._seats = seats
         # A hash to verify against when the e-mail is unknown, so that timing
         # does not tell which e-mails exist.
         self._dummy: str | None = None
@@ -91,14 +122,35 @@ class Authenticator:
         return token, user
 
     async def user(self, token: str) -> User:
+        return (await self.session(token)).user
+
+    async def session(self, token: str) -> Session:
+        """The session of a valid token; :class:`AuthError` if it is unknown or expired."""
+        hashed = token_hash(token)
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        user = await self._store.user_for_token(token_hash(token), now)
-        if user is None:
+        found = await self._store.session_for_token(hashed, now)
+        if found is None:
             raise AuthError("unknown or expired token")
-        return user
+        user, expires_at = found
+        return Session(user, hashed, datetime.fromisoformat(expires_at.replace("Z", "+00:00")))
 
     async def logout(self, token: str) -> None:
-        await self._store.delete_token(token_hash(token))
+        """Delete the token, and end the agent seats signed in with it."""
+        hashed = token_hash(token)
+        await self._store.delete_token(hashed)
+        if self._seats is not None:
+            self._seats.end_seats(token_hash=hashed, why="the session was revoked: signed out")
+
+    def sessions_ended(self, user_id: str, why: str) -> int:
+        """The user has no session left (deleted, erased, new role or password).
+
+        The store has deleted their tokens already; this ends their live seats.
+        """
+        return 0 if self._seats is None else self._seats.end_seats(user_id=user_id, why=why)
+
+    def user_changed(self, user: User) -> int:
+        """The user's name or teams changed: their live seats follow at once."""
+        return 0 if self._seats is None else self._seats.update_seats(user)
 
 
 class LoginLimiter:

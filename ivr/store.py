@@ -617,13 +617,17 @@ class Store:
             (token_hash, user_id, now_iso(), expires_at),
         )
 
-    async def user_for_token(self, token_hash: str, now: str) -> User | None:
+    async def session_for_token(self, token_hash: str, now: str) -> tuple[User, str] | None:
+        """The user of an unexpired token and the token's ``expires_at``."""
         row = await self._one(
-            "SELECT u.* FROM tokens t JOIN users u ON u.id = t.user_id "
-            "WHERE t.token_hash = ? AND t.expires_at > ?",
+            "SELECT u.*, t.expires_at AS token_expires_at FROM tokens t "
+            "JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? AND t.expires_at > ?",
             (token_hash, now),
         )
-        return await self._user(row)
+        user = await self._user(row)
+        if user is None or row is None:
+            return None
+        return user, str(row["token_expires_at"])
 
     async def delete_token(self, token_hash: str) -> None:
         await self._write("DELETE FROM tokens WHERE token_hash = ?", (token_hash,))

@@ -4,6 +4,12 @@ A ``ring`` node puts the call in its team's queue; the queue's oldest call is
 offered to the team's available seat that has been idle longest (people and
 bots alike). A declined or unanswered offer goes to the next seat; a call
 nobody takes waits, on hold audio, until its ring timer runs out.
+
+A person's seat lives no longer than the session it signed in with: the
+authenticator and the API end it (:meth:`Switchboard.end_seats`) when the
+token is revoked or the user is deleted, loses their role or password, and
+:meth:`Switchboard.update_seats` carries a change of teams or name to the
+live seats. An expired session is ended when an offer would go to it.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from datetime import UTC, datetime
 
 from ivr.agent import BotSeat, PersonSeat, Seat
 from ivr.clock import MediaClock
@@ -107,6 +114,10 @@ class Switchboard:
     def set_team(self, team_id: str, team: TeamConfig | None) -> None:
         if team is None:
             self.teams.pop(team_id, None)
+            # The store drops the team from every user: so do their live seats.
+            for seat in self._people():
+                if team_id in seat.teams:
+                    seat.teams = tuple(t for t in seat.teams if t != team_id)
         else:
             self.teams[team_id] = team
             self._queues.setdefault(team_id, deque())
@@ -122,12 +133,29 @@ class Switchboard:
             seat.idle_since = self._idle_seq
             seat.state = "ready"
 
-    def add_person(self, user: User, leg: Leg) -> PersonSeat:
-        seat = PersonSeat(new_id("s"), user.name, user.teams, user.id, leg)
+    def add_person(
+        self, user: User, leg: Leg, *, token_hash: str, expires_at: datetime | None = None
+    ) -> PersonSeat:
+        """Seat a signed-in person (not ready yet), tied to the token they signed in with."""
+        seat = PersonSeat(
+            new_id("s"),
+            user.name,
+            user.teams,
+            user.id,
+            leg,
+            token_hash=token_hash,
+            expires_at=expires_at,
+        )
         self._add_seat(seat, ready=False)
         return seat
 
     def remove_person(self, seat: PersonSeat) -> None:
+        """Take the seat out: an offer moves to the next seat, a connected call ends (``agent``)."""
+        # Out of the switchboard first, so that the call moving on is never
+        # offered back to this seat, nor any other waiting call.
+        self.seats.pop(seat.id, None)
+        seat.wants_ready = False
+        seat.state = "not_ready"
         call = seat.call
         if call is not None:
             if call.bridged:
@@ -135,8 +163,51 @@ class Switchboard:
             else:
                 seat.withdraw()
                 call.agent_declined(seat)
-        self.seats.pop(seat.id, None)
-        seat.state = "not_ready"
+
+    def _people(self) -> list[PersonSeat]:
+        return [s for s in self.seats.values() if isinstance(s, PersonSeat)]
+
+    def end_seats(
+        self, *, why: str, user_id: str | None = None, token_hash: str | None = None
+    ) -> int:
+        """End the live seats of a user, or of one token; returns how many.
+
+        Each seat leaves the switchboard (its offer moves on, its call ends as
+        if the agent hung up), then gets ``unauthorized`` with ``why`` and its
+        socket closes with 1008.
+        """
+        ended = [
+            s
+            for s in self._people()
+            if (user_id is not None and s.user_id == user_id)
+            or (token_hash is not None and s.token_hash == token_hash)
+        ]
+        for seat in ended:
+            self._end_seat(seat, why)
+        return len(ended)
+
+    def _end_seat(self, seat: PersonSeat, why: str) -> None:
+        self.remove_person(seat)
+        seat.signed_out(why)
+        log.info("agent %s signed out by the server: %s", seat.user_id, why)
+
+    def update_seats(self, user: User) -> int:
+        """Carry a user's new name and teams to their live seats; returns how many.
+
+        An offer of a team the seat has left moves to the next seat; a
+        connected call goes on. Calls waiting in the new teams are offered.
+        """
+        seats = [s for s in self._people() if s.user_id == user.id]
+        for seat in seats:
+            seat.name = user.name
+            seat.teams = user.teams
+            call = seat.call
+            if call is not None and not call.bridged and call.team not in seat.teams:
+                seat.withdraw()
+                call.agent_declined(seat)
+            elif seat.state == "ready":
+                self._dispatch_teams(seat.teams)
+        return len(seats)
 
     def set_ready(self, seat: Seat, ready: bool) -> None:
         seat.wants_ready = ready
@@ -193,6 +264,7 @@ class Switchboard:
 
     def _dispatch(self, team: str) -> None:
         queue = self._queues.get(team)
+        now: datetime | None = None
         while queue:
             call = queue[0]
             candidates = [
@@ -200,6 +272,13 @@ class Switchboard:
                 for s in self.seats.values()
                 if s.state == "ready" and team in s.teams and s.id not in call.declined
             ]
+            people = [s for s in candidates if isinstance(s, PersonSeat)]
+            if any(s.expires_at is not None for s in people):
+                now = now or datetime.now(UTC)
+                expired = [s for s in people if s.expired(now)]
+                for gone in expired:  # ready seats: ending them moves no call
+                    self._end_seat(gone, "the session has expired; sign in again")
+                candidates = [s for s in candidates if s not in expired]
             if not candidates:
                 return
             seat = min(candidates, key=lambda s: s.idle_since)

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from ivr.auth import Authenticator, Session
 from ivr.errors import AuthError, StorageUnavailable
 from ivr.leg import Leg
 from ivr.protocol import (
@@ -375,24 +376,32 @@ async def agent_handler(request: web.Request) -> web.WebSocketResponse:
             login = await _first_message(ws, transport, errors, AGENT_TYPES, "login", parse_login)
             if login is None:
                 return ws
-            try:
-                user = await auth.user(login.token)
-            except AuthError:
-                user = None
-            if user is None or user.role == "owner":
-                why = (
-                    "Owners have no access to calls"
-                    if user is not None
-                    else "unknown or expired token"
+            session = await _session(auth, login.token)
+            if isinstance(session, str):
+                transport.send_message(
+                    {"type": "error", "code": "unauthorized", "message": session}
                 )
-                transport.send_message({"type": "error", "code": "unauthorized", "message": why})
                 await ws.close(code=1008)
                 return ws
-            seat = sb.add_person(user, Leg(login.codec, transport))
-            transport.send_message(
-                {"type": "logged_in", "agent": user.name, "teams": list(user.teams)}
+            seat = sb.add_person(
+                session.user,
+                Leg(login.codec, transport),
+                token_hash=session.token_hash,
+                expires_at=session.expires_at,
             )
-            log.info("agent %s signed in", user.id)
+            # Once more, now that the seat can be found: a logout, deletion or
+            # change that came while the session was being read found no seat
+            # to end or update; this second read sees it.
+            again = await _session(auth, login.token)
+            if isinstance(again, str):
+                sb.end_seats(token_hash=session.token_hash, why="the session was revoked")
+                return ws
+            if (again.user.name, again.user.teams) != (session.user.name, session.user.teams):
+                sb.update_seats(again.user)
+            transport.send_message(
+                {"type": "logged_in", "agent": seat.name, "teams": list(seat.teams)}
+            )
+            log.info("agent %s signed in", seat.user_id)
         async for msg in ws:
             if not (limits.frames if msg.type == WSMsgType.BINARY else limits.messages).take():
                 _agent_over_limit(sb, transport, msg.type == WSMsgType.BINARY)
@@ -442,6 +451,15 @@ def _agent_over_limit(sb: Any, transport: WsTransport, audio: bool) -> None:
     transport.send_message({"type": "error", "code": "rate_limited", "message": message})
     sb.metrics.limit_close("rate_limited")
     transport.close(1008)
+
+
+async def _session(auth: Authenticator, token: str) -> Session | str:
+    """The session of a token that may take calls, or why it may not."""
+    try:
+        session = await auth.session(token)
+    except AuthError:
+        return "unknown or expired token"
+    return "Owners have no access to calls" if session.user.role == "owner" else session
 
 
 def _agent_message(sb: Any, seat: Any, m: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from ivr.api.base import (
     ApiError,
     Route,
     audit_of,
+    authenticator_of,
     read_json,
     read_model,
     require,
@@ -129,6 +130,12 @@ async def patch_user(request: web.Request) -> web.Response:
     user = await store_of(request).update_user(
         target.id, name=body.name, role=body.role, teams=body.teams, password_hash=hashed
     )
+    auth = authenticator_of(request)
+    if body.role is not None or body.password is not None:
+        # The store deleted every token of the user: their live seats end too.
+        auth.sessions_ended(user.id, "the session was revoked: the user's role or password changed")
+    elif body.name is not None or body.teams is not None:
+        auth.user_changed(user)
     await audit_of(request).record(
         actor,
         "users.update",
@@ -147,6 +154,9 @@ async def delete_user(request: web.Request) -> web.Response:
     if target.id == actor.id:
         raise ApiError(409, "conflict", "you cannot delete yourself")
     await store_of(request).delete_user(target.id)
+    authenticator_of(request).sessions_ended(
+        target.id, "the session was ended: the user was deleted"
+    )
     await audit_of(request).record(
         actor, "users.delete", "ok", object_type="user", object_id=target.id
     )

@@ -5,7 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ivr.api.base import ApiError, Route, audit_of, bearer, read_model, require
+from ivr.api.base import (
+    ApiError,
+    Route,
+    audit_of,
+    authenticator_of,
+    bearer,
+    read_model,
+    require,
+)
 from ivr.errors import AuthError
 
 
@@ -16,7 +24,7 @@ class LoginBody(BaseModel):
 
 
 async def login(request: web.Request) -> web.Response:
-    from ivr.app import authenticator_key, limiter_key
+    from ivr.app import limiter_key
 
     body = await read_model(request, LoginBody)
     limiter = request.app[limiter_key]
@@ -33,7 +41,7 @@ async def login(request: web.Request) -> web.Response:
             retry_after_s=wait,
         )
     try:
-        token, user = await request.app[authenticator_key].login(body.email, body.password)
+        token, user = await authenticator_of(request).login(body.email, body.password)
     except AuthError as exc:
         limiter.failed(email_key, addr_key)
         await audit.record(None, "auth.login", "failed", detail={"why": "bad credentials"})
@@ -44,12 +52,10 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    from ivr.app import authenticator_key
-
     user = await require(request, "session")
     token = bearer(request)
     assert token is not None
-    await request.app[authenticator_key].logout(token)
+    await authenticator_of(request).logout(token)  # ends the seats signed in with it too
     await audit_of(request).record(user, "auth.logout", "ok", object_type="user", object_id=user.id)
     return web.Response(status=204)
 

@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from ivr.audit import AuditLog
+from ivr.auth import Authenticator
 from ivr.errors import AuthError, StorageUnavailable
 from ivr.policy import Action, permits
 from ivr.store import Store, User
@@ -125,14 +126,18 @@ def bearer(request: web.Request) -> str | None:
     return header[7:].strip() or None
 
 
-async def current_user(request: web.Request) -> User:
+def authenticator_of(request: web.Request) -> Authenticator:
     from ivr.app import authenticator_key
 
+    return request.app[authenticator_key]
+
+
+async def current_user(request: web.Request) -> User:
     token = bearer(request)
     if token is None:
         raise ApiError(401, "unauthorized", "missing bearer token")
     try:
-        user = await request.app[authenticator_key].user(token)
+        user = await authenticator_of(request).user(token)
     except AuthError as exc:
         raise ApiError(401, "unauthorized", str(exc)) from None
     request[user_key] = user

@@ -11,7 +11,16 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ivr import privacy
-from ivr.api.base import ApiError, Route, audit_of, current_user, read_model, require, store_of
+from ivr.api.base import (
+    ApiError,
+    Route,
+    audit_of,
+    authenticator_of,
+    current_user,
+    read_model,
+    require,
+    store_of,
+)
 from ivr.config import E164
 from ivr.policy import permits
 from ivr.redact import mask_number
@@ -140,6 +149,10 @@ async def create_erasure(request: web.Request) -> web.Response:
         receipt = await privacy.erase(store, kind, value, user.id)
     except privacy.SubjectNotFound:
         raise ApiError(404, "not_found", f"no such {kind}") from None
+    if kind == "agent":  # the user is gone, and with them every session
+        authenticator_of(request).sessions_ended(
+            value, "the session was ended: the user was erased"
+        )
     await audit_of(request).record(
         user,
         f"privacy.erase_{kind}",
