@@ -659,6 +659,9 @@ class CallSession:
         self._timers.clear()
         self.sb.clock.remove(self)
         self.sb.cancel_request(self)
+        # While the seat is still bridged: a person agent gets `recording` `off`
+        # before their `hangup`, as the caller does, whoever ends the call.
+        finish = self._stop_recording(later=True)
         seat, self.seat = self.seat, None
         if seat is not None:
             if self.bridged:
@@ -666,7 +669,6 @@ class CallSession:
             else:
                 seat.withdraw()
             self.sb.seat_released(seat)
-        finish = self._stop_recording(later=True)
         stats = {
             **self.caller.stats.snapshot(),
             "recording_id": self.recording_ids[-1] if self.recording_ids else None,
