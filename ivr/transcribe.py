@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
 import json
 import logging
@@ -42,6 +43,8 @@ import multiprocessing
 import os
 import re
 import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -448,19 +451,56 @@ def transcribe_file(
     return transcribe_samples(samples, rate, pauses, language)
 
 
-def _child_init() -> None:
-    """Make a worker process yield the CPU to everything else; Ctrl-C is the server's.
+PR_SET_PDEATHSIG = 1  # prctl(2), from <linux/prctl.h>
+PARENT_POLL_S = 0.5  # how often the fallback watcher looks at the parent
+
+
+def _child_init(parent: int) -> None:
+    """Make a worker process yield the CPU to everything else and die with the server.
 
     ``SCHED_IDLE`` (Linux, sched(7)) runs the process only when a core would
     otherwise idle, so a decode waits for the media clock and the calls rather
     than the other way round; elsewhere the lowest ``nice`` priority is the
-    nearest thing.
+    nearest thing. Ctrl-C is the server's. ``parent`` is the server's pid: a
+    worker must not outlive it, even a ``kill -9`` of it (:func:`_die_with_parent`).
     """
     with contextlib.suppress(OSError):
         os.nice(19)
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
+
+
+def _die_with_parent(parent: int, *, prctl: bool = sys.platform.startswith("linux")) -> None:
+    """End this process when ``parent`` dies, however it dies.
+
+    On Linux the kernel sends SIGKILL on the parent's death
+    (``prctl(PR_SET_PDEATHSIG)``). The signal is tied to the parent thread
+    that started the worker: the pool starts workers from the thread that
+    submits jobs, the event loop's, which lives as long as the server.
+    Elsewhere, or if ``prctl`` fails, a daemon thread watches ``os.getppid()``
+    and exits when it changes. Either way, a parent that died before this ran
+    is caught by looking at ``os.getppid()`` once armed. ``prctl=False``
+    uses the watcher alone (as on other platforms).
+    """
+    armed = False
+    if prctl:
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    if os.getppid() != parent:
+        os._exit(1)
+    if not armed:
+        threading.Thread(
+            target=_watch_parent, args=(parent,), name="parent-watch", daemon=True
+        ).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)
 
 
 # -- the worker (in the server) --------------------------------------------------------
@@ -666,6 +706,7 @@ class TranscriptionWorker:
                 # recorder's) whose locks a forked child would inherit held.
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_child_init,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
