@@ -187,7 +187,7 @@ async def _privacy(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from ivr import privacy
-    from ivr.config import E164
+    from ivr.e164 import is_e164
     from ivr.store import Store
 
     if not (args.data / "ivr.sqlite3").is_file():
@@ -202,7 +202,7 @@ async def _privacy(args: argparse.Namespace) -> int:
             print(json.dumps(receipt, indent=2))
             return 0
         if args.contact is not None:
-            if not E164.fullmatch(args.contact):
+            if not is_e164(args.contact):
                 print("ivr: --contact must be an E.164 number like +15550100", file=sys.stderr)
                 return 1
             kind: Literal["contact", "agent"] = "contact"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,9 @@ from pydantic import (
     ValidationError,
 )
 
+from ivr.e164 import DTMF_DIGITS, is_e164
 from ivr.errors import InvalidConfig, Problem
 
-E164 = re.compile(r"\+[1-9][0-9]{1,14}")
-DTMF_DIGITS = "0123456789*#ABCD"
 SHIPPED_CONFIG = Path(__file__).with_name("demo.yaml")
 SHIPPED_PROMPTS = Path(__file__).resolve().parent.parent / "prompts"
 
@@ -490,7 +488,7 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
             prompts.setdefault(src.id, src)
 
     for e164, number in raw.numbers.items():
-        if not E164.fullmatch(e164):
+        if not is_e164(e164):
             problems.append(
                 Problem(
                     f"numbers.{e164}", "not an E.164 number (a + then 2 to 15 digits, no spaces)"

@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal
 
+from ivr.csvcell import write_row
 from ivr.store import Store, expiry, new_id, now_iso
 from media.wavfile import PARTIAL_SUFFIX
 
@@ -392,9 +393,10 @@ CSV_COLUMNS = (
 def _csv_rows(calls: list[dict[str, Any]]) -> Iterable[bytes]:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(CSV_COLUMNS)
+    write_row(w, CSV_COLUMNS)
     for c in calls:
-        w.writerow([c.get(k) for k in CSV_COLUMNS])
+        # Numbers, names and references as text a spreadsheet will not run.
+        write_row(w, [c.get(k) for k in CSV_COLUMNS])
         yield buf.getvalue().encode()
         buf.seek(0)
         buf.truncate()

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ivr.config import DTMF_DIGITS, E164
+from ivr.e164 import DTMF_DIGITS, is_e164, shown
 from media.errors import UnsupportedCodec
 from media.frame import Codec, codec
 
@@ -97,8 +97,12 @@ def parse_dial(msg: dict[str, Any]) -> Dial:
     to = _field(msg, "to", str)
     from_ = _field(msg, "from", str)
     for name, value in (("to", to), ("from", from_)):
-        if not E164.match(value):
-            raise ProtocolError("bad_field", f"'{name}' must be an E.164 number like +15550100")
+        if not is_e164(value):
+            raise ProtocolError(
+                "bad_field",
+                f"'{name}' must be an E.164 number like +15550100 (a + then 2 to 15 digits, "
+                f"nothing else), not {shown(value)}",
+            )
     ref = _field(msg, "client_ref", str, required=False)
     if ref is not None and len(ref) > 128:
         raise ProtocolError("bad_field", "'client_ref' is longer than 128 characters")

@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import aiosqlite
 
+from ivr.e164 import contact_number, is_e164, leading_number
 from ivr.errors import NotFound, StorageUnavailable, StoreError
 
 log = logging.getLogger("ivr.store")
@@ -33,7 +34,48 @@ log = logging.getLogger("ivr.store")
 Role = Literal["agent", "supervisor", "admin", "owner"]
 ROLES: tuple[Role, ...] = ("agent", "supervisor", "admin", "owner")
 
-MIGRATIONS: list[str] = [
+# A migration is a SQL script, or a coroutine for what SQL alone cannot do.
+# Each runs in one transaction with the ``user_version`` that records it.
+Migration = str | Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+async def _normalise_contacts(db: aiosqlite.Connection) -> None:
+    """Migration 6: every stored contact number becomes exactly E.164, or none.
+
+    The dial check used to be unanchored, so a caller id with junk after the
+    number (``"+15550001111 x"``, a newline and a fake log line, HTML) was
+    stored as a contact of its own, which erasing or exporting the number
+    missed. Such a contact is folded into the contact of the number it starts
+    with: its calls and consents move there, and the junk row goes. Any other
+    value that is not a number keeps its calls but loses the value: the
+    number is cleared and a random pseudonym stands in, so no clean number
+    ever matches it. Idempotent: a second run finds nothing to change.
+    """
+    async with db.execute("SELECT id, number FROM contacts WHERE number IS NOT NULL") as cur:
+        rows = [(r[0], r[1]) for r in await cur.fetchall()]
+    for contact_id, number in rows:
+        if is_e164(number):
+            continue
+        clean = leading_number(number)
+        if clean is None:
+            await db.execute(
+                "UPDATE contacts SET number = NULL, pseudonym = ? WHERE id = ?",
+                (f"ps_{secrets.token_hex(12)}", contact_id),
+            )
+            continue
+        async with db.execute("SELECT id FROM contacts WHERE number = ?", (clean,)) as cur:
+            found = await cur.fetchone()
+        if found is None:  # the first of its kind becomes the number's contact
+            await db.execute("UPDATE contacts SET number = ? WHERE id = ?", (clean, contact_id))
+            continue
+        for table in ("calls", "consents"):
+            await db.execute(
+                f"UPDATE {table} SET contact_id = ? WHERE contact_id = ?", (found[0], contact_id)
+            )
+        await db.execute("DELETE FROM contacts WHERE id = ?", (contact_id,))
+
+
+MIGRATIONS: list[Migration] = [
     # 1: the core schema.
     """
     CREATE TABLE users (
@@ -328,6 +370,8 @@ MIGRATIONS: list[str] = [
                     strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
         END;
     """,
+    # 6: contact numbers with junk after them, from before the anchored check.
+    _normalise_contacts,
 ]
 
 
@@ -465,10 +509,20 @@ class Store:
         # rows that point at it. They are checked once everything has run.
         await self.db.execute("PRAGMA foreign_keys=OFF")
         try:
-            for i, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                await self.db.executescript(
-                    f"BEGIN;\n{script}\nPRAGMA user_version = {i};\nCOMMIT;"
-                )
+            for i, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                if isinstance(step, str):
+                    await self.db.executescript(
+                        f"BEGIN;\n{step}\nPRAGMA user_version = {i};\nCOMMIT;"
+                    )
+                    continue
+                await self.db.execute("BEGIN")
+                try:
+                    await step(self.db)
+                    await self.db.execute(f"PRAGMA user_version = {i}")
+                    await self.db.commit()
+                except BaseException:
+                    await self.db.rollback()
+                    raise
             async with self.db.execute("PRAGMA foreign_key_check") as cur:
                 broken = list(await cur.fetchall())
             if broken:
@@ -723,7 +777,15 @@ class Store:
     # -- contacts and calls --------------------------------------------------
 
     async def contact_id(self, number: str) -> str:
-        """The contact for a caller number, created on first sight."""
+        """The contact for a caller number, created on first sight.
+
+        Only an E.164 number is kept (:func:`ivr.e164.contact_number`): anything
+        else is a :class:`StoreError`, so junk never becomes a contact.
+        """
+        try:
+            number = contact_number(number)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
         await self._write(
             "INSERT INTO contacts (id, number, created_at) VALUES (?, ?, ?) "
             "ON CONFLICT (number) DO NOTHING",

@@ -25,7 +25,6 @@ from ivr.api.base import (
 )
 from ivr.auth import hash_password
 from ivr.config import (
-    E164,
     Flow,
     NumberConfig,
     TeamConfig,
@@ -33,6 +32,7 @@ from ivr.config import (
     prompt_source,
     validate_flow,
 )
+from ivr.e164 import is_e164
 from ivr.errors import IvrError, StoreError
 from ivr.policy import permits
 from ivr.store import Role, User
@@ -309,7 +309,7 @@ async def list_numbers(request: web.Request) -> web.Response:
 
 def _number_id(request: web.Request) -> str:
     number_id = request.match_info["number_id"]
-    if not E164.fullmatch(number_id):
+    if not is_e164(number_id):
         raise ApiError(404, "not_found", "not an E.164 number of this server")
     return number_id
 

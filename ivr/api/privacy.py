@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ivr import privacy
 from ivr.api.base import (
@@ -21,7 +21,7 @@ from ivr.api.base import (
     require,
     store_of,
 )
-from ivr.config import E164
+from ivr.e164 import is_e164
 from ivr.policy import permits
 from ivr.redact import mask_number
 from ivr.store import new_id
@@ -32,12 +32,17 @@ class Subject(BaseModel):
     contact: str | None = Field(default=None, max_length=16)
     agent_id: str | None = Field(default=None, max_length=80)
 
+    @field_validator("contact")
+    @classmethod
+    def e164(cls, value: str | None) -> str | None:
+        if value is not None and not is_e164(value):
+            raise ValueError("must be an E.164 number like +15550100")
+        return value
+
     @model_validator(mode="after")
     def one_subject(self) -> Subject:
         if (self.contact is None) == (self.agent_id is None):
             raise ValueError("give exactly one of contact or agent_id")
-        if self.contact is not None and not E164.fullmatch(self.contact):
-            raise ValueError("contact must be an E.164 number like +15550100")
         return self
 
 

@@ -19,6 +19,7 @@ from ivr.api.base import (
     require,
     store_of,
 )
+from ivr.e164 import is_e164
 from ivr.errors import NotFound, StoreError
 from ivr.policy import Action, permits, scope
 from ivr.store import Store, User
@@ -64,6 +65,11 @@ async def list_recordings(request: web.Request) -> web.Response:
     own = scope(user, "recordings.read") == "own"
     q = request.query
     agent_id = q.get("agent_id")
+    contact = q.get("contact")
+    if contact is not None and not is_e164(contact):
+        raise ApiError(
+            422, "invalid", "'contact' must be an E.164 number like +15550100", field="contact"
+        )
     store = store_of(request)
     if own and agent_id is not None and agent_id != user.id:
         items: list[dict[str, Any]] = []
@@ -72,7 +78,7 @@ async def list_recordings(request: web.Request) -> web.Response:
         try:
             items, nxt = await store.list_recordings(
                 agent_id=user.id if own else agent_id,
-                contact=q.get("contact"),
+                contact=contact,
                 since=query_time(request, "since"),
                 until=query_time(request, "until"),
                 cursor=q.get("cursor"),

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ivr import analytics
 from ivr.api.base import ApiError, Route, audit_of, query_limit, query_time, require, store_of
+from ivr.csvcell import write_row
 
 
 async def summary(request: web.Request) -> web.Response:
@@ -36,11 +37,12 @@ async def export(request: web.Request) -> web.Response:
         "consent_rate",
         "average_handle_time_s",
     ]
-    w.writerow(["group", "key", *cols])
-    w.writerow(["all", "all", *(data[c] for c in cols)])
+    write_row(w, ["group", "key", *cols])
+    write_row(w, ["all", "all", *(data[c] for c in cols)])
     for group in ("by_team", "by_agent"):
         for row in data[group]:
-            w.writerow([group.removeprefix("by_"), row["key"], *(row[c] for c in cols)])
+            # A team's or bot's name is text from the config: never a formula.
+            write_row(w, [group.removeprefix("by_"), row["key"], *(row[c] for c in cols)])
     await audit_of(request).record(user, "analytics.export", "ok", object_type="analytics")
     return web.Response(
         text=out.getvalue(),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +25,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ivr.e164 import DTMF_DIGITS, is_e164
 from ivr.errors import Problem
 from ivr.load.audio import CODEC_RATES
 from ivr.load.errors import InvalidScenario
 from ivr.load.metrics import COUNTS, DISTRIBUTIONS, STATISTICS
 
-E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
-DTMF_DIGITS = "0123456789*#ABCD"
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
 
 Kind = Literal["consent", "refuse", "silent", "invalid", "early_hangup", "agent_hangup", "hold"]
@@ -246,7 +244,7 @@ def _cross_check(spec: ScenarioSpec, base_dir: Path) -> tuple[list[Problem], Pat
     if spec.rate not in CODEC_RATES[spec.codec]:
         rates = " or ".join(str(r) for r in CODEC_RATES[spec.codec])
         problems.append(Problem("rate", f"codec {spec.codec} runs at {rates} Hz, not {spec.rate}"))
-    if not E164.match(spec.to):
+    if not is_e164(spec.to):
         problems.append(Problem("to", "not an E.164 number (a + then 2 to 15 digits)"))
     talk_file: Path | None = None
     if spec.talk.audio != "noise":
@@ -261,7 +259,7 @@ def _cross_check(spec: ScenarioSpec, base_dir: Path) -> tuple[list[Problem], Pat
             )
     for name, b in spec.mix.items():
         where = f"mix.{name}"
-        if b.to is not None and not E164.match(b.to):
+        if b.to is not None and not is_e164(b.to):
             problems.append(Problem(f"{where}.to", "not an E.164 number"))
         if b.digit is not None:
             if b.kind not in PRESSES:

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 IO_MODULES = frozenset({"asyncio", "aiohttp", "soundfile", "time", "socket"})
-CORE = ["ivr/flow.py", "ivr/config.py"]
+CORE = ["ivr/flow.py", "ivr/config.py", "ivr/e164.py"]
 MEDIA = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "media").rglob("*.py"))
 SOUNDFILE_ALLOWED = {"media/wavfile.py"}
 
