@@ -275,6 +275,11 @@ class Caller:
 
         self._sender = asyncio.create_task(run())
 
+    async def audio_sent(self) -> None:
+        """Wait until every frame given to :meth:`start_audio` has been sent."""
+        if self._sender is not None:
+            await asyncio.shield(self._sender)
+
     async def stop_audio(self) -> None:
         if self._sender is not None:
             self._sender.cancel()

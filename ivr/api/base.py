@@ -26,11 +26,20 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class ApiError(Exception):
-    """An error response: status, code, message, and optional details."""
+    """An error response: status, code, message, optional details and response headers."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
+        self.headers = dict(headers or {})
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
@@ -50,12 +59,54 @@ _CODES = {
 }
 
 
+def check_body(request: web.Request) -> None:
+    """Refuse a request body by its headers alone, before a byte of it is read.
+
+    The API takes no compressed bodies. RFC 9110 section 8.4 lets a server
+    refuse a content coding it does not accept with 415, and section 15.5.16
+    asks it to say which codings it does accept (``Accept-Encoding``, section
+    12.5.3): only ``identity``. The body is never inflated (the app's handler
+    arguments switch aiohttp's ``auto_decompress`` off), so a small gzip body
+    that inflates to gigabytes costs nothing. A ``Content-Length`` over the
+    limit is refused (413, RFC 9110 section 15.5.14) before reading too.
+    """
+    if not request.body_exists:
+        return
+    coding = request.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in ("", "identity"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Encoding {coding[:40]!r} is not accepted: send the body uncompressed",
+            headers={"Accept-Encoding": "identity"},
+        )
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+
+
+def _unread_body(request: web.Request) -> bool:
+    """Whether part of the request body has not even arrived yet."""
+    return request.body_exists and not request.content.is_eof()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resp = await _handle(request, handler)
+    # A body left unread is not read afterwards either (lingering_time 0 in the
+    # app's handler arguments): the connection closes after this response, and
+    # the response says so (RFC 9112 section 9.6).
+    if not resp.prepared and _unread_body(request):
+        resp.force_close()
+    return resp
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        check_body(request)
         return await handler(request)
     except ApiError as exc:
         resp = error(exc.status, exc.code, exc.message, **exc.extra)
+        resp.headers.update(exc.headers)
         if exc.status == 429 and "retry_after_s" in exc.extra:
             resp.headers["Retry-After"] = str(exc.extra["retry_after_s"])
         return resp
@@ -170,12 +221,26 @@ async def refuse_object(
     return ApiError(404, "not_found", f"no {object_type} {object_id[:64]}")
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
+async def read_body(request: web.Request) -> bytes:
+    """The whole body, at most ``MAX_BODY_BYTES`` (else 413, and the rest is not read).
+
+    ``StreamReader.read(n)`` returns what has arrived so far, so a body that
+    comes in several TCP segments is read in a loop until its end.
+    """
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    parts: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - size):
+        parts.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    return b"".join(parts)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    raw = await read_body(request)
     try:
         body = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:

@@ -27,11 +27,17 @@ def _resp(
     else:
         out[status] = {"description": "ok", "content": {content: {"schema": schema}}}
     for code in (*errors, 422):
-        out[str(code)] = {
-            "description": "error",
-            "content": {"application/json": {"schema": _ERROR}},
-        }
+        out[str(code)] = _error_response()
     return out
+
+
+def _error_response() -> dict[str, Any]:
+    return {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
+
+
+# Every request that may carry a body can be refused by its headers alone
+# (ivr.api.base.check_body): 413 for its length, 415 for its coding or type.
+_BODY_ERRORS = ("413", "415")
 
 
 def _op(
@@ -380,6 +386,11 @@ def document() -> dict[str, Any]:
             )
         },
     }
+    for ops in paths.values():
+        for method, op in ops.items():
+            if method in ("post", "put", "patch"):
+                for code in _BODY_ERRORS:
+                    op["responses"].setdefault(code, _error_response())
     return {
         "openapi": "3.1.0",
         "info": {

@@ -1,0 +1,242 @@
+"""HTTP hardening, against the real app on loopback sockets.
+
+Each test sends what a careless or hostile client would, and checks that the
+answer is the documented JSON error and that nothing else is disturbed: the
+attacks that could stall the event loop run beside an honest call, whose
+frames must stay on time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import AppFactory, Caller, add_user, noise_frames
+
+Client = TestClient[web.Request, web.Application]
+
+INFLATED_BYTES = 200 * 1024 * 1024  # what the bomb inflates to
+
+
+@pytest.fixture(scope="module")
+def gzip_bomb() -> bytes:
+    """About 200 KB of gzip that inflates to 200 MB of zeros."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip wrapper
+    block = bytes(1 << 20)
+    parts = [packer.compress(block) for _ in range(INFLATED_BYTES // len(block))]
+    parts.append(packer.flush())
+    return b"".join(parts)
+
+
+async def tick_lateness(client: Client) -> dict[float, float]:
+    """The media clock's lateness histogram from ``/metrics``: upper edge -> ticks at or under."""
+    text = await (await client.get("/metrics")).text()
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "ivr_clock_tick_lateness_seconds":
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    out[float(s.labels["le"])] = s.value
+    return out
+
+
+def late_ticks(before: dict[float, float], after: dict[float, float], over_s: float) -> int:
+    """Ticks between two snapshots that ran more than ``over_s`` late."""
+    total = after[float("inf")] - before[float("inf")]
+    return int(total - (after[over_s] - before[over_s]))
+
+
+async def with_honest_call(
+    client: Client,
+    new_caller: Callable[..., Caller],
+    attack: Callable[[], Awaitable[None]],
+    frames: int = 100,
+) -> dict[str, Any]:
+    """Run ``attack`` while a consenting caller talks ``frames`` frames in real time.
+
+    Returns the call's hangup stats, after checking that the call lost no frame
+    and that its recording holds, frame by frame, the audio that was sent.
+    """
+    sup = await add_user(client, "qa@example.com", "supervisor")
+    caller = new_caller(client)
+    await caller.dial("+15550100")
+    answered = time.monotonic()
+    await caller.wait_for("prompt", event="start", node="consent")
+    await caller.send({"type": "dtmf", "digits": "1"})
+    await caller.wait_for("connected")
+    sent = noise_frames(frames, seed=7)
+    caller.start_audio(sent)
+    await asyncio.sleep(0.2)
+    await attack()
+    await caller.audio_sent()
+    assert len(caller.sent_at) == frames
+    hangup = await caller.hangup()
+    up_s = time.monotonic() - answered
+    await caller.closed_wait()
+    stats: dict[str, Any] = hangup["stats"]
+    # The server's side kept pace too: a frame every 20 ms, none skipped.
+    assert stats["frames_sent"] >= up_s / 0.02 - 5, (stats, up_s)
+    assert stats["frames_received"] == frames, stats
+    assert stats["frames_late"] == 0, stats
+    assert stats["frames_dropped"] == 0, stats
+    resp = await client.get(
+        f"/v1/recordings/{stats['recording_id']}/audio",
+        headers={"Authorization": f"Bearer {sup}"},
+    )
+    assert resp.status == 200
+    wav = await resp.read()
+    left = np.frombuffer(wav[44:], dtype="<i2").reshape(-1, 2)[:, 0]
+    want = np.concatenate(sent)
+    # The caller's channel holds the sent frames in order, from the tick where
+    # playout started, up to the two frames still in the jitter buffer when
+    # the hangup arrived.
+    start = int(np.flatnonzero(left)[0])
+    assert start % 160 == 0
+    heard = left[start:]
+    assert len(heard) >= len(want) - 2 * 160
+    assert np.array_equal(heard, want[: len(heard)])
+    return stats
+
+
+# -- 1. compressed and oversize bodies ---------------------------------------
+
+
+async def test_a_gzip_bomb_is_refused_unread_and_the_call_keeps_time(
+    start_app: AppFactory, new_caller: Callable[..., Caller], gzip_bomb: bytes
+) -> None:
+    client = await start_app()
+    before = await tick_lateness(client)
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    async def bomb() -> None:
+        resp = await client.post(
+            "/v1/auth/login",
+            data=gzip_bomb,
+            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+        )
+        answers.append((resp.status, await resp.json()))
+
+    async def attack() -> None:
+        for _ in range(2):
+            await bomb()
+        await asyncio.gather(*(bomb() for _ in range(3)))
+
+    await with_honest_call(client, new_caller, attack)
+    after = await tick_lateness(client)
+    assert late_ticks(before, after, 0.1) == 0
+    assert len(answers) == 5
+    for status, body in answers:
+        assert status == 415
+        assert body["error"]["code"] == "unsupported_media_type"
+        assert "gzip" in body["error"]["message"]
+
+
+async def raw_exchange(
+    client: Client, head: bytes, body: bytes = b"", wait_s: float = 5.0
+) -> tuple[bytes, bool]:
+    """Send ``head`` and ``body`` on a fresh socket; what came back, and whether the server closed.
+
+    Reads until the server closes the connection or ``wait_s`` passes.
+    """
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(head + body)
+        await writer.drain()
+        got = b""
+        closed = False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while (left := deadline - loop.time()) > 0:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), left)
+            except TimeoutError:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            got += chunk
+        return got, closed
+    finally:
+        writer.close()
+
+
+def split_response(raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+    return status, headers, body
+
+
+@pytest.mark.parametrize(
+    ("encoding", "status"), [("gzip", 415), ("deflate", 415), ("br", 415), ("identity", 413)]
+)
+async def test_a_refused_body_is_not_read_after_the_answer(
+    start_app: AppFactory, encoding: str, status: int
+) -> None:
+    client = await start_app()
+    declared = 50_000_000
+    head = (
+        "POST /v1/auth/login HTTP/1.1\r\n"
+        f"Host: {client.server.host}:{client.server.port}\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Encoding: {encoding}\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    ).encode()
+    # Only a part of the declared body is sent: the server must answer at once
+    # and close, not wait (up to 10 s) for the rest in order to throw it away.
+    got, closed = await raw_exchange(client, head, bytes(256 * 1024), wait_s=5.0)
+    code, headers, body = split_response(got)
+    assert code == status
+    assert closed
+    assert headers["connection"] == "close"
+    assert headers["content-type"].startswith("application/json")
+    error = json.loads(body[: int(headers["content-length"])])["error"]
+    if status == 415:
+        assert error["code"] == "unsupported_media_type"
+        assert encoding in error["message"]
+        assert headers["accept-encoding"] == "identity"
+    else:
+        assert error["code"] == "too_large"
+
+
+async def test_identity_is_the_one_accepted_coding(start_app: AppFactory) -> None:
+    client = await start_app()
+    await add_user(client, "sam@example.com", "supervisor")
+    body = {"email": "sam@example.com", "password": "correct horse battery"}
+    for coding in ("identity", "IDENTITY"):
+        resp = await client.post("/v1/auth/login", json=body, headers={"Content-Encoding": coding})
+        assert resp.status == 200, await resp.text()
+    # A coding named on a request without a body refuses nothing.
+    resp = await client.get("/v1/openapi.json", headers={"Content-Encoding": "gzip"})
+    assert resp.status == 200
+
+
+async def test_a_body_that_arrives_in_pieces_is_read_whole(start_app: AppFactory) -> None:
+    client = await start_app()
+    await add_user(client, "sam@example.com", "supervisor")
+    raw = json.dumps({"email": "sam@example.com", "password": "correct horse battery"}).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for i in range(0, len(raw), 10):
+            yield raw[i : i + 10]
+            await asyncio.sleep(0.01)
+
+    resp = await client.post(
+        "/v1/auth/login", data=pieces(), headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["user"]["email"] == "sam@example.com"
