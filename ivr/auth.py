@@ -153,6 +153,21 @@ class Authenticator:
         return 0 if self._seats is None else self._seats.update_seats(user)
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One login attempt, as :meth:`LoginLimiter.begin` answered it.
+
+    ``retry_after_s > 0``: refused, and nothing was counted. Otherwise the
+    attempt is already counted as a failure against each of ``keys``, from
+    before the password is checked, until :meth:`LoginLimiter.succeeded` or
+    :meth:`LoginLimiter.abandoned` gives it back.
+    """
+
+    keys: tuple[str, ...]
+    at: float
+    retry_after_s: int = 0
+
+
 class LoginLimiter:
     """Refuses logins for an account or an address after repeated failures.
 
@@ -160,6 +175,13 @@ class LoginLimiter:
     them leaves the window. Counted per e-mail and per client address, so
     neither guessing one account from many addresses nor many accounts from
     one address gets far.
+
+    An attempt counts from the moment it starts, before its password is
+    checked (which takes a thread and an await). Checking the limit and
+    counting the attempt happen in one synchronous step, so concurrent
+    guesses cannot all pass the check before the first failure is counted:
+    at most ``limit`` attempts are ever judged per window, however many
+    arrive at once. A success gives its own attempt back.
     """
 
     def __init__(
@@ -186,9 +208,36 @@ class LoginLimiter:
                 wait = max(wait, q[0] + self.window_s - self._now())
         return int(wait) + 1 if wait > 0 else 0
 
-    def failed(self, *keys: str) -> None:
-        for key in keys:
-            self._recent(key).append(self._now())
+    def begin(self, *keys: str) -> Attempt:
+        """Check the limit for ``keys`` and, if it allows, count one attempt against each.
 
-    def succeeded(self, email_key: str) -> None:
-        self._failures.pop(email_key, None)
+        No await may come between the check and the count: this method is
+        synchronous, so on one event loop no other attempt runs in between.
+        A refused attempt (``retry_after_s > 0``) is not counted.
+        """
+        now = self._now()
+        wait = self.retry_after_s(*keys)
+        if wait:
+            return Attempt(keys, now, wait)
+        for key in keys:
+            self._recent(key).append(now)
+        return Attempt(keys, now)
+
+    def _give_back(self, attempt: Attempt, key: str) -> None:
+        q = self._failures.get(key)
+        if q is not None and attempt.at in q:
+            q.remove(attempt.at)  # equal stamps are interchangeable
+
+    def succeeded(self, attempt: Attempt, clear: str) -> None:
+        """The attempt signed in: it was no failure, and ``clear`` (the account) starts afresh.
+
+        The other keys (the address) keep their earlier failures.
+        """
+        for key in attempt.keys:
+            self._give_back(attempt, key)
+        self._failures.pop(clear, None)
+
+    def abandoned(self, attempt: Attempt) -> None:
+        """The attempt ended without a verdict on the password (a server error)."""
+        for key in attempt.keys:
+            self._give_back(attempt, key)

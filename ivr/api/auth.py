@@ -30,9 +30,13 @@ async def login(request: web.Request) -> web.Response:
     limiter = request.app[limiter_key]
     email_key = "email:" + body.email.lower()
     addr_key = "addr:" + (request.remote or "?")
-    wait = limiter.retry_after_s(email_key, addr_key)
+    # Counted before the password is checked, in the same step as the limit
+    # check (docs/access.md, the login limit): concurrent guesses cannot all
+    # slip under the limit while the first ones are still being verified.
+    attempt = limiter.begin(email_key, addr_key)
     audit = audit_of(request)
-    if wait:
+    if attempt.retry_after_s:
+        wait = attempt.retry_after_s
         await audit.record(None, "auth.login", "refused", detail={"why": "rate limited"})
         raise ApiError(
             429,
@@ -43,10 +47,13 @@ async def login(request: web.Request) -> web.Response:
     try:
         token, user = await authenticator_of(request).login(body.email, body.password)
     except AuthError as exc:
-        limiter.failed(email_key, addr_key)
+        # The attempt stays counted: it is a failure.
         await audit.record(None, "auth.login", "failed", detail={"why": "bad credentials"})
         raise ApiError(401, "unauthorized", str(exc)) from None
-    limiter.succeeded(email_key)
+    except BaseException:
+        limiter.abandoned(attempt)
+        raise
+    limiter.succeeded(attempt, clear=email_key)
     await audit.record(user, "auth.login", "ok", object_type="user", object_id=user.id)
     return web.json_response({"token": token, "user": user.public()})
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from ivr.auth import LoginLimiter
 from tests.conftest import AppFactory, Caller, add_user, noise_frames
 
 Client = TestClient[web.Request, web.Application]
@@ -240,3 +241,94 @@ async def test_a_body_that_arrives_in_pieces_is_read_whole(start_app: AppFactory
     )
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["user"]["email"] == "sam@example.com"
+
+
+# -- 2. the login limit under concurrency ------------------------------------
+
+
+async def logins(client: Client, email: str, passwords: list[str]) -> list[int]:
+    """POST every password for ``email`` at once; the statuses, in order."""
+
+    async def one(password: str) -> int:
+        resp = await client.post("/v1/auth/login", json={"email": email, "password": password})
+        body = await resp.json()
+        if resp.status == 429:
+            assert body["error"]["code"] == "too_many_attempts"
+            assert int(resp.headers["Retry-After"]) == body["error"]["retry_after_s"] > 0
+        return resp.status
+
+    return list(await asyncio.gather(*(one(p) for p in passwords)))
+
+
+async def test_concurrent_wrong_logins_get_exactly_the_limit_of_401s(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app()
+    await add_user(client, "sam@example.com", "supervisor")
+    statuses = await logins(client, "sam@example.com", [f"guess {i}" for i in range(24)])
+    assert sorted(statuses) == [401] * 5 + [429] * 19
+
+
+async def test_the_right_password_among_concurrent_guesses_after_the_limit_does_not_get_in(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app()
+    await add_user(client, "sam@example.com", "supervisor")
+    # Twelve connections, then twelve requests written in one go, with no await
+    # in between: the server reads them in that order and judges them all
+    # before any password check has finished. The right password comes after
+    # five wrong ones, so the five are the limit and it must not get in.
+    guesses = [f"guess {i}" for i in range(11)]
+    guesses.insert(5, "correct horse battery")
+    conns = [await asyncio.open_connection(client.server.host, client.server.port) for _ in guesses]
+    for (_, writer), password in zip(conns, guesses, strict=True):
+        body = json.dumps({"email": "sam@example.com", "password": password}).encode()
+        writer.write(
+            b"POST /v1/auth/login HTTP/1.1\r\nHost: ivr\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+    answers = await asyncio.gather(*(reader.read() for reader, _ in conns))
+    for _, writer in conns:
+        writer.close()
+    statuses = [split_response(a)[0] for a in answers]
+    assert statuses == [401] * 5 + [429] * 7
+    # And once locked, it stays locked for the right password too.
+    assert await logins(client, "sam@example.com", ["correct horse battery"] * 3) == [429] * 3
+
+
+async def test_a_success_clears_the_account_but_not_the_address(start_app: AppFactory) -> None:
+    client = await start_app()
+    await add_user(client, "sam@example.com", "supervisor")
+    await add_user(client, "ana@example.com", "agent")  # one success from this address
+    # Four failures and a success at once: the success was no failure of the
+    # address, and it clears the account.
+    attempt = [f"wrong {i}" for i in range(4)] + ["correct horse battery"]
+    assert sorted(await logins(client, "sam@example.com", attempt)) == [200] + [401] * 4
+    assert await logins(client, "sam@example.com", ["wrong again"]) == [401]
+    # That was the address's fifth failure: now every account is locked from here.
+    assert await logins(client, "ana@example.com", ["correct horse battery"]) == [429]
+
+
+def test_the_limit_counts_attempts_from_their_start_and_refusals_never() -> None:
+    clock = [1000.0]
+    limiter = LoginLimiter(limit=3, window_s=60.0, now=lambda: clock[0])
+    pending = [limiter.begin("email:a", "addr:x") for _ in range(3)]
+    assert [a.retry_after_s for a in pending] == [0, 0, 0]
+    # Three attempts are being judged: a fourth is refused before any verdict.
+    assert limiter.begin("email:a", "addr:x").retry_after_s == 61  # whole seconds, rounded up
+    # One of them succeeds: it gives its attempt back and clears the account.
+    limiter.succeeded(pending[0], clear="email:a")
+    assert limiter.begin("email:b", "addr:x").retry_after_s == 0
+    clock[0] += 30
+    # The address has three counted (two failures and the new one); refusals
+    # in between are not counted, so the lock ends when the oldest is 60 s old.
+    for _ in range(5):
+        assert limiter.begin("email:c", "addr:x").retry_after_s == 31
+    clock[0] += 30
+    assert limiter.begin("email:c", "addr:x").retry_after_s == 0
+    # A server error gives the attempt back everywhere.
+    other = limiter.begin("email:d", "addr:y")
+    limiter.abandoned(other)
+    assert [limiter.begin("email:d", "addr:y").retry_after_s for _ in range(4)] == [0, 0, 0, 61]
