@@ -300,12 +300,21 @@ def document() -> dict[str, Any]:
         "/v1/recordings/{recording_id}/audio": {
             "parameters": [_path("recording_id")],
             "get": _op(
-                "The recording as a stereo WAV (caller left, agent right); Range works",
-                _resp(
-                    {"type": "string", "format": "binary"},
-                    content="audio/wav",
-                    errors=(401, 403, 404, 416),
-                ),
+                "The recording as a stereo WAV (caller left, agent right); one byte range "
+                "of a Range header gives 206, several give the whole file",
+                {
+                    **_resp(
+                        {"type": "string", "format": "binary"},
+                        content="audio/wav",
+                        errors=(401, 403, 404, 416),
+                    ),
+                    "206": {
+                        "description": "the byte range asked for",
+                        "content": {
+                            "audio/wav": {"schema": {"type": "string", "format": "binary"}}
+                        },
+                    },
+                },
             ),
         },
         "/v1/recordings/{recording_id}/transcript": {

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -132,9 +136,97 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
         object_id=rec["id"],
         detail={"range": request.headers.get("Range", "")[:64]},
     )
-    return web.FileResponse(
-        path, headers={"Content-Type": "audio/wav", "Cache-Control": "private, no-store"}
+    return await send_file(request, path, "audio/wav")
+
+
+_BYTE_RANGE = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)", re.ASCII)
+_CHUNK = 1 << 16
+
+
+def byte_range(header: str | None, size: int, if_range: str | None = None) -> range | None:
+    """The bytes a ``Range`` header asks for, by RFC 9110 section 14; None for the whole file.
+
+    - No header, a unit other than ``bytes`` (section 14.2: ignored), an
+      ``If-Range`` (section 13.1.5: this server sends no validators, so none
+      can match, and the whole file is sent), or more than one range (section
+      14.2 lets a server ignore the field; the whole file is simpler than
+      multipart/byteranges): None, a 200 with the whole file.
+    - One satisfiable range (section 14.1.2): ``first-last`` or ``first-``
+      with ``first`` inside the file (``last`` past the end means the end),
+      or ``-n`` with ``n`` at least 1 (the last ``n`` bytes, or all of them).
+    - Anything else is refused with 416 (section 15.5.17): an invalid
+      ranges-specifier (section 14.1.1: a ``last`` before its ``first``, no
+      digits, other text), ``first`` at or past the end, or ``-0``, which asks
+      for no bytes at all.
+    """
+    if header is None or if_range is not None:
+        return None
+    unit, eq, spec = header.partition("=")
+    if not eq or unit.strip().lower() != "bytes":
+        return None
+    specs = [s.strip() for s in spec.split(",") if s.strip()]  # RFC 9110 5.6.1: empty items
+    if len(specs) > 1:
+        return None
+    shown = header[:64]
+    found = _BYTE_RANGE.fullmatch(specs[0]) if specs else None
+    if found is None:
+        raise _unsatisfiable(f"Range {shown!r} is not a byte range (bytes=first-last)", size)
+    first, last, suffix = found.groups()
+    if suffix is not None:
+        if int(suffix) == 0 or size == 0:
+            raise _unsatisfiable(f"Range {shown!r} asks for no bytes", size)
+        return range(max(size - int(suffix), 0), size)
+    if last and int(last) < int(first):
+        raise _unsatisfiable(f"Range {shown!r} ends before it starts", size)
+    if int(first) >= size:
+        raise _unsatisfiable(f"Range {shown!r} starts past the end ({size} bytes)", size)
+    end = min(int(last) + 1, size) if last else size
+    return range(int(first), end)
+
+
+def _unsatisfiable(message: str, size: int) -> ApiError:
+    # RFC 9110 section 15.5.17: a 416 says the current length in Content-Range.
+    return ApiError(
+        416, "range_not_satisfiable", message, headers={"Content-Range": f"bytes */{size}"}
     )
+
+
+async def send_file(request: web.Request, path: Path, content_type: str) -> web.StreamResponse:
+    """Stream a file, whole (200) or the one byte range asked for (206); see :func:`byte_range`.
+
+    Read off the event loop in 64 KiB pieces, so a long recording never
+    stalls it and never sits whole in memory.
+    """
+    with await asyncio.to_thread(path.open, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        wanted = byte_range(request.headers.get("Range"), size, request.headers.get("If-Range"))
+        headers = {
+            "Content-Type": content_type,
+            "Cache-Control": "private, no-store",
+            "Accept-Ranges": "bytes",  # RFC 9110 section 14.3
+        }
+        if wanted is None:
+            wanted = range(size)
+            status = 200
+        else:
+            status = 206
+            headers["Content-Range"] = f"bytes {wanted.start}-{wanted.stop - 1}/{size}"
+        resp = web.StreamResponse(status=status, headers=headers)
+        resp.content_length = len(wanted)
+        await resp.prepare(request)
+        await asyncio.to_thread(f.seek, wanted.start)
+        left = len(wanted)
+        try:
+            while left > 0:
+                chunk = await asyncio.to_thread(f.read, min(_CHUNK, left))
+                if not chunk:
+                    break  # the file shrank under us: the client sees a short body
+                await resp.write(chunk)
+                left -= len(chunk)
+            await resp.write_eof()
+        except ConnectionError:
+            pass  # the client left mid-way (a seek in the player): nothing to answer
+    return resp
 
 
 def transcript_out(transcript: dict[str, Any]) -> dict[str, Any]:

@@ -332,3 +332,77 @@ def test_the_limit_counts_attempts_from_their_start_and_refusals_never() -> None
     other = limiter.begin("email:d", "addr:y")
     limiter.abandoned(other)
     assert [limiter.begin("email:d", "addr:y").retry_after_s for _ in range(4)] == [0, 0, 0, 61]
+
+
+# -- 3. Range requests on recordings -----------------------------------------
+
+
+async def recorded_call(client: Client, new_caller: Callable[..., Caller]) -> str:
+    """One short recorded call on the sales line; its recording id."""
+    caller = new_caller(client)
+    await caller.dial("+15550101")
+    await caller.wait_for("connected")
+    caller.start_audio(noise_frames(10))
+    await caller.audio_sent()
+    hangup = await caller.hangup()
+    await caller.closed_wait()
+    rec_id: str = hangup["stats"]["recording_id"]
+    return rec_id
+
+
+async def test_range_requests_follow_rfc_9110(
+    start_app: AppFactory, new_caller: Callable[..., Caller]
+) -> None:
+    client = await start_app()
+    sup = await add_user(client, "sup@example.com", "supervisor")
+    url = f"/v1/recordings/{await recorded_call(client, new_caller)}/audio"
+
+    async def get(**headers: str) -> tuple[int, Any, bytes]:
+        resp = await client.get(url, headers={"Authorization": f"Bearer {sup}", **headers})
+        return resp.status, resp.headers, await resp.read()
+
+    status, headers, whole = await get()
+    assert status == 200
+    assert headers["Accept-Ranges"] == "bytes"
+    assert headers["Content-Type"] == "audio/wav"
+    size = len(whole)
+    assert size == int(headers["Content-Length"]) > 44
+    # One satisfiable range: 206 with exactly those bytes.
+    for spec, want in [
+        ("bytes=0-43", range(0, 44)),
+        ("bytes=100-", range(100, size)),
+        ("bytes=10-99999999", range(10, size)),
+        ("bytes=-10", range(size - 10, size)),
+        ("bytes=-99999999", range(0, size)),
+        (f"bytes={size - 1}-{size - 1}", range(size - 1, size)),
+        ("Bytes=0-0", range(0, 1)),
+    ]:
+        status, headers, body = await get(Range=spec)
+        assert status == 206, spec
+        assert body == whole[want.start : want.stop], spec
+        assert headers["Content-Range"] == f"bytes {want.start}-{want.stop - 1}/{size}", spec
+    # Unsatisfiable or invalid: 416 with the length, and a JSON error naming the range.
+    for spec in (
+        "bytes=-0",
+        f"bytes={size}-",
+        f"bytes={size + 5}-{size + 9}",
+        "bytes=5-2",
+        "bytes=x",
+    ):
+        status, headers, body = await get(Range=spec)
+        assert status == 416, spec
+        assert headers["Content-Range"] == f"bytes */{size}", spec
+        error = json.loads(body)["error"]
+        assert error["code"] == "range_not_satisfiable"
+        assert spec in error["message"]
+    # Several ranges, another unit, or an If-Range this server cannot match: the whole file.
+    for headers_in in (
+        {"Range": "bytes=0-1,5-9"},
+        {"Range": "bytes=0-1, -5"},
+        {"Range": "items=0-1"},
+        {"Range": "bytes=0-1", "If-Range": '"some-etag"'},
+    ):
+        status, headers, body = await get(**headers_in)
+        assert status == 200, headers_in
+        assert body == whole, headers_in
+        assert "Content-Range" not in headers
