@@ -69,6 +69,12 @@ def check_body(request: web.Request) -> None:
     arguments switch aiohttp's ``auto_decompress`` off), so a small gzip body
     that inflates to gigabytes costs nothing. A ``Content-Length`` over the
     limit is refused (413, RFC 9110 section 15.5.14) before reading too.
+
+    Every body is JSON, and says so: ``Content-Type: application/json`` or
+    an ``application/*+json`` type (RFC 6839 section 3.1), any parameters
+    ignored (JSON is UTF-8, RFC 8259 section 8.1). Any other type, or none,
+    is 415 (RFC 9110 section 15.5.16), so XML or a form is never parsed as
+    JSON by accident. A request without a body needs no type.
     """
     if not request.body_exists:
         return
@@ -82,6 +88,27 @@ def check_body(request: web.Request) -> None:
         )
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    if not is_json_type(request):
+        raw = request.headers.get("Content-Type")
+        said = f"Content-Type {raw[:80]!r} is not accepted" if raw else "no Content-Type"
+        # RFC 5789 section 2.2: a 415 to a PATCH names the patch formats taken.
+        accept = {"Accept-Patch": "application/json"} if request.method == "PATCH" else {}
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"{said}: a request body must be JSON (Content-Type: application/json)",
+            headers=accept,
+        )
+
+
+def is_json_type(request: web.Request) -> bool:
+    """Whether the request says its body is JSON (see :func:`check_body`)."""
+    if "Content-Type" not in request.headers:
+        return False
+    kind = request.content_type  # lower case, parameters dropped
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
 
 
 def _unread_body(request: web.Request) -> bool:

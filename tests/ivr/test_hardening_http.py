@@ -406,3 +406,74 @@ async def test_range_requests_follow_rfc_9110(
         assert status == 200, headers_in
         assert body == whole, headers_in
         assert "Content-Range" not in headers
+
+
+# -- 4. content types ----------------------------------------------------------
+
+
+LOGIN = json.dumps({"email": "sam@example.com", "password": "correct horse battery"}).encode()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/xml", "application/x-www-form-urlencoded", "text/json", None],
+)
+async def test_a_body_that_is_not_said_to_be_json_is_415(
+    start_app: AppFactory, content_type: str | None
+) -> None:
+    client = await start_app()
+    await add_user(client, "sam@example.com", "supervisor")
+    if content_type is None:
+        resp = await client.post("/v1/auth/login", data=LOGIN, skip_auto_headers=["Content-Type"])
+    else:
+        resp = await client.post(
+            "/v1/auth/login", data=LOGIN, headers={"Content-Type": content_type}
+        )
+    assert resp.status == 415
+    error = (await resp.json())["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert (content_type or "no Content-Type") in error["message"]
+    assert "application/json" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        "application/merge-patch+json",
+    ],
+)
+async def test_json_types_are_accepted(start_app: AppFactory, content_type: str) -> None:
+    client = await start_app()
+    await add_user(client, "sam@example.com", "supervisor")
+    resp = await client.post("/v1/auth/login", data=LOGIN, headers={"Content-Type": content_type})
+    assert resp.status == 200, await resp.text()
+
+
+async def test_requests_without_a_body_need_no_type(
+    start_app: AppFactory, new_caller: Callable[..., Caller]
+) -> None:
+    client = await start_app()
+    admin = await add_user(client, "adm@example.com", "admin")
+    auth = {"Authorization": f"Bearer {admin}"}
+    caller = new_caller(client)
+    call_id = (await caller.dial("+15550101"))["call_id"]
+    await caller.wait_for("connected")
+    await caller.wait_for("recording", state="on")
+    for action, state in (("pause", "paused"), ("resume", "on")):
+        resp = await client.post(f"/v1/calls/{call_id}/recording/{action}", headers=auth)
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["recording"] == state
+    # A PATCH of the wrong type is told which type a patch may have (RFC 5789).
+    resp = await client.patch(
+        "/v1/numbers/+15550101", headers={**auth, "Content-Type": "text/plain"}, data=b"{}"
+    )
+    assert resp.status == 415
+    assert resp.headers["Accept-Patch"] == "application/json"
+    await caller.hangup()
+    resp = await client.post("/v1/privacy/retention/run", headers=auth)
+    assert resp.status == 200, await resp.text()
+    resp = await client.post("/v1/auth/logout", headers={**auth, "Content-Type": "text/plain"})
+    assert resp.status == 204
