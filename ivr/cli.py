@@ -115,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
+    from ivr import http
     from ivr.app import Settings, create_app
     from ivr.config import load_config
 
@@ -138,14 +137,14 @@ def _serve(args: argparse.Namespace) -> int:
         flush=True,
     )
 
-    def listening(_: str) -> None:  # run_app calls this once the socket is bound
+    def listening() -> None:  # called once the socket is bound
         print(
             f"listening on http://{args.host}:{args.port} "
             f"(calls: ws://{args.host}:{args.port}/v1/call); Ctrl-C stops",
             flush=True,
         )
 
-    web.run_app(app, host=args.host, port=args.port, print=listening, shutdown_timeout=10)
+    http.run(app, host=args.host, port=args.port, on_listening=listening, shutdown_timeout=10)
     print("stopped", flush=True)
     return 0
 

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 import yaml
 from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from ivr import http
 from ivr.app import Settings, create_app
 from ivr.auth import CHEAP
 from ivr.config import Config, parse_config
@@ -148,6 +149,13 @@ def config_data(prompts_dir: Path) -> dict[str, Any]:
 AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
+class AppServer(TestServer):
+    """aiohttp's test server, running the app through ``ivr serve``'s own runner."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
+        return http.AppRunner(self.app, **kwargs)
+
+
 @pytest.fixture
 def start_app(aiohttp_client: Any, tmp_path: Path, config_data: dict[str, Any]) -> AppFactory:
     """Start the real app on loopback; returns a test client."""
@@ -160,7 +168,7 @@ def start_app(aiohttp_client: Any, tmp_path: Path, config_data: dict[str, Any]) 
             data_dir=data_dir or tmp_path / "data", config=config, hash_params=CHEAP
         )
         client: TestClient[web.Request, web.Application] = await aiohttp_client(
-            create_app(settings)
+            AppServer(create_app(settings))
         )
         return client
 

@@ -9,10 +9,18 @@ frames must stay on time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +30,9 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.auth import LoginLimiter
-from tests.conftest import AppFactory, Caller, add_user, noise_frames
+from ivr.http import parser_reason
+from tests.conftest import AppFactory, Caller, add_user, noise_frames, write_yaml
+from tests.ivr.test_cli import _free_port
 
 Client = TestClient[web.Request, web.Application]
 
@@ -477,3 +487,139 @@ async def test_requests_without_a_body_need_no_type(
     assert resp.status == 200, await resp.text()
     resp = await client.post("/v1/auth/logout", headers={**auth, "Content-Type": "text/plain"})
     assert resp.status == 204
+
+
+# -- 5. aiohttp's own parser errors ----------------------------------------------
+
+SECRET = "tok3n-that-must-not-be-logged"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "reason"),
+    [
+        (b"GARBAGE\r\n\r\n", "Invalid method encountered"),
+        (b"GET / HTTP/9.9\r\nHost: ivr\r\n\r\n", "Invalid HTTP version"),
+        (
+            f"GET /v1/me HTTP/1.1\r\nHost: ivr\r\nAuthorization: Bearer {SECRET}\x01\r\n\r\n",
+            "Invalid header value char",
+        ),
+        (f"GET /v1/me HTTP/1.1\r\nHost: ivr\r\nAuthorization Bearer {SECRET}\r\n\r\n", "header"),
+        (b"GET / HTTP/1.1\r\nHost: ivr\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n", "8190 bytes"),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: ivr\r\n\r\n", "8190 bytes"),
+        (
+            b"GET / HTTP/1.1\r\nHost: ivr\r\n"
+            + b"".join(b"X-%d: 1\r\n" % i for i in range(200))
+            + b"\r\n",
+            "Too many headers",
+        ),
+        (
+            b"POST /v1/auth/login HTTP/1.1\r\nHost: ivr\r\nContent-Length: x\r\n\r\n",
+            "Content-Length",
+        ),
+    ],
+)
+async def test_a_request_aiohttp_cannot_parse_gets_a_json_error_and_one_log_line(
+    start_app: AppFactory,
+    caplog: pytest.LogCaptureFixture,
+    request_bytes: bytes | str,
+    reason: str,
+) -> None:
+    client = await start_app()
+    raw = request_bytes.encode("latin-1") if isinstance(request_bytes, str) else request_bytes
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        got, closed = await raw_exchange(client, raw)
+    status, headers, body = split_response(got)
+    # aiohttp decides the status: 400 for every parser error it has.
+    assert status == 400
+    assert closed
+    assert headers["content-type"].startswith("application/json")
+    error = json.loads(body)["error"]
+    assert error["code"] == "bad_request"
+    assert reason in error["message"]
+    assert SECRET not in error["message"]
+    records = [r for r in caplog.records if r.name.startswith(("ivr", "aiohttp.server"))]
+    assert len(records) == 1, [r.getMessage() for r in records]
+    record = records[0]
+    assert record.name == "ivr.http"
+    assert record.exc_info is None
+    assert reason in record.getMessage()
+    assert "Traceback" not in caplog.text
+    assert SECRET not in caplog.text
+    # The server is unharmed: the next request on a new connection is answered.
+    assert (await client.get("/v1/openapi.json")).status == 200
+
+
+def test_the_parser_reason_keeps_the_words_and_drops_the_bytes() -> None:
+    assert parser_reason("Invalid header value char:\n\n  b'X: secret\\x01'\n     ^") == (
+        "Invalid header value char"
+    )
+    assert parser_reason("Got more than 8190 bytes when reading: b'aaaa'.") == (
+        "Got more than 8190 bytes when reading"
+    )
+    assert parser_reason("Bad status line:\n  Invalid HTTP version:\n\n  b'GET / X'\n ^") == (
+        "Bad status line: Invalid HTTP version"
+    )
+    assert parser_reason("Invalid HTTP header: 'Bearer secret'") == "Invalid HTTP header"
+    assert parser_reason(None) == "malformed request"
+
+
+IVR = [sys.executable, "-m", "ivr"]
+
+
+@contextlib.contextmanager
+def ivr_serve(
+    tmp_path: Path, config_data: dict[str, Any], *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """A real ``ivr serve`` on a free loopback port; SIGTERM and a clean exit after."""
+    config = write_yaml(tmp_path / "ivr.yaml", config_data)
+    port = _free_port()
+    data = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [*IVR, "serve", "--config", str(config), "--data", data, "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert proc.stdout is not None
+        line = ""
+        deadline = time.monotonic() + 30
+        while "listening on" not in line and time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+        assert "listening on" in line, proc.stderr.read() if proc.stderr else ""
+        yield port, proc
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def http_exchange(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One raw request on a fresh blocking socket; the parsed answer (read to the close)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(raw)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    return split_response(got)
+
+
+def test_ivr_serve_answers_a_malformed_request_as_json_with_one_log_line(
+    tmp_path: Path, config_data: dict[str, Any]
+) -> None:
+    with ivr_serve(tmp_path, config_data) as (port, proc):
+        raw = f"GET /v1/me HTTP/1.1\r\nHost: ivr\r\nAuthorization: Bearer {SECRET}\x01\r\n\r\n"
+        status, headers, body = http_exchange(port, raw.encode("latin-1"))
+    assert status == 400
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(body)["error"]["code"] == "bad_request"
+    stderr = proc.stderr.read() if proc.stderr else ""
+    lines = [ln for ln in stderr.splitlines() if "malformed" in ln]
+    assert len(lines) == 1, stderr
+    assert "Invalid header value char" in lines[0]
+    assert "Traceback" not in stderr
+    assert SECRET not in stderr

@@ -26,7 +26,7 @@ from aiohttp.test_utils import TestClient
 
 from ivr.app import Settings, create_app
 from ivr.auth import CHEAP
-from tests.conftest import build_config
+from tests.conftest import AppServer, build_config
 
 try:
     from playwright.async_api import Browser, BrowserContext, Page, Playwright, async_playwright
@@ -200,7 +200,7 @@ def serve(aiohttp_client: Any, tmp_path: Path, config_data: dict[str, Any]) -> S
         app = create_app(settings)
         if not web_routes_wired(app):
             ivr.web.add_routes(app)
-        client: Client = await aiohttp_client(app)
+        client: Client = await aiohttp_client(AppServer(app))
         return client
 
     return start
