@@ -113,7 +113,9 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[clock_key] = clock
         app[switchboard_key] = switchboard
         # Signing out ends the agent seats signed in with the session.
-        app[authenticator_key] = Authenticator(store, settings.hash_params, seats=switchboard)
+        app[authenticator_key] = await Authenticator.create(
+            store, settings.hash_params, seats=switchboard
+        )
         app[audit_key] = audit = AuditLog(store)
         app[limiter_key] = LoginLimiter()
         clock.start()

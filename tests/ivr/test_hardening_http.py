@@ -27,9 +27,11 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from argon2 import PasswordHasher, extract_parameters
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.auth import LoginLimiter
+from ivr.app import authenticator_key
+from ivr.auth import CHEAP, LoginLimiter
 from ivr.http import parser_reason
 from tests.conftest import AppFactory, Caller, add_user, noise_frames, write_yaml
 from tests.ivr.test_cli import _free_port
@@ -623,3 +625,43 @@ def test_ivr_serve_answers_a_malformed_request_as_json_with_one_log_line(
     assert "Invalid header value char" in lines[0]
     assert "Traceback" not in stderr
     assert SECRET not in stderr
+
+
+# -- 6. the dummy hash -------------------------------------------------------------
+
+
+async def test_the_dummy_hash_is_ready_at_start_up_so_the_first_unknown_login_only_verifies(
+    start_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Count argon2's own work (the library, at the edge; the calls go through).
+    calls: list[str] = []
+    real_hash, real_verify = PasswordHasher.hash, PasswordHasher.verify
+
+    def counted_hash(self: PasswordHasher, password: str | bytes, **kw: Any) -> str:
+        calls.append("hash")
+        return real_hash(self, password, **kw)
+
+    def counted_verify(self: PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        calls.append("verify")
+        return bool(real_verify(self, hash, password))
+
+    monkeypatch.setattr(PasswordHasher, "hash", counted_hash)
+    monkeypatch.setattr(PasswordHasher, "verify", counted_verify)
+    client = await start_app()
+    auth = client.app[authenticator_key]
+    # Made at start-up with the server's own cost, before any login.
+    assert calls == ["hash"]
+    params = extract_parameters(auth.dummy_hash)
+    assert (params.time_cost, params.memory_cost, params.parallelism) == (
+        CHEAP.time_cost,
+        CHEAP.memory_cost,
+        CHEAP.parallelism,
+    )
+    for n in range(1, 4):
+        calls.clear()
+        resp = await client.post(
+            "/v1/auth/login", json={"email": f"nobody{n}@example.com", "password": "guess"}
+        )
+        assert resp.status == 401
+        # Each unknown-e-mail login, the first one too, is exactly one verify.
+        assert calls == ["verify"], n
