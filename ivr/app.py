@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ivr import api, compliance, privacy, ws
+from ivr import api, compliance, http, privacy, ws
 from ivr.agent import PersonSeat
 from ivr.audit import AuditLog
 from ivr.auth import Authenticator, HashParams, LoginLimiter
@@ -47,6 +47,13 @@ class Settings:
     config_path: Path | None = None
     config: Config | None = None  # already loaded (tests); else read from config_path
     hash_params: HashParams = field(default_factory=HashParams)
+    # /metrics: with a token, only ``Authorization: Bearer <token>`` is served
+    # (never in a repr, so never in a log line). With a port, /metrics is on a
+    # listener of its own at metrics_host:metrics_port (0: any free port), and
+    # not on the main one. Neither: open on the main listener, as before.
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
 
 
 settings_key = web.AppKey("settings", Settings)
@@ -57,6 +64,8 @@ clock_key = web.AppKey("clock", MediaClock)
 audit_key = web.AppKey("audit", AuditLog)
 metrics_key = web.AppKey("metrics", ServerMetrics)
 limiter_key = web.AppKey("limiter", LoginLimiter)
+metrics_runner_key = web.AppKey("metrics_runner", web.AppRunner)
+"""The separate /metrics listener's runner, when ``Settings.metrics_port`` is set."""
 
 
 async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -144,6 +153,35 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
+async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
+    """Serve /metrics alone on ``metrics_host:metrics_port`` for as long as the app runs."""
+    settings = app[settings_key]
+    assert settings.metrics_port is not None
+    side = web.Application(middlewares=[api.error_middleware], handler_args=HANDLER_ARGS)
+    side.router.add_get("/metrics", metrics_handler(app[metrics_key], settings.metrics_token))
+    runner = http.AppRunner(side, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.metrics_host, settings.metrics_port)
+        await site.start()
+        app[metrics_runner_key] = runner
+        log.info("metrics on %s", ", ".join(f"http://{h}:{p}/metrics" for h, p in _hosts(runner)))
+        yield
+    finally:
+        await runner.cleanup()
+
+
+def metrics_addresses(app: web.Application) -> list[tuple[str, int]]:
+    """Where the separate /metrics listener listens (host, port); [] if there is none."""
+    if metrics_runner_key not in app:
+        return []
+    return _hosts(app[metrics_runner_key])
+
+
+def _hosts(runner: web.BaseRunner) -> list[tuple[str, int]]:
+    return [(str(a[0]), int(a[1])) for a in runner.addresses]
+
+
 async def _sweep(store: Store, every_s: float) -> None:
     """Delete expired recordings now and then, for as long as the server runs."""
     while True:
@@ -188,8 +226,12 @@ def create_app(settings: Settings) -> web.Application:
     app[settings_key] = settings
     app[metrics_key] = metrics = ServerMetrics()
     app.cleanup_ctx.append(_core_ctx)
-    # Prometheus: counters and histograms only, nothing personal (docs/load.md).
-    app.router.add_get("/metrics", metrics_handler(metrics))
+    # Prometheus: counters and histograms only, nothing personal (docs/load.md),
+    # open, behind a token, or on a listener of its own (docs/access.md).
+    if settings.metrics_port is None:
+        app.router.add_get("/metrics", metrics_handler(metrics, settings.metrics_token))
+    else:
+        app.cleanup_ctx.append(_metrics_listener)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get("/v1/call", ws.call_handler)
     app.router.add_get("/v1/agent", ws.agent_handler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,8 @@ from ivr import __version__
 from ivr.errors import InvalidConfig, IvrError, StoreError
 
 DEFAULT_DATA = Path("data")
+METRICS_TOKEN_ENV = "IVR_METRICS_TOKEN"
+MIN_METRICS_TOKEN = 16
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +32,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--metrics-token-file",
+        type=Path,
+        help="/metrics needs 'Authorization: Bearer TOKEN', TOKEN read from this file "
+        f"(default: the {METRICS_TOKEN_ENV} environment variable; unset: /metrics is open)",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics on a listener of its own on this port, and not on --port",
+    )
+    serve.add_argument(
+        "--metrics-host",
+        help="the address of the --metrics-port listener (default: 127.0.0.1)",
+    )
 
     users = sub.add_parser("users", help="manage users")
     usub = users.add_subparsers(dest="users_command", required=True)
@@ -116,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from ivr import http
-    from ivr.app import Settings, create_app
+    from ivr.app import Settings, create_app, metrics_addresses
     from ivr.config import load_config
 
     logging.basicConfig(
@@ -125,12 +143,27 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     from ivr.compliance import check_all, format_violations
 
+    try:
+        token = _metrics_token(args)
+    except ValueError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    if args.metrics_host is not None and args.metrics_port is None:
+        print("ivr: --metrics-host needs --metrics-port", file=sys.stderr)
+        return 2
     config = load_config(args.config)
     violations = check_all(config.numbers, config.flows)
     if violations:
         print(format_violations(violations), file=sys.stderr)
         return 1
-    app = create_app(Settings(data_dir=args.data, config=config))
+    settings = Settings(
+        data_dir=args.data,
+        config=config,
+        metrics_token=token,
+        metrics_host=args.metrics_host or "127.0.0.1",
+        metrics_port=args.metrics_port,
+    )
+    app = create_app(settings)
     print(
         f"ivr {__version__}: {len(config.numbers)} numbers from {config.source}; "
         f"data in {args.data}",
@@ -138,15 +171,50 @@ def _serve(args: argparse.Namespace) -> int:
     )
 
     def listening() -> None:  # called once the socket is bound
+        if settings.metrics_port is None:
+            where = f"http://{args.host}:{args.port}/metrics"
+        else:
+            where = ", ".join(f"http://{h}:{p}/metrics" for h, p in metrics_addresses(app))
         print(
             f"listening on http://{args.host}:{args.port} "
-            f"(calls: ws://{args.host}:{args.port}/v1/call); Ctrl-C stops",
+            f"(calls: ws://{args.host}:{args.port}/v1/call; metrics: {where}"
+            f"{', token needed' if token is not None else ''}); Ctrl-C stops",
             flush=True,
         )
 
-    http.run(app, host=args.host, port=args.port, on_listening=listening, shutdown_timeout=10)
+    try:
+        http.run(app, host=args.host, port=args.port, on_listening=listening, shutdown_timeout=10)
+    except OSError as exc:  # a port in use, a folder that cannot be written
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 1
     print("stopped", flush=True)
     return 0
+
+
+def _metrics_token(args: argparse.Namespace) -> str | None:
+    """The /metrics token: from --metrics-token-file, else the environment, else None.
+
+    Never printed: errors name where the token came from, not what it is.
+    """
+    token: str
+    if args.metrics_token_file is not None:
+        where = f"--metrics-token-file {args.metrics_token_file}"
+        try:
+            token = args.metrics_token_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where}: cannot read it ({exc})") from None
+    elif METRICS_TOKEN_ENV in os.environ:
+        where = METRICS_TOKEN_ENV
+        token = os.environ[METRICS_TOKEN_ENV].strip()
+    else:
+        return None
+    if len(token) < MIN_METRICS_TOKEN:
+        raise ValueError(
+            f"{where}: the metrics token needs at least {MIN_METRICS_TOKEN} characters"
+        )
+    if not token.isascii() or not token.isprintable() or " " in token:
+        raise ValueError(f"{where}: the metrics token must be printable ASCII without spaces")
+    return token
 
 
 async def _users_add(args: argparse.Namespace) -> int:

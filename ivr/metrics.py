@@ -13,6 +13,8 @@ on counters, one family per quantity with labels for its kinds.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -177,10 +179,33 @@ class ServerMetrics:
         return bytes(encoder(self.registry)), content_type
 
 
-def metrics_handler(metrics: ServerMetrics) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """An aiohttp handler serving ``metrics`` (for ``GET /metrics``)."""
+def metrics_handler(
+    metrics: ServerMetrics, token: str | None = None
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler serving ``metrics`` (for ``GET /metrics``).
+
+    With ``token``, only a request with ``Authorization: Bearer <token>`` is
+    served; any other gets 401 (RFC 6750 section 3: with ``WWW-Authenticate:
+    Bearer``). The token is compared in constant time (its SHA-256, so not
+    even its length shows) and never logged.
+    """
+    want = hashlib.sha256(token.encode()).digest() if token is not None else None
 
     async def handler(request: web.Request) -> web.Response:
+        if want is not None:
+            header = request.headers.get("Authorization", "")
+            given = header[7:].strip() if header.startswith("Bearer ") else ""
+            if not hmac.compare_digest(hashlib.sha256(given.encode()).digest(), want):
+                return web.json_response(
+                    {
+                        "error": {
+                            "code": "unauthorized",
+                            "message": "wrong metrics token" if given else "missing bearer token",
+                        }
+                    },
+                    status=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
         body, content_type = metrics.render(request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 

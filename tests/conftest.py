@@ -161,11 +161,12 @@ def start_app(aiohttp_client: Any, tmp_path: Path, config_data: dict[str, Any]) 
     """Start the real app on loopback; returns a test client."""
 
     async def start(
-        data: dict[str, Any] | None = None, data_dir: Path | None = None
+        data: dict[str, Any] | None = None, data_dir: Path | None = None, **more: Any
     ) -> TestClient[web.Request, web.Application]:
+        """``more``: other :class:`ivr.app.Settings` fields (the /metrics ones)."""
         config = build_config(data or config_data, tmp_path)
         settings = Settings(
-            data_dir=data_dir or tmp_path / "data", config=config, hash_params=CHEAP
+            data_dir=data_dir or tmp_path / "data", config=config, hash_params=CHEAP, **more
         )
         client: TestClient[web.Request, web.Application] = await aiohttp_client(
             AppServer(create_app(settings))

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ivr.api import admin, auth, calls, privacy, recordings, reports
 from ivr.api.base import MAX_BODY_BYTES, error_middleware
-from ivr.api.openapi import document
+from ivr.api.openapi import MetricsAccess, document
 
 __all__ = ["MAX_BODY_BYTES", "add_routes", "error_middleware"]
 
@@ -23,6 +23,16 @@ def add_routes(app: web.Application) -> None:
             app.router.add_route(method, path, handler)
 
     async def openapi(request: web.Request) -> web.Response:
-        return web.json_response(document())
+        from ivr.app import settings_key
+
+        settings = request.app[settings_key]
+        metrics: MetricsAccess = (
+            "elsewhere"
+            if settings.metrics_port is not None
+            else "token"
+            if settings.metrics_token is not None
+            else "open"
+        )
+        return web.json_response(document(metrics))
 
     app.router.add_get("/v1/openapi.json", openapi)

@@ -6,7 +6,7 @@ route, and the fuzz test drives the API from this document.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from ivr import __version__
 
@@ -92,8 +92,15 @@ _USER = {
 }
 
 
-def document() -> dict[str, Any]:
-    """The whole OpenAPI 3.1 document."""
+MetricsAccess = Literal["open", "token", "elsewhere"]
+
+
+def document(metrics: MetricsAccess = "open") -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document.
+
+    ``metrics`` says how this server serves ``/metrics`` (docs/access.md):
+    open, behind the metrics token, or not here but on a listener of its own.
+    """
     paths: dict[str, dict[str, Any]] = {
         "/v1/auth/login": {
             "post": _op(
@@ -387,14 +394,20 @@ def document() -> dict[str, Any]:
             "post": _op("Delete every recording past its retention now", _resp(_OBJ))
         },
         "/v1/openapi.json": {"get": _op("This document", _resp(_OBJ, errors=()), auth=False)},
-        "/metrics": {
-            "get": _op(
-                "Prometheus metrics: counters and histograms, nothing personal",
-                _resp({"type": "string"}, content="text/plain", errors=()),
-                auth=False,
-            )
-        },
     }
+    if metrics != "elsewhere":
+        op = _op(
+            "Prometheus metrics: counters and histograms, nothing personal",
+            _resp(
+                {"type": "string"},
+                content="text/plain",
+                errors=(401,) if metrics == "token" else (),
+            ),
+            auth=False,
+        )
+        if metrics == "token":
+            op["security"] = [{"metrics_token": []}]
+        paths["/metrics"] = {"get": op}
     for ops in paths.values():
         for method, op in ops.items():
             if method in ("post", "put", "patch"):
@@ -412,7 +425,14 @@ def document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "metrics_token": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the metrics token given to ivr serve, not a user's",
+                },
+            },
             "schemas": {
                 "Error": {
                     "type": "object",

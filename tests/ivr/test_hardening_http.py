@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import pytest
 from aiohttp import web
@@ -30,7 +31,7 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher, extract_parameters
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.app import authenticator_key
+from ivr.app import authenticator_key, metrics_addresses, settings_key
 from ivr.auth import CHEAP, LoginLimiter
 from ivr.http import parser_reason
 from tests.conftest import AppFactory, Caller, add_user, noise_frames, write_yaml
@@ -665,3 +666,143 @@ async def test_the_dummy_hash_is_ready_at_start_up_so_the_first_unknown_login_on
         assert resp.status == 401
         # Each unknown-e-mail login, the first one too, is exactly one verify.
         assert calls == ["verify"], n
+
+
+# -- 7. who may read /metrics ----------------------------------------------------
+
+METRICS_TOKEN = "m3trics-t0ken-0123456789abcdef"
+
+
+def documented_routes(doc: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
+
+
+def served_routes(app: web.Application) -> set[tuple[str, str]]:
+    out = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource else {}
+        path = str(info.get("path") or info.get("formatter"))
+        api = path.startswith("/v1/") and path not in ("/v1/call", "/v1/agent")
+        if route.method not in ("HEAD", "*") and (api or path == "/metrics"):
+            out.add((route.method, path))
+    return out
+
+
+async def test_metrics_stay_open_on_the_main_port_by_default(start_app: AppFactory) -> None:
+    client = await start_app()
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    assert "ivr_calls_active" in await resp.text()
+    doc = await (await client.get("/v1/openapi.json")).json()
+    assert doc["paths"]["/metrics"]["get"]["security"] == []
+
+
+async def test_metrics_with_a_token_need_that_bearer_token(
+    start_app: AppFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        client = await start_app(metrics_token=METRICS_TOKEN)
+        sup = await add_user(client, "sup@example.com", "supervisor")
+        for headers in (
+            {},
+            {"Authorization": "Bearer nope"},
+            {"Authorization": f"Bearer {METRICS_TOKEN}x"},
+            {"Authorization": f"Bearer {sup}"},  # a user's token is not the metrics token
+            {"Authorization": f"Basic {METRICS_TOKEN}"},
+        ):
+            resp = await client.get("/metrics", headers=headers)
+            assert resp.status == 401, headers
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+            error = (await resp.json())["error"]
+            assert error["code"] == "unauthorized"
+            assert METRICS_TOKEN not in error["message"]
+        resp = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert resp.status == 200
+        assert "ivr_clock_tick_lateness_seconds_bucket" in await resp.text()
+    assert METRICS_TOKEN not in caplog.text
+    assert METRICS_TOKEN not in repr(client.app[settings_key])
+    doc = await (await client.get("/v1/openapi.json")).json()
+    op = doc["paths"]["/metrics"]["get"]
+    assert op["security"] == [{"metrics_token": []}]
+    assert "401" in op["responses"]
+    assert documented_routes(doc) == served_routes(client.app)
+
+
+async def test_metrics_on_a_listener_of_their_own_and_not_on_the_main_port(
+    start_app: AppFactory,
+) -> None:
+    client = await start_app(metrics_port=0, metrics_token=METRICS_TOKEN)
+    resp = await client.get("/metrics")
+    assert resp.status == 404
+    assert (await resp.json())["error"]["code"] == "not_found"
+    [(host, port)] = metrics_addresses(client.app)
+    assert host == "127.0.0.1"
+    assert port not in (0, client.server.port)
+    auth = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    async with aiohttp.ClientSession(f"http://{host}:{port}") as side:
+        async with side.get("/metrics", headers=auth) as got:
+            assert got.status == 200
+            assert "ivr_calls_active" in await got.text()
+        async with side.get("/metrics") as got:
+            assert got.status == 401
+        async with side.get("/v1/openapi.json", headers=auth) as got:
+            assert got.status == 404  # only /metrics is there
+    doc = await (await client.get("/v1/openapi.json")).json()
+    assert "/metrics" not in doc["paths"]
+    assert documented_routes(doc) == served_routes(client.app)
+
+
+def test_ivr_serve_takes_the_metrics_token_from_a_file_and_a_port_of_its_own(
+    tmp_path: Path, config_data: dict[str, Any]
+) -> None:
+    token_file = tmp_path / "metrics.token"
+    token_file.write_text(METRICS_TOKEN + "\n")
+    metrics_port = _free_port()
+    args = ("--metrics-token-file", str(token_file), "--metrics-port", str(metrics_port))
+    with ivr_serve(tmp_path, config_data, *args) as (port, proc):
+        get = b"GET /metrics HTTP/1.1\r\nHost: ivr\r\nConnection: close\r\n"
+        assert http_exchange(port, get + b"\r\n")[0] == 404
+        assert http_exchange(metrics_port, get + b"\r\n")[0] == 401
+        authed = get + f"Authorization: Bearer {METRICS_TOKEN}\r\n\r\n".encode()
+        status, _, body = http_exchange(metrics_port, authed)
+        assert status == 200
+        assert b"ivr_calls_active" in body
+    out = (proc.stdout.read() if proc.stdout else "") + (proc.stderr.read() if proc.stderr else "")
+    assert METRICS_TOKEN not in out
+
+
+def test_ivr_serve_takes_the_metrics_token_from_the_environment(
+    tmp_path: Path, config_data: dict[str, Any]
+) -> None:
+    with ivr_serve(tmp_path, config_data, env={"IVR_METRICS_TOKEN": METRICS_TOKEN}) as (port, _):
+        get = b"GET /metrics HTTP/1.1\r\nHost: ivr\r\nConnection: close\r\n"
+        assert http_exchange(port, get + b"\r\n")[0] == 401
+        authed = get + f"Authorization: Bearer {METRICS_TOKEN}\r\n\r\n".encode()
+        assert http_exchange(port, authed)[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("token", "args", "message"),
+    [
+        ("short", (), "at least 16 characters"),
+        ("with a space in it, long enough", (), "printable ASCII without spaces"),
+        (None, ("--metrics-host", "127.0.0.1"), "--metrics-host needs --metrics-port"),
+    ],
+)
+def test_ivr_serve_refuses_a_bad_metrics_setting(
+    tmp_path: Path, token: str | None, args: tuple[str, ...], message: str
+) -> None:
+    env = {**os.environ, "IVR_METRICS_TOKEN": token} if token else dict(os.environ)
+    if token is None:
+        env.pop("IVR_METRICS_TOKEN", None)
+    done = subprocess.run(
+        [*IVR, "serve", "--data", str(tmp_path / "d"), "--port", "1", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    if token:
+        assert token not in done.stderr
