@@ -64,6 +64,8 @@ clock_key = web.AppKey("clock", MediaClock)
 audit_key = web.AppKey("audit", AuditLog)
 metrics_key = web.AppKey("metrics", ServerMetrics)
 limiter_key = web.AppKey("limiter", LoginLimiter)
+allowed_origins_key = web.AppKey("allowed_origins", frozenset[str])
+"""The config's http.allowed_origins, canonical (ivr.ws.check_origin)."""
 metrics_runner_key = web.AppKey("metrics_runner", web.AppRunner)
 """The separate /metrics listener's runner, when ``Settings.metrics_port`` is set."""
 
@@ -127,6 +129,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         )
         app[audit_key] = audit = AuditLog(store)
         app[limiter_key] = LoginLimiter()
+        app[allowed_origins_key] = frozenset(config.http.allowed_origins)
         clock.start()
         transcriber = TranscriptionWorker(store, switchboard.numbers)
         transcriber.start()

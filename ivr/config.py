@@ -26,6 +26,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
 )
+from yarl import URL
 
 from ivr.e164 import DTMF_DIGITS, is_e164
 from ivr.errors import InvalidConfig, Problem
@@ -211,10 +212,55 @@ class LimitsConfig(_Strict):
     retention_sweep_s: Annotated[float, Field(ge=1, le=86400)] = 3600.0
 
 
+class HttpConfig(_Strict):
+    """What the HTTP side accepts beyond its defaults.
+
+    ``allowed_origins``: web origins (``scheme://host[:port]``) whose pages
+    may open the call and agent WebSockets, besides the server's own origin
+    (docs/protocol.md, RFC 6455 section 10.2). Each is checked and kept in
+    canonical form (:func:`canonical_origin`).
+    """
+
+    allowed_origins: Annotated[list[str], Field(max_length=100)] = []
+
+
+def canonical_origin(text: str) -> str | None:
+    """An origin in the form browsers send it (RFC 6454 section 6.2), or None if not one.
+
+    Lower-case scheme and host, the port only when it is not the scheme's
+    default: ``HTTPS://App.Example.com:443`` gives ``https://app.example.com``.
+    Only ``http`` and ``https`` origins, with a host and nothing after it
+    (no user, path, query or fragment).
+    """
+    try:
+        url = URL(text)
+    except (ValueError, TypeError):
+        return None
+    if (
+        url.scheme not in ("http", "https")
+        or not url.raw_host
+        or url.user is not None
+        or url.password is not None
+        or url.raw_path not in ("", "/")
+        or text.rstrip().endswith("/")
+        or url.query_string
+        or url.fragment
+        or "#" in text
+        or "?" in text
+    ):
+        return None
+    host = url.raw_host  # IDNA-encoded, as browsers send it
+    host = f"[{host}]" if ":" in host else host
+    default = 443 if url.scheme == "https" else 80
+    port = "" if url.port in (None, default) else f":{url.port}"
+    return f"{url.scheme}://{host}{port}"
+
+
 class _RawConfig(_Strict):
     prompts_dir: str | None = None
     bots: BotConfig = BotConfig()
     limits: LimitsConfig = LimitsConfig()
+    http: HttpConfig = HttpConfig()
     numbers: dict[str, NumberConfig]
     teams: dict[str, TeamConfig] = {}
     flows: dict[str, _RawFlow]
@@ -258,6 +304,7 @@ class Config:
     limits: LimitsConfig
     prompts: Mapping[str, PromptSource] = field(default_factory=dict)
     prompts_dir: Path = SHIPPED_PROMPTS
+    http: HttpConfig = field(default_factory=HttpConfig)
 
 
 def prompt_id(spec: str | TtsPrompt) -> str:
@@ -496,6 +543,19 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
             )
         if number.flow not in raw.flows:
             problems.append(Problem(f"numbers.{e164}.flow", f"no flow named {number.flow!r}"))
+    origins = []
+    for i, origin in enumerate(raw.http.allowed_origins):
+        canonical = canonical_origin(origin)
+        if canonical is None:
+            problems.append(
+                Problem(
+                    f"http.allowed_origins.{i}",
+                    f"not an origin: {origin[:100]!r}; write scheme://host[:port], "
+                    "such as https://app.example.com (http or https, no path)",
+                )
+            )
+        else:
+            origins.append(canonical)
     for team_id, team in raw.teams.items():
         if team.bot_greeting is not None:
             need_prompt(f"teams.{team_id}.bot_greeting", team.bot_greeting)
@@ -523,6 +583,7 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
         limits=raw.limits,
         prompts=prompts,
         prompts_dir=prompts_dir,
+        http=HttpConfig(allowed_origins=list(dict.fromkeys(origins))),
     )
 
 

@@ -26,7 +26,9 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
+from ivr.api.base import ApiError
 from ivr.auth import Authenticator, Session
+from ivr.config import canonical_origin
 from ivr.errors import AuthError, StorageUnavailable
 from ivr.leg import Leg
 from ivr.protocol import (
@@ -159,10 +161,60 @@ class _Errors:
         return False
 
 
+def own_origin(request: web.Request) -> str | None:
+    """This server's origin as the client reached it: the scheme and the ``Host`` header.
+
+    Behind a proxy that ends TLS, the scheme is the one the proxy reports
+    (``Forwarded: proto=``, RFC 7239 section 5.4, or ``X-Forwarded-Proto``).
+    Only the scheme is taken from those headers: a browser cannot set them
+    on a WebSocket request, and the check below guards against browsers.
+    """
+    scheme = request.scheme
+    forwarded = request.forwarded[0].get("proto", "") if request.forwarded else ""
+    proxied = forwarded or request.headers.get("X-Forwarded-Proto", "").split(",")[0]
+    if proxied.strip().lower() in ("http", "https"):
+        scheme = proxied.strip().lower()
+    return canonical_origin(f"{scheme}://{request.host}")
+
+
+def check_origin(request: web.Request) -> None:
+    """Refuse a WebSocket opened by a page of another origin, before the upgrade (403).
+
+    A browser lets any page open a WebSocket to any server, and says which
+    page in ``Origin``; the server must check it (RFC 6455 section 10.2), or
+    any web site could make its visitors' browsers place calls here
+    (cross-site WebSocket hijacking). Allowed: no ``Origin`` at all (tools
+    and the load runner, not browsers, which always send one), this server's
+    own origin (:func:`own_origin`), and the config's
+    ``http.allowed_origins``. ``null`` (a sandboxed or local page) and
+    anything else are refused.
+    """
+    from ivr.app import allowed_origins_key
+
+    raw = request.headers.get("Origin")
+    if raw is None:
+        return
+    origin = canonical_origin(raw.strip())
+    if origin is not None and (
+        origin == own_origin(request) or origin in request.app[allowed_origins_key]
+    ):
+        return
+    shown = raw[:200]
+    log.info("refused a WebSocket on %s from origin %r", request.path, shown)
+    raise ApiError(
+        403,
+        "forbidden",
+        f"origin {shown!r} may not open {request.path}: only this server's own origin "
+        "and the config's http.allowed_origins may",
+        origin=shown,
+    )
+
+
 async def call_handler(request: web.Request) -> web.WebSocketResponse:
     """``GET /v1/call``: one caller leg."""
     from ivr.app import switchboard_key
 
+    check_origin(request)
     sb = request.app[switchboard_key]
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)
     await ws.prepare(request)
@@ -363,6 +415,7 @@ async def agent_handler(request: web.Request) -> web.WebSocketResponse:
     """``GET /v1/agent``: a person taking calls."""
     from ivr.app import authenticator_key, switchboard_key
 
+    check_origin(request)
     sb = request.app[switchboard_key]
     auth = request.app[authenticator_key]
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)

@@ -9,6 +9,7 @@ frames must stay on time.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -33,8 +34,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ivr.app import authenticator_key, metrics_addresses, settings_key
 from ivr.auth import CHEAP, LoginLimiter
+from ivr.errors import InvalidConfig
 from ivr.http import parser_reason
-from tests.conftest import AppFactory, Caller, add_user, noise_frames, write_yaml
+from tests.conftest import (
+    AppFactory,
+    Caller,
+    add_user,
+    build_config,
+    noise_frames,
+    write_yaml,
+)
 from tests.ivr.test_cli import _free_port
 
 Client = TestClient[web.Request, web.Application]
@@ -806,3 +815,122 @@ def test_ivr_serve_refuses_a_bad_metrics_setting(
     assert message in done.stderr
     if token:
         assert token not in done.stderr
+
+
+# -- 8. the WebSocket Origin rule ----------------------------------------------------
+
+
+def upgrade(origin: str | None, **more: str) -> dict[str, str]:
+    """The headers of a WebSocket handshake (RFC 6455 section 4.1), from ``origin``."""
+    headers = {
+        "Connection": "Upgrade",
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        **more,
+    }
+    if origin is not None:
+        headers["Origin"] = origin
+    return headers
+
+
+def with_origins(config_data: dict[str, Any], *origins: str) -> dict[str, Any]:
+    return {**config_data, "http": {"allowed_origins": list(origins)}}
+
+
+@pytest.mark.parametrize("path", ["/v1/call", "/v1/agent"])
+async def test_a_foreign_origin_is_refused_before_the_upgrade(
+    start_app: AppFactory, config_data: dict[str, Any], path: str
+) -> None:
+    client = await start_app(with_origins(config_data, "https://app.example.com"))
+    sup = await add_user(client, "sup@example.com", "supervisor")
+    port = client.server.port
+    assert port is not None
+    for origin in (
+        "https://evil.example",
+        "https://app.example.com.evil.example",
+        "http://app.example.com",  # the allowed host, another scheme
+        f"http://127.0.0.1:{port + 1}",  # this host, another port
+        f"https://127.0.0.1:{port}",  # this host and port, another scheme
+        "null",  # a sandboxed frame or a local file
+        "not an origin",
+    ):
+        resp = await client.get(path, headers=upgrade(origin))
+        assert resp.status == 403, origin
+        error = (await resp.json())["error"]
+        assert error["code"] == "forbidden"
+        assert error["origin"] == origin
+        assert repr(origin) in error["message"]
+        assert "Upgrade" not in resp.headers.get("Connection", "")
+    # Nothing happened behind the refusals.
+    calls = await (await client.get("/v1/calls", headers={"Authorization": f"Bearer {sup}"})).json()
+    assert calls["items"] == []
+
+
+async def test_the_own_origin_an_allowed_one_and_no_origin_may_open_both_endpoints(
+    start_app: AppFactory, config_data: dict[str, Any]
+) -> None:
+    client = await start_app(with_origins(config_data, "https://App.Example.com:443"))
+    agent_token = await add_user(client, "ana@example.com", "agent", ("desk",))
+    own = f"http://127.0.0.1:{client.server.port}"
+    for origin in (None, own, "https://app.example.com", "HTTPS://APP.EXAMPLE.COM:443"):
+        call = await client.ws_connect("/v1/call", origin=origin)
+        await call.send_json(
+            {"type": "dial", "to": "+15550101", "from": "+15557654321"}
+            | {"codec": "pcm_s16le", "rate": 8000}
+        )
+        assert (await call.receive_json(timeout=10))["type"] == "answered", origin
+        await call.close()
+        agent = await client.ws_connect("/v1/agent", origin=origin)
+        await agent.send_json({"type": "login", "token": agent_token})
+        assert (await agent.receive_json(timeout=10))["type"] == "logged_in", origin
+        await agent.close()
+
+
+@pytest.mark.parametrize(
+    "proxy", [{"X-Forwarded-Proto": "https"}, {"Forwarded": "for=192.0.2.1;proto=https"}]
+)
+async def test_behind_a_tls_proxy_the_own_origin_is_https(
+    start_app: AppFactory, proxy: dict[str, str]
+) -> None:
+    client = await start_app()
+    https_own = f"https://127.0.0.1:{client.server.port}"
+    assert (await client.get("/v1/call", headers=upgrade(https_own))).status == 403
+    ws = await client.ws_connect("/v1/call", origin=https_own, headers=proxy)
+    await ws.close()
+    # The proxy's scheme names the own origin; the plain one is now another.
+    plain = f"http://127.0.0.1:{client.server.port}"
+    assert (await client.get("/v1/call", headers=upgrade(plain, **proxy))).status == 403
+
+
+def test_allowed_origins_are_checked_like_the_rest_of_the_config(
+    tmp_path: Path, config_data: dict[str, Any]
+) -> None:
+    data = with_origins(
+        config_data,
+        "https://ok.example.com",
+        "https://ok.example.com/",
+        "ftp://files.example.com",
+        "app.example.com",
+        "https://OK.example.com:443",
+    )
+    with pytest.raises(InvalidConfig) as caught:
+        build_config(data, tmp_path)
+    problems = {p.path: p.message for p in caught.value.problems}
+    assert set(problems) == {
+        "http.allowed_origins.1",
+        "http.allowed_origins.2",
+        "http.allowed_origins.3",
+    }
+    assert all("not an origin" in m and "scheme://host[:port]" in m for m in problems.values())
+    data["http"] = {"allowed_origins": ["https://OK.example.com:443", "http://h:8080"]}
+    assert build_config(data, tmp_path).http.allowed_origins == [
+        "https://ok.example.com",
+        "http://h:8080",
+    ]
+    data["http"] = {"allowed_origin": ["https://ok.example.com"]}
+    with pytest.raises(InvalidConfig) as caught:
+        build_config(data, tmp_path)
+    assert [(p.path, p.message) for p in caught.value.problems] == [
+        ("http.allowed_origin", "unknown key")
+    ]
