@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ivr import api, compliance, http, privacy, ws
+from ivr import api, compliance, privacy, serving, ws
 from ivr.agent import PersonSeat
 from ivr.audit import AuditLog
 from ivr.auth import Authenticator, HashParams, LoginLimiter
@@ -162,7 +162,7 @@ async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
     assert settings.metrics_port is not None
     side = web.Application(middlewares=[api.error_middleware], handler_args=HANDLER_ARGS)
     side.router.add_get("/metrics", metrics_handler(app[metrics_key], settings.metrics_token))
-    runner = http.AppRunner(side, access_log=None)
+    runner = serving.AppRunner(side, access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.metrics_host, settings.metrics_port)

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ivr import http
+    from ivr import serving
     from ivr.app import Settings, create_app, metrics_addresses
     from ivr.config import load_config
 
@@ -183,7 +183,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
 
     try:
-        http.run(app, host=args.host, port=args.port, on_listening=listening, shutdown_timeout=10)
+        serving.run(
+            app, host=args.host, port=args.port, on_listening=listening, shutdown_timeout=10
+        )
     except OSError as exc:  # a port in use, a folder that cannot be written
         print(f"ivr: {exc}", file=sys.stderr)
         return 1

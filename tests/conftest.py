@@ -20,7 +20,7 @@ import yaml
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr import http
+from ivr import serving
 from ivr.app import Settings, create_app
 from ivr.auth import CHEAP
 from ivr.config import Config, parse_config
@@ -153,7 +153,7 @@ class AppServer(TestServer):
     """aiohttp's test server, running the app through ``ivr serve``'s own runner."""
 
     async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
-        return http.AppRunner(self.app, **kwargs)
+        return serving.AppRunner(self.app, **kwargs)
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ivr.app import authenticator_key, metrics_addresses, settings_key
 from ivr.auth import CHEAP, LoginLimiter
 from ivr.errors import InvalidConfig
-from ivr.http import parser_reason
+from ivr.serving import parser_reason
 from tests.conftest import (
     AppFactory,
     Caller,
@@ -553,7 +553,7 @@ async def test_a_request_aiohttp_cannot_parse_gets_a_json_error_and_one_log_line
     records = [r for r in caplog.records if r.name.startswith(("ivr", "aiohttp.server"))]
     assert len(records) == 1, [r.getMessage() for r in records]
     record = records[0]
-    assert record.name == "ivr.http"
+    assert record.name == "ivr.serving"
     assert record.exc_info is None
     assert reason in record.getMessage()
     assert "Traceback" not in caplog.text

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from ivr.api.base import error
 
-log = logging.getLogger("ivr.http")
+log = logging.getLogger("ivr.serving")
 
 # Where aiohttp's parser messages start quoting the request's own bytes.
 _QUOTED = re.compile(r"""\s*:?\s*(?:b?['"]|bytearray\(|\^)""")
