@@ -268,13 +268,17 @@ class Caller:
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
 
-    def start_audio(self, frames: list[Pcm]) -> None:
-        """Send ``frames`` at real-time pace (one per 20 ms against a start time)."""
+    def start_audio(self, frames: list[Pcm], lead: int = 0) -> None:
+        """Send ``frames`` at real-time pace (one per 20 ms against a start time).
+
+        ``lead``: send that many frames ahead at once, as a client with its own
+        buffer does, so the server's jitter buffer holds them as a cushion.
+        """
 
         async def run() -> None:
             start = time.monotonic()
             for i, f in enumerate(frames):
-                delay = start + i * 0.02 - time.monotonic()
+                delay = start + (i - lead) * 0.02 - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if self._ws.closed:
