@@ -1053,17 +1053,21 @@ class Store:
         The recording's fields (``path``, ``pauses``, ``number``, ...) are None
         when it was deleted.
         """
-        async with (
-            self.transaction() as db,
-            db.execute(
-                "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
-                "updated_at = ? WHERE recording_id = (SELECT recording_id FROM transcription_jobs "
-                "WHERE state = 'pending' ORDER BY created_at, recording_id LIMIT 1) "
-                "RETURNING recording_id, attempts",
-                (now_iso(),),
-            ) as cur,
-        ):
-            row = await cur.fetchone()
+        # One worker call runs the UPDATE and reads its RETURNING row to the end:
+        # through a cursor (execute, then fetch) the write statement stays open
+        # between the two calls, and a commit in that gap fails with "cannot
+        # commit transaction - SQL statements in progress".
+        async with self.transaction() as db:
+            rows = list(
+                await db.execute_fetchall(
+                    "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
+                    "updated_at = ? WHERE recording_id = (SELECT recording_id FROM "
+                    "transcription_jobs WHERE state = 'pending' ORDER BY created_at, recording_id "
+                    "LIMIT 1) RETURNING recording_id, attempts",
+                    (now_iso(),),
+                )
+            )
+        row = rows[0] if rows else None
         if row is None:
             return None
         rec = await self._one(
