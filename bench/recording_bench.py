@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ivr.recorder import RecorderPool, Recording
+from ivr.call.recorder import RecorderPool, Recording
 from media.frame import samples_per_frame
 from media.wavfile import RecordingWriter
 

@@ -4,7 +4,7 @@ Renders a fixed set of call-centre sentences with espeak-ng (``en-us``, slow
 and clear by default), takes each through the telephone path (resampled to
 8 kHz, written as the caller channel of a stereo recording with a silent
 agent channel and half a second of silence around the speech), transcribes it
-with :func:`ivr.transcribe.transcribe_samples` exactly as the worker does, and
+with :func:`ivr.speech.transcribe.transcribe_samples` exactly as the worker does, and
 prints, per sentence and in total:
 
 * the word error rate, (substitutions + deletions + insertions) / reference
@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from ivr import transcribe, tts
+from ivr.speech import transcribe, tts
 from media.resample import resample
 
 SENTENCES = (

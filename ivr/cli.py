@@ -1,4 +1,8 @@
-"""The ``ivr`` command: serve, users, check-config, prompts."""
+"""The ``ivr`` command: serve, users, check-config, prompts, privacy, load.
+
+Each command imports what it needs when it runs, not at the top: ``ivr
+--help`` and the small commands then start without loading the server.
+"""
 
 from __future__ import annotations
 
@@ -133,15 +137,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ivr import serving
-    from ivr.app import Settings, create_app, metrics_addresses
     from ivr.config import load_config
+    from ivr.server import serving
+    from ivr.server.app import create_app, metrics_addresses
+    from ivr.server.keys import Settings
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    from ivr.compliance import check_all, format_violations
+    from ivr.flows.compliance import check_all, format_violations
 
     try:
         token = _metrics_token(args)
@@ -220,7 +225,7 @@ def _metrics_token(args: argparse.Namespace) -> str | None:
 
 
 async def _users_add(args: argparse.Namespace) -> int:
-    from ivr.auth import HashParams, generate_password, hash_password
+    from ivr.access.auth import HashParams, generate_password, hash_password
     from ivr.store import Store
 
     if args.password_stdin:
@@ -255,7 +260,7 @@ async def _privacy(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from ivr import privacy
+    from ivr import privacy, stamp
     from ivr.e164 import is_e164
     from ivr.store import Store
 
@@ -289,9 +294,9 @@ async def _privacy(args: argparse.Namespace) -> int:
         since, until = privacy.default_window()
         try:
             if args.since:
-                since = privacy.iso(_parse_time(args.since))
+                since = stamp.iso(_parse_time(args.since))
             if args.until:
-                until = privacy.iso(_parse_time(args.until))
+                until = stamp.iso(_parse_time(args.until))
         except ValueError as exc:
             print(f"ivr: {exc}", file=sys.stderr)
             return 1
@@ -312,7 +317,7 @@ def _parse_time(text: str) -> datetime:
 
 
 async def _audit_verify(args: argparse.Namespace) -> int:
-    from ivr.audit import verify
+    from ivr.access.audit import verify
     from ivr.store import Store
 
     if not (args.data / "ivr.sqlite3").is_file():
@@ -343,8 +348,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _check_flows(args: argparse.Namespace) -> int:
-    from ivr.compliance import check_all, format_violations
     from ivr.config import load_config
+    from ivr.flows.compliance import check_all, format_violations
 
     config = load_config(args.config)
     violations = check_all(config.numbers, config.flows)
@@ -353,8 +358,8 @@ def _check_flows(args: argparse.Namespace) -> int:
 
 
 def _render_prompts(args: argparse.Namespace) -> int:
-    from ivr import tts
     from ivr.config import SHIPPED_PROMPTS
+    from ivr.speech import tts
 
     folder = args.dir or SHIPPED_PROMPTS
     for path in tts.render_prompt_dir(folder):

@@ -10,13 +10,13 @@ Tree::
     │   ├── NotFound       no such object (or one this user may not see)
     │   └── StorageUnavailable  a write failed for want of a working disk (full, I/O
     │                      error); nothing of it was kept, and it may be tried again
-    ├── TranscriptionError (ivr.transcribe) a recording could not be transcribed
+    ├── TranscriptionError (ivr.speech.transcribe) a recording could not be transcribed
     │   └── NoModel        no speech model ships for the number's language
     └── AuthError          bad credentials or token
 
 A caller pressing a wrong key or saying nothing is a branch of the flow, never
 an exception. These errors become HTTP statuses or WebSocket close codes only
-at the edges (``ivr.api``, ``ivr.ws``).
+at the edges (``ivr.api``, ``ivr.transport.ws``).
 """
 
 from __future__ import annotations

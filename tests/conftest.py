@@ -20,10 +20,11 @@ import yaml
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ivr import serving
-from ivr.app import Settings, create_app
-from ivr.auth import CHEAP
+from ivr.access.auth import CHEAP
 from ivr.config import Config, parse_config
+from ivr.server import serving
+from ivr.server.app import create_app
+from ivr.server.keys import Settings
 from media.frame import Pcm
 from media.wavfile import write_mono
 
@@ -163,7 +164,7 @@ def start_app(aiohttp_client: Any, tmp_path: Path, config_data: dict[str, Any]) 
     async def start(
         data: dict[str, Any] | None = None, data_dir: Path | None = None, **more: Any
     ) -> TestClient[web.Request, web.Application]:
-        """``more``: other :class:`ivr.app.Settings` fields (the /metrics ones)."""
+        """``more``: other :class:`ivr.server.app.Settings` fields (the /metrics ones)."""
         config = build_config(data or config_data, tmp_path)
         settings = Settings(
             data_dir=data_dir or tmp_path / "data", config=config, hash_params=CHEAP, **more
@@ -347,8 +348,8 @@ async def add_user(
     password: str = "correct horse battery",
 ) -> str:
     """Create a user in the app's store and return a bearer token for them."""
-    from ivr.app import store_key
-    from ivr.auth import hash_password
+    from ivr.access.auth import hash_password
+    from ivr.server.keys import store_key
 
     store = client.app[store_key]
     hashed = await hash_password(password, CHEAP)

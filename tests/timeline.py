@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from ivr.leg import MAX_JITTER_FRAMES, PRIME_FRAMES
+from ivr.call.leg import MAX_JITTER_FRAMES, PRIME_FRAMES
 from media.frame import Pcm
 
 

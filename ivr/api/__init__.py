@@ -1,6 +1,6 @@
 """The REST API under ``/v1`` (ACCESS.md).
 
-Every handler asks :func:`ivr.policy.permits` before it touches data, and
+Every handler asks :func:`ivr.access.policy.permits` before it touches data, and
 records what it did in the audit log. Errors are JSON
 ``{"error": {"code", "message"}}``; the middleware turns every failure,
 unknown routes included, into that shape, never a traceback.
@@ -13,6 +13,7 @@ from aiohttp import web
 from ivr.api import admin, auth, calls, privacy, recordings, reports
 from ivr.api.base import MAX_BODY_BYTES, error_middleware
 from ivr.api.openapi import MetricsAccess, document
+from ivr.server.keys import settings_key
 
 __all__ = ["MAX_BODY_BYTES", "add_routes", "error_middleware"]
 
@@ -23,7 +24,6 @@ def add_routes(app: web.Application) -> None:
             app.router.add_route(method, path, handler)
 
     async def openapi(request: web.Request) -> web.Response:
-        from ivr.app import settings_key
 
         settings = request.app[settings_key]
         metrics: MetricsAccess = (

@@ -12,7 +12,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ivr import compliance, privacy, transcribe
+from ivr import privacy
+from ivr.access.auth import hash_password
+from ivr.access.policy import permits
 from ivr.api.base import (
     ApiError,
     Route,
@@ -23,18 +25,13 @@ from ivr.api.base import (
     require,
     store_of,
 )
-from ivr.auth import hash_password
-from ivr.config import (
-    Flow,
-    NumberConfig,
-    TeamConfig,
-    flow_dependencies,
-    prompt_source,
-    validate_flow,
-)
+from ivr.call.prompt import PromptLibrary
+from ivr.config import NumberConfig, TeamConfig, flow_dependencies, prompt_source
 from ivr.e164 import is_e164
 from ivr.errors import IvrError, StoreError
-from ivr.policy import permits
+from ivr.flows import Flow, compliance, validate_flow
+from ivr.server.keys import settings_key, switchboard_key
+from ivr.speech import transcribe
 from ivr.store import Role, User
 
 # -- users -----------------------------------------------------------------------
@@ -58,7 +55,6 @@ class UserPatch(BaseModel):
 
 
 def _hash_params(request: web.Request) -> Any:
-    from ivr.app import settings_key
 
     return request.app[settings_key].hash_params
 
@@ -183,7 +179,6 @@ class TeamCreate(TeamBody):
 
 
 async def list_teams(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     user = await require(request, "teams.read")
     sb = request.app[switchboard_key]
@@ -207,7 +202,6 @@ async def list_teams(request: web.Request) -> web.Response:
 async def _save_team(
     request: web.Request, team_id: str, body: TeamBody, what: str, actor: User, status: int
 ) -> web.Response:
-    from ivr.app import switchboard_key
 
     sb = request.app[switchboard_key]
     team = TeamConfig(bots=body.bots, bot_greeting=body.bot_greeting)
@@ -230,7 +224,6 @@ async def _save_team(
 
 
 async def create_team(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     actor = await require(request, "teams.write")
     body = await read_model(request, TeamCreate)
@@ -240,7 +233,6 @@ async def create_team(request: web.Request) -> web.Response:
 
 
 async def patch_team(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     actor = await require(request, "teams.write")
     team_id = request.match_info["team_id"]
@@ -258,7 +250,6 @@ async def patch_team(request: web.Request) -> web.Response:
 
 
 async def delete_team(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     actor = await require(request, "teams.write")
     team_id = request.match_info["team_id"]
@@ -299,7 +290,6 @@ def _number_out(number_id: str, n: NumberConfig) -> dict[str, Any]:
 
 
 async def list_numbers(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     user = await require(request, "numbers.read")
     numbers = request.app[switchboard_key].numbers
@@ -315,7 +305,6 @@ def _number_id(request: web.Request) -> str:
 
 
 async def get_number(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     user = await require(request, "numbers.read")
     number_id = _number_id(request)
@@ -329,7 +318,6 @@ async def get_number(request: web.Request) -> web.Response:
 
 
 async def patch_number(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     actor = await require(request, "numbers.write")
     number_id = _number_id(request)
@@ -400,7 +388,6 @@ async def patch_number(request: web.Request) -> web.Response:
 
 
 async def list_flows(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     user = await require(request, "flows.read")
     flows = request.app[switchboard_key].flows
@@ -416,7 +403,6 @@ async def list_flows(request: web.Request) -> web.Response:
 
 
 async def get_flow(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     user = await require(request, "flows.read")
     flow_id = request.match_info["flow_id"]
@@ -436,7 +422,6 @@ async def get_flow(request: web.Request) -> web.Response:
 
 async def _check_flow(request: web.Request, flow_id: str, body: dict[str, Any]) -> Any:
     """Validate a flow as the config loader does; 422 with every problem."""
-    from ivr.app import switchboard_key
 
     sb = request.app[switchboard_key]
     flow, problems = validate_flow(flow_id, body, ())
@@ -486,8 +471,6 @@ def _strip(path: str, flow_id: str) -> str:
 
 async def _ensure_prompts(request: web.Request, specs: dict[str, Any]) -> None:
     """Load (or render) prompts a change needs, or 422 naming the one that fails."""
-    from ivr.app import settings_key, switchboard_key
-    from ivr.prompt import PromptLibrary
 
     sb = request.app[switchboard_key]
     sources = {}
@@ -509,7 +492,6 @@ async def _ensure_prompts(request: web.Request, specs: dict[str, Any]) -> None:
 
 
 async def put_flow(request: web.Request) -> web.Response:
-    from ivr.app import switchboard_key
 
     actor = await require(request, "flows.write")
     flow_id = request.match_info["flow_id"]

@@ -15,6 +15,7 @@ from ivr.api.base import (
     require,
 )
 from ivr.errors import AuthError
+from ivr.server.keys import limiter_key
 
 
 class LoginBody(BaseModel):
@@ -24,7 +25,6 @@ class LoginBody(BaseModel):
 
 
 async def login(request: web.Request) -> web.Response:
-    from ivr.app import limiter_key
 
     body = await read_model(request, LoginBody)
     limiter = request.app[limiter_key]

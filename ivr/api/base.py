@@ -11,10 +11,11 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from ivr.audit import AuditLog
-from ivr.auth import Authenticator
+from ivr.access.audit import AuditLog
+from ivr.access.auth import Authenticator
+from ivr.access.policy import Action, permits
 from ivr.errors import AuthError, StorageUnavailable
-from ivr.policy import Action, permits
+from ivr.server.keys import audit_key, authenticator_key, store_key
 from ivr.store import Store, User
 
 log = logging.getLogger("ivr.api")
@@ -164,7 +165,7 @@ async def _storage_refused(request: web.Request, exc: StorageUnavailable) -> web
     """503 for a request the disk could not take; the refusal goes into the audit log.
 
     While the disk fails, the audit entry waits in memory and is written when
-    it recovers (:class:`ivr.audit.AuditLog`); reads go on being served.
+    it recovers (:class:`ivr.access.audit.AuditLog`); reads go on being served.
     """
     log.error("%s %s refused: %s", request.method, request.path[:200], exc)
     user = request.get(user_key)
@@ -186,13 +187,11 @@ async def _storage_refused(request: web.Request, exc: StorageUnavailable) -> web
 
 
 def store_of(request: web.Request) -> Store:
-    from ivr.app import store_key
 
     return request.app[store_key]
 
 
 def audit_of(request: web.Request) -> AuditLog:
-    from ivr.app import audit_key
 
     return request.app[audit_key]
 
@@ -205,7 +204,6 @@ def bearer(request: web.Request) -> str | None:
 
 
 def authenticator_of(request: web.Request) -> Authenticator:
-    from ivr.app import authenticator_key
 
     return request.app[authenticator_key]
 

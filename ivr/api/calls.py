@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from ivr.access.policy import permits, scope
 from ivr.api.base import (
     ApiError,
     Route,
@@ -19,8 +20,8 @@ from ivr.api.base import (
     store_of,
 )
 from ivr.errors import NotFound, StoreError
-from ivr.policy import permits, scope
-from ivr.redact import mask_number
+from ivr.privacy.redact import mask_number
+from ivr.server.keys import switchboard_key
 
 # Events in a page: GET /v1/calls/{id} holds the first page, /events the rest.
 EVENTS_PAGE = 500
@@ -167,7 +168,6 @@ class PauseBody(BaseModel):
 
 
 async def _control(request: web.Request, pause: bool) -> web.Response:
-    from ivr.app import switchboard_key
 
     user = await require(request, "calls.recording_control")
     call_id = request.match_info["call_id"]

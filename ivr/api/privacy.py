@@ -10,21 +10,23 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ivr import privacy
+from ivr import privacy, stamp
+from ivr.access.policy import permits
 from ivr.api.base import (
     ApiError,
     Route,
     audit_of,
     authenticator_of,
     current_user,
+    problems_of,
+    read_json,
     read_model,
     require,
     store_of,
 )
 from ivr.e164 import is_e164
-from ivr.policy import permits
-from ivr.redact import mask_number
-from ivr.store import new_id
+from ivr.privacy.redact import mask_number
+from ivr.stamp import new_id
 
 
 class Subject(BaseModel):
@@ -69,9 +71,9 @@ async def create_export(request: web.Request) -> web.StreamResponse:
         raise ApiError(403, "forbidden", "an Agent may export only their own data")
     since, until = privacy.default_window()
     if body.since:
-        since = privacy.iso(_aware(body.since))
+        since = stamp.iso(_aware(body.since))
     if body.until:
-        until = privacy.iso(_aware(body.until))
+        until = stamp.iso(_aware(body.until))
     if since >= until:
         raise ApiError(422, "invalid", "since must be before until", field="since")
     store = store_of(request)
@@ -114,8 +116,6 @@ def _aware(at: datetime) -> datetime:
 async def read_model_lax(request: web.Request, model: type[ExportBody]) -> ExportBody:
     # since/until arrive as strings: validate them in lax mode (ISO 8601 parsing).
     from pydantic import ValidationError
-
-    from ivr.api.base import problems_of, read_json
 
     raw = await read_json(request)
     try:

@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from ivr.access.policy import Action, permits, scope
 from ivr.api.base import (
     ApiError,
     Route,
@@ -25,7 +26,6 @@ from ivr.api.base import (
 )
 from ivr.e164 import is_e164
 from ivr.errors import NotFound, StoreError
-from ivr.policy import Action, permits, scope
 from ivr.store import Store, User
 
 

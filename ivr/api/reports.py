@@ -7,9 +7,9 @@ import io
 
 from aiohttp import web
 
-from ivr import analytics
 from ivr.api.base import ApiError, Route, audit_of, query_limit, query_time, require, store_of
-from ivr.csvcell import write_row
+from ivr.privacy.csvcell import write_row
+from ivr.services import analytics
 
 
 async def summary(request: web.Request) -> web.Response:

@@ -98,6 +98,8 @@ async def run_async(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """:func:`run` without its own event loop (tests, embedding)."""
+    # Imported here, not at the top: every `ivr` command builds this parser,
+    # and only `ivr load` needs the runner, the report and the embedded server.
     from ivr.load.embedded import embedded_server
     from ivr.load.report import build_report, exit_status, summary_text, write_report
     from ivr.load.runner import Target, run_load

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from ivr.auth import CHEAP, hash_password
+from ivr.access.auth import CHEAP, hash_password
 from ivr.load.errors import ServerUnusable
 from ivr.load.runner import Target
 from ivr.store import Store

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from ivr.load.audio import WireCodec, read_talk_file, wire_codec
+from ivr.load.audio import WireCodec, dtmf_frames, read_talk_file, wire_codec
 from ivr.load.caller import AgentStats, CallResult
 from ivr.load.errors import LoadError, ServerUnusable
 from ivr.load.metrics import Histogram
@@ -273,7 +273,6 @@ def _tone_pcm(scenario: Scenario, codec: WireCodec) -> list[Any]:
     spec = scenario.spec
     if spec.dtmf.mode != "inband":
         return []
-    from ivr.load.audio import dtmf_frames
 
     out = []
     for b in spec.mix.values():

@@ -12,7 +12,7 @@ import soundfile as sf
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ivr.app import store_key
+from ivr.server.keys import store_key
 from tests.conftest import AppFactory, Caller, add_user, consent_flow, noise_frames
 
 

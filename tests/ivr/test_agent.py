@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import soundfile as sf
 
-from ivr.app import store_key
+from ivr.server.keys import store_key
 from tests.agent_helpers import signed_in_agent
 from tests.conftest import AppFactory, Caller, add_user, noise_frames
 

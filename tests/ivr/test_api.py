@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import soundfile as sf
 
-from ivr.app import store_key
 from ivr.errors import NotFound
+from ivr.server.keys import store_key
 from tests.agent_helpers import signed_in_agent
 from tests.conftest import AppFactory, Caller, add_user, noise_frames
 

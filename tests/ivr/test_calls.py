@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from ivr.app import store_key
+from ivr.server.keys import store_key
 from tests.conftest import AppFactory, Caller, noise_frames
 
 

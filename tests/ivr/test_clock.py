@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ivr.clock import MAX_CATCH_UP, TICK_S, MediaClock, ticks_to_skip
+from ivr.call.clock import MAX_CATCH_UP, TICK_S, MediaClock, ticks_to_skip
 from media.frame import Pcm
 
 

@@ -14,32 +14,26 @@ from typing import Any
 import pytest
 import yaml
 
-from ivr.config import (
-    SHIPPED_CONFIG,
-    Config,
-    HangupNode,
-    MenuNode,
-    MenuOption,
-    MessageNode,
-    NumberConfig,
-    PromptSource,
-    RingNode,
-    TtsPrompt,
-    load_config,
-    prompt_id,
-    validate_flow,
-)
+from ivr.config import SHIPPED_CONFIG, Config, NumberConfig, PromptSource, load_config
 from ivr.errors import InvalidConfig, Problem
-from ivr.flow import (
+from ivr.flows import (
     AgentAnswered,
     CallAnswered,
     CallFlow,
     DigitReceived,
+    HangupNode,
+    MenuNode,
+    MenuOption,
+    MessageNode,
     NumberPolicy,
     PlaybackFinished,
     Ring,
+    RingNode,
     StartRecording,
     TimerExpired,
+    TtsPrompt,
+    prompt_id,
+    validate_flow,
 )
 
 # The schema example of issue 2, item 2, with its prompts in a folder beside it.

@@ -20,10 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ivr.flow
-from ivr.config import Flow, TtsPrompt, prompt_id, validate_flow
+import ivr.flows.decision
 from ivr.errors import InvalidState
-from ivr.flow import (
+from ivr.flows import (
     MENU_TIMER,
     RING_TIMER,
     Action,
@@ -36,6 +35,7 @@ from ivr.flow import (
     CancelTimer,
     DigitReceived,
     Event,
+    Flow,
     Hangup,
     LogConsent,
     LogNotice,
@@ -50,7 +50,10 @@ from ivr.flow import (
     StopRecording,
     StopRinging,
     TimerExpired,
+    TtsPrompt,
+    prompt_id,
     sample_draw,
+    validate_flow,
 )
 
 # ------------------------------------------------------------------- helpers
@@ -976,7 +979,7 @@ def test_sample_draw_is_stable_across_processes() -> None:
     """Not Python's salted ``hash()``: another interpreter draws the same."""
     ids = _random_ids(5, seed=2)
     code = (
-        "import sys; from ivr.flow import sample_draw; "
+        "import sys; from ivr.flows import sample_draw; "
         "print([sample_draw(a) for a in sys.argv[1:]])"
     )
     out = subprocess.run(
@@ -985,7 +988,7 @@ def test_sample_draw_is_stable_across_processes() -> None:
         text=True,
         check=True,
         env={"PYTHONHASHSEED": "12345", "PATH": ""},
-        cwd=Path(ivr.flow.__file__).resolve().parent.parent,
+        cwd=Path(ivr.flows.decision.__file__).resolve().parents[2],
     ).stdout
     assert out.strip() == repr([sample_draw(i) for i in ids])
 
@@ -1037,7 +1040,7 @@ class _TopDigest:
 
 
 def test_sample_draw_stays_below_100_at_the_top_digest(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ivr.flow, "hashlib", _TopDigest)
+    monkeypatch.setattr(ivr.flows.decision, "hashlib", _TopDigest)
     draw = sample_draw("any call")
     assert draw < 100.0
     assert draw < policy(record_percent=100).record_percent

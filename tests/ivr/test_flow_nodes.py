@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from ivr.config import Flow, validate_flow
 from ivr.errors import InvalidState
-from ivr.flow import (
+from ivr.flows import (
     GATHER_TIMER,
     VOICEMAIL_TIMER,
     Action,
@@ -19,6 +18,7 @@ from ivr.flow import (
     CancelTimer,
     DigitReceived,
     Event,
+    Flow,
     Gathered,
     Hangup,
     NumberPolicy,
@@ -32,6 +32,7 @@ from ivr.flow import (
     StopPlayback,
     StopRecording,
     TimerExpired,
+    validate_flow,
 )
 
 

@@ -17,8 +17,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ivr.app import audit_key, store_key
-from ivr.audit import verify
+from ivr.access.audit import verify
+from ivr.server.keys import audit_key, store_key
 from media.wavfile import WAV_HEADER_BYTES
 from tests.conftest import AppFactory, Caller, add_user, noise_frames
 from tests.disk import fill, free, small_tmpfs

@@ -18,8 +18,8 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
-from ivr import session as session_module
-from ivr.app import store_key
+from ivr.call import session as session_module
+from ivr.server.keys import store_key
 from media.frame import Pcm
 from tests.conftest import AppFactory, Caller, add_user, noise_frames
 from tests.threaded_caller import ThreadedCaller

@@ -32,10 +32,11 @@ from aiohttp.test_utils import TestClient
 from argon2 import PasswordHasher, extract_parameters
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.app import authenticator_key, metrics_addresses, settings_key
-from ivr.auth import CHEAP, LoginLimiter
+from ivr.access.auth import CHEAP, LoginLimiter
 from ivr.errors import InvalidConfig
-from ivr.serving import parser_reason
+from ivr.server.app import metrics_addresses
+from ivr.server.keys import authenticator_key, settings_key
+from ivr.server.serving import parser_reason
 from tests.conftest import (
     AppFactory,
     Caller,

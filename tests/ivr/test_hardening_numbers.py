@@ -29,12 +29,12 @@ import soundfile as sf
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ivr.app import store_key
-from ivr.csvcell import FORMULA_STARTS, cell
 from ivr.e164 import is_e164, leading_number
 from ivr.errors import InvalidConfig, StoreError
 from ivr.load.errors import InvalidScenario
 from ivr.load.scenario import parse_scenario
+from ivr.privacy.csvcell import FORMULA_STARTS, cell
+from ivr.server.keys import store_key
 from ivr.store import MIGRATIONS, Store
 from tests.agent_helpers import signed_in_agent
 from tests.conftest import AppFactory, Caller, add_user, build_config

@@ -22,8 +22,8 @@ import soundfile as sf
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ivr.app import store_key
-from ivr.auth import token_hash
+from ivr.access.auth import token_hash
+from ivr.server.keys import store_key
 from tests.agent_helpers import signed_in_agent
 from tests.conftest import AppFactory, Caller, add_user, consent_flow, noise_frames
 

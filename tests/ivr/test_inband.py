@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import soundfile as sf
 
-from ivr.app import store_key
+from ivr.server.keys import store_key
 from media import dtmf, g711
 from media.frame import Pcm
 from tests.conftest import AppFactory, Caller, noise_frames

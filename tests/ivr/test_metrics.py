@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.metrics import HANGUP_REASONS, ServerMetrics, metrics_handler
+from ivr.server.metrics import HANGUP_REASONS, ServerMetrics, metrics_handler
 
 
 def samples(metrics: ServerMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ivr.app import store_key
+from ivr.server.keys import store_key
 from tests.conftest import AppFactory, Caller, add_user, noise_frames
 
 CARD = "4111111111111111"

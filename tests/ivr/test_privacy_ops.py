@@ -17,8 +17,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ivr import privacy
-from ivr.app import store_key
+from ivr import privacy, stamp
+from ivr.server.keys import store_key
 from tests.agent_helpers import signed_in_agent
 from tests.conftest import AppFactory, Caller, add_user, noise_frames
 
@@ -209,7 +209,7 @@ async def test_retention_deletes_exactly_the_expired_recordings(
     )
     assert resp.status == 200
     r1 = await store.get_recording(first["stats"]["recording_id"])
-    assert r1["expires_at"] < privacy.iso(now + timedelta(days=11))
+    assert r1["expires_at"] < stamp.iso(now + timedelta(days=11))
     nothing = await privacy.purge_expired(store, now + timedelta(days=9))
     assert nothing["recordings"] == 0
     receipt = await privacy.purge_expired(store, now + timedelta(days=10, minutes=1))

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from ivr.config import PromptSource, TtsPrompt, prompt_id
+from ivr.call.prompt import PromptLibrary
+from ivr.config import PromptSource
 from ivr.errors import InvalidConfig
-from ivr.prompt import PromptLibrary
+from ivr.flows import TtsPrompt, prompt_id
 from media.frame import codec
 from tests.conftest import AppFactory, Caller
 

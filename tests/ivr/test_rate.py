@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ivr.rate import Rate, TokenBucket
+from ivr.transport.rate import Rate, TokenBucket
 
 
 class Clock:

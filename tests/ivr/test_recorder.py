@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ivr.recorder import BLOCK_FRAMES, RecorderPool, Recording
+from ivr.call.recorder import BLOCK_FRAMES, RecorderPool, Recording
 from media.wavfile import WAV_HEADER_BYTES
 from tests.conftest import noise_frames
 from tests.disk import fill, free, small_tmpfs

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from ivr.clock import MediaClock
-from ivr.leg import Leg
-from ivr.prompt import PromptLibrary
-from ivr.recorder import RecorderPool
-from ivr.session import CallSession
+from ivr.call.clock import MediaClock
+from ivr.call.leg import Leg
+from ivr.call.prompt import PromptLibrary
+from ivr.call.recorder import RecorderPool
+from ivr.call.session import CallSession
+from ivr.call.switchboard import Switchboard
 from ivr.store import Store
-from ivr.switch import Switchboard
 from media.frame import codec
 from tests.conftest import PROMPT_MS, build_config
 
@@ -57,12 +57,18 @@ async def board(tmp_path: Path, config_data: dict[str, Any]) -> Any:
     await store.close()
 
 
+def store_of(sb: Switchboard) -> Store:
+    """The real store the board's calls write through."""
+    assert isinstance(sb.records, Store)
+    return sb.records
+
+
 async def new_call(
     sb: Switchboard, number: str = "+15550100", fail: bool = False
 ) -> tuple[CallSession, FakeTransport]:
     t = FakeTransport(fail)
     n = sb.numbers[number]
-    contact = await sb.store.contact_id("+15557654321")
+    contact = await store_of(sb).contact_id("+15557654321")
     session = CallSession(
         sb,
         call_id=f"c_test{len(sb.calls)}",
@@ -74,7 +80,7 @@ async def new_call(
         contact_id=contact,
         client_ref=None,
     )
-    await sb.store.create_call(
+    await store_of(sb).create_call(
         {
             "id": session.id,
             "number": number,
@@ -168,7 +174,7 @@ async def test_bot_answers_after_its_delay_and_recording_follows(board: Switchbo
     assert t.messages[-1]["type"] == "hangup"
     assert t.messages[-1]["reason"] == "caller"
     assert t.closed_with == 1000
-    rec = await board.store.get_recording(session.recording_ids[0])
+    rec = await store_of(board).get_recording(session.recording_ids[0])
     assert rec["status"] == "complete"
 
 

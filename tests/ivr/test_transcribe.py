@@ -23,11 +23,11 @@ import soundfile as sf
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ivr import privacy, tts
-from ivr.app import store_key, switchboard_key
+from ivr import privacy
 from ivr.config import NumberConfig
-from ivr.store import Store, new_id, now_iso
-from ivr.transcribe import (
+from ivr.server.keys import store_key, switchboard_key
+from ivr.speech import tts
+from ivr.speech.transcribe import (
     MAX_ATTEMPTS,
     REDACTED,
     TranscriptionWorker,
@@ -40,6 +40,8 @@ from ivr.transcribe import (
     speech_spans,
     transcribe_samples,
 )
+from ivr.stamp import new_id, now_iso
+from ivr.store import Store
 from media.frame import Pcm
 from media.resample import resample
 from tests.conftest import AppFactory, Caller, add_user

@@ -1,4 +1,4 @@
-"""Tests of ivr.tts: espeak-ng rendering, its cache, the shipped prompts, hold music."""
+"""Tests of ivr.speech.tts: espeak-ng rendering, its cache, the shipped prompts, hold music."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ivr import tts
 from ivr.errors import TtsError
+from ivr.speech import tts
 
 PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 SHIPPED = (

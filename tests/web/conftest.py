@@ -24,8 +24,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from ivr.app import Settings, create_app
-from ivr.auth import CHEAP
+from ivr.access.auth import CHEAP
+from ivr.server.app import create_app
+from ivr.server.keys import Settings
 from tests.conftest import AppServer, build_config
 
 try:

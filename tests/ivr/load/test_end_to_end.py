@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from ivr.app import store_key
 from ivr.load.audio import wire_codec
 from ivr.load.cli import configure_parser, run_async
 from ivr.load.report import build_report, summary_text, write_report
 from ivr.load.runner import Target, run_load
 from ivr.load.scenario import parse_scenario
 from ivr.load.verify import Api, verify_calls
+from ivr.server.keys import store_key
 from tests.conftest import AppFactory, add_user, write_yaml
 
 PASSWORD = "correct horse battery"  # what tests.conftest.add_user gives its users

@@ -16,7 +16,8 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from ivr.store import Store, now_iso
+from ivr.stamp import now_iso
+from ivr.store import Store
 from media.errors import AudioFileError
 from media.wavfile import PARTIAL_SUFFIX, repair_header, sha256_file
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ivr.config import PromptSource
-from ivr.errors import InvalidConfig, Problem
+from ivr.errors import InvalidConfig, Problem, TtsError
+from ivr.speech import tts
 from media.errors import MediaError
 from media.frame import SAMPLE_RATES, Codec, Pcm, samples_per_frame
 from media.resample import resample
@@ -91,8 +92,6 @@ class PromptLibrary:
         cls, sources: Mapping[str, PromptSource], cache_dir: Path, source: str
     ) -> PromptLibrary:
         """Decode (or render) every prompt; :class:`InvalidConfig` names any that fail."""
-        from ivr import tts
-        from ivr.errors import TtsError
 
         prompts: dict[str, Prompt] = {}
         problems: list[Problem] = []

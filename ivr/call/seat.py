@@ -10,17 +10,59 @@ its maximum call length runs out.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
-from ivr.leg import Leg
+from ivr.call.leg import Leg
+from ivr.call.prompt import Prompt
 from media.frame import Pcm
 from media.resample import StreamResampler
 
-if TYPE_CHECKING:
-    from ivr.prompt import Prompt
-    from ivr.session import CallSession
-
 SeatState = Literal["not_ready", "ready", "offered", "busy"]
+
+
+class OfferedCall(Protocol):
+    """What a seat needs of the call it is offered or connected to (a call session)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def caller_number(self) -> str: ...
+
+    @property
+    def line(self) -> str | None: ...
+
+    @property
+    def team(self) -> str | None: ...
+
+    @property
+    def will_record(self) -> bool: ...
+
+    @property
+    def bridged(self) -> bool: ...
+
+    @property
+    def sample_rate(self) -> int:
+        """The caller's rate: what a seat's audio is resampled to and from."""
+
+    def agent_answered(self, seat: Seat) -> None: ...
+
+    def agent_declined(self, seat: Seat) -> None: ...
+
+    def agent_hangup(self) -> None: ...
+
+
+class Person(Protocol):
+    """Who signs in on a seat: a user's id, name and teams (the store's ``User`` has them)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def teams(self) -> tuple[str, ...]: ...
 
 
 class Seat:
@@ -39,9 +81,9 @@ class Seat:
         self.wants_ready = False  # where the seat goes when its call or offer ends
         self.retired = False  # a bot removed from its team: gone once its call ends
         self.idle_since = 0
-        self.call: CallSession | None = None
+        self.call: OfferedCall | None = None
 
-    def offer(self, call: CallSession) -> None:
+    def offer(self, call: OfferedCall) -> None:
         """The switchboard offers ``call``; the seat will answer or decline."""
         self.state = "offered"
         self.call = call
@@ -50,7 +92,7 @@ class Seat:
         """The offer is off (the caller left, the ring timed out, another seat took it)."""
         self.call = None
 
-    def connect(self, call: CallSession) -> None:
+    def connect(self, call: OfferedCall) -> None:
         """The call is bridged to this seat."""
         self.state = "busy"
         self.call = call
@@ -89,10 +131,10 @@ class BotSeat(Seat):
         self._frame = 0
         self._rate = 8000
 
-    def connect(self, call: CallSession) -> None:
+    def connect(self, call: OfferedCall) -> None:
         super().connect(call)
         self._frame = 0
-        self._rate = call.caller.sample_rate
+        self._rate = call.sample_rate
 
     def speak(self) -> Pcm | None:
         if self._frame >= self.greeting.frame_count(self._rate):
@@ -144,7 +186,7 @@ class PersonSeat(Seat):
         if self.leg.transport is not None:
             self.leg.transport.close(1008)
 
-    def offer(self, call: CallSession) -> None:
+    def offer(self, call: OfferedCall) -> None:
         super().offer(call)
         self.leg.send_message(
             {
@@ -156,10 +198,10 @@ class PersonSeat(Seat):
             }
         )
 
-    def connect(self, call: CallSession) -> None:
+    def connect(self, call: OfferedCall) -> None:
         super().connect(call)
         self.leg.reset()
-        rate, mine = call.caller.sample_rate, self.leg.sample_rate
+        rate, mine = call.sample_rate, self.leg.sample_rate
         self._to_call = StreamResampler(mine, rate) if mine != rate else None
         self._to_agent = StreamResampler(rate, mine) if mine != rate else None
         self.leg.send_message(

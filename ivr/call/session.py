@@ -1,16 +1,18 @@
 """The call session: the driver between a caller's leg and the flow engine.
 
-It feeds events to :class:`ivr.flow.CallFlow` and executes the actions that
+It feeds events to :class:`ivr.flows.CallFlow` and executes the actions that
 come out, mechanically: play a prompt, arm a timer, ring a team, bridge,
 record, hang up. Everything it does on the media clock is synchronous; what
-must wait on the disk (call rows, consent evidence, closing a recording) goes
-through one queue per call, worked off by one task, in order.
+it writes about its call (the call row, consent evidence, the decision, the
+recording's row, the timeline) it hands to its :class:`ivr.call.journal.Journal`
+as facts, which writes them in order, off the clock, and keeps any the disk
+refuses until it takes them.
 
-A write that fails for want of a disk (:class:`ivr.errors.StorageUnavailable`)
-is kept and tried again until the disk is back, never dropped; when the call
-has ended and its records are still unsaved after ``SAVE_WAIT_S``, the caller
-is told (``error`` ``storage_unavailable``) and the socket closes with 1011.
-What a call may pile up is bounded: at most ``MAX_EVENTS_PER_CALL`` events.
+The socket closes once everything is saved. When the call has ended and its
+records are still unsaved after ``SAVE_WAIT_S`` because the store's writes
+fail, the caller is told (``error`` ``storage_unavailable``) and the socket
+closes with 1011. What a call may pile up is bounded: at most
+``MAX_EVENTS_PER_CALL`` events.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ivr.agent import BotSeat, PersonSeat, Seat
-from ivr.clock import TICK_S
-from ivr.config import Flow, NumberConfig
-from ivr.errors import StorageUnavailable
-from ivr.flow import (
+from ivr.call.clock import TICK_S, MediaClock
+from ivr.call.journal import CallRecords, Journal
+from ivr.call.leg import Leg
+from ivr.call.metrics import CallMetrics
+from ivr.call.prompt import Prompt, PromptLibrary
+from ivr.call.recorder import RecorderPool, Recording
+from ivr.call.seat import BotSeat, PersonSeat, Seat
+from ivr.config import Config, NumberConfig
+from ivr.flows import (
     Action,
     AgentAnswered,
     AgentHungUp,
@@ -38,6 +43,7 @@ from ivr.flow import (
     CancelTimer,
     DigitReceived,
     Event,
+    Flow,
     Gathered,
     Hangup,
     HangupReason,
@@ -59,17 +65,52 @@ from ivr.flow import (
     TimerExpired,
     sample_draw,
 )
-from ivr.leg import Leg
-from ivr.recorder import FinishedRecording, Recording
-from ivr.redact import mask_number
-from ivr.store import expiry, new_id, now_iso
+from ivr.privacy.redact import mask_number
+from ivr.stamp import expiry, new_id, now_iso
 from media.frame import FRAMES_PER_SECOND, Pcm
 
-if TYPE_CHECKING:
-    from ivr.prompt import Prompt
-    from ivr.switch import Switchboard
-
 log = logging.getLogger("ivr.call")
+
+
+class Dispatcher(Protocol):
+    """What a session needs of the switchboard that placed it.
+
+    The media clock that ticks it, the prompts, where it records and writes
+    its facts, the metrics, and the seats: ask for an agent, give one back.
+    """
+
+    @property
+    def clock(self) -> MediaClock: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def metrics(self) -> CallMetrics: ...
+
+    @property
+    def prompts(self) -> PromptLibrary: ...
+
+    @property
+    def records(self) -> CallRecords: ...
+
+    @property
+    def recorder(self) -> RecorderPool: ...
+
+    def request_agent(self, call: CallSession, team: str, *, front: bool = False) -> None: ...
+
+    def cancel_request(self, call: CallSession) -> None: ...
+
+    def seat_answered(self, seat: Seat, call: CallSession) -> None: ...
+
+    def seat_declined(self, seat: Seat) -> None: ...
+
+    def seat_released(self, seat: Seat) -> None: ...
+
+    def call_ended(self, call: CallSession) -> None: ...
+
+    def call_saved(self, call: CallSession) -> None: ...
+
 
 CLOSE_CODES: dict[str, int] = {"shutdown": 1001, "error": 1011}
 
@@ -84,9 +125,6 @@ MAX_EVENTS_PER_CALL = 2000
 # How long an ended call's socket waits for its records while the store's
 # writes fail, before the caller is told and the socket closes (1011).
 SAVE_WAIT_S = 5.0
-# Backoff between tries of a write that failed for want of a disk.
-RETRY_FIRST_S = 0.25
-RETRY_MOST_S = 5.0
 
 
 def ticks_for(seconds: float) -> int:
@@ -123,7 +161,7 @@ class CallSession:
 
     def __init__(
         self,
-        switchboard: Switchboard,
+        switchboard: Dispatcher,
         *,
         call_id: str,
         number_id: str,
@@ -173,8 +211,10 @@ class CallSession:
         self._events: list[tuple[str, str, dict[str, Any]]] = []
         self._played: dict[str, dict[str, Any]] = {}
         self._notices: list[dict[str, Any]] = []
-        self._ops: asyncio.Queue[Callable[[], Awaitable[None]] | None] = asyncio.Queue()
-        self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"call-{call_id}")
+        self.journal = Journal(switchboard.records, call_id)
+        self._closer = asyncio.get_running_loop().create_task(
+            self._close_when_saved(), name=f"call-{call_id}"
+        )
         self.finished = asyncio.Event()
         self._close_code: int | None = None  # set when a limit ends the call (1008)
         self._overdue: asyncio.TimerHandle | None = None
@@ -498,13 +538,7 @@ class CallSession:
             "digit_at": digit_at,
             "evidence": evidence,
         }
-        store, call_id = self.sb.store, self.id
-
-        async def save() -> None:
-            await store.add_consent(row)
-            await store.update_call(call_id, consent_decision=decision)
-
-        self._ops.put_nowait(save)
+        self.journal.consent(row)
 
     def _ring(self, action: Ring) -> None:
         self.line, self.team, self.decision = action.line, action.team, action.decision
@@ -518,12 +552,7 @@ class CallSession:
 
     def _save_decision(self, line: str, team: str | None, decision: RecordingDecision) -> None:
         self.line, self.decision = line, decision
-        row, store, call_id = asdict(decision), self.sb.store, self.id
-
-        async def save() -> None:
-            await store.update_call(call_id, line=line, team=team, recording_decision=row)
-
-        self._ops.put_nowait(save)
+        self.journal.decision(line, team, asdict(decision))
 
     def _stop_ringing(self) -> None:
         self._timers.pop(OFFER, None)
@@ -543,21 +572,13 @@ class CallSession:
             self._timers[BOT_MAX] = self._n + ticks_for(seat.max_call_s)
         self.caller.send_message({"type": "connected", "line": action.line, "agent": seat.name})
         self._event("connected", {"line": action.line, "agent": seat.name, "bot": seat.is_bot})
-        store, call_id = self.sb.store, self.id
-        agent_id, agent_name, at = seat.user_id, seat.name, now_iso()
-
-        async def save() -> None:
-            await store.update_call(
-                call_id, connected_at=at, agent_id=agent_id, agent_name=agent_name
-            )
-
-        self._ops.put_nowait(save)
+        self.journal.connected(seat.user_id, seat.name)
 
     def _start_recording(self, action: StartRecording) -> None:
         rec_id = new_id("r")
         day = self.started_at[:10].replace("-", "/")
         relative = f"{day}/{rec_id}.wav"
-        path = self.sb.store.recordings_dir / relative
+        path = self.sb.records.recordings_dir / relative
         rate = self.caller.sample_rate
         self.recording = Recording(self.sb.recorder, rec_id, path, rate)
         self.sb.metrics.recording_started()
@@ -580,15 +601,10 @@ class CallSession:
             "transcribe": int(action.transcribe),
             "expires_at": expiry(self.number.retention_days),
         }
-        store = self.sb.store
+        self.journal.recording_started(row)
 
-        async def save() -> None:
-            await store.create_recording(row)
-
-        self._ops.put_nowait(save)
-
-    def _stop_recording(self, *, later: bool = False) -> Callable[[], Awaitable[None]] | None:
-        """Stop the recording; its closing goes to the queue (or, ``later``, is returned)."""
+    def _stop_recording(self, *, later: bool = False) -> Recording | None:
+        """Stop the recording; the journal closes it (or, ``later``, it is returned to close)."""
         rec = self.recording
         if rec is None:
             return None
@@ -598,10 +614,9 @@ class CallSession:
         if self.decision is not None and self.decision.transcribe:
             self._indicate({"type": "transcription", "state": "off"})
         self._event("recording", {"state": "off", "recording_id": rec.id})
-        finish = self._finisher(rec)
         if later:
-            return finish
-        self._ops.put_nowait(finish)
+            return rec
+        self.journal.recording_stopped(rec)
         return None
 
     def _recording_failed(self, rec: Recording) -> None:
@@ -624,32 +639,7 @@ class CallSession:
         )
         self._event("recording", {"state": "off", "recording_id": rec.id, "reason": "write_failed"})
         log.error("call %s: recording %s stopped: %s", self.id, rec.id, rec.failed)
-        self._ops.put_nowait(self._finisher(rec))
-
-    def _finisher(self, rec: Recording) -> Callable[[], Awaitable[None]]:
-        """The op that closes ``rec``'s file and saves how it ended (safe to try again)."""
-        store = self.sb.store
-        closed: list[FinishedRecording] = []
-
-        async def finish() -> None:
-            if not closed:  # the file is closed once; saving its row may be retried
-                closed.append(await rec.close())
-            done = closed[0]
-            fields: dict[str, Any] = {
-                "status": "complete" if done.error is None else "truncated",
-                "ended_at": now_iso(),
-                "duration_s": done.duration_s,
-                "sha256": done.sha256,
-                "size_bytes": done.size_bytes,
-                "pauses": _json(rec.pauses),
-                "gaps": _json(rec.gaps),
-            }
-            if done.error is not None:
-                fields["truncated_at_s"] = round(done.duration_s, 3)
-                fields["truncated_reason"] = done.error[:200]
-            await store.finish_recording(rec.id, **fields)
-
-        return finish
+        self.journal.recording_stopped(rec)
 
     def _end(self, reason: HangupReason) -> None:
         if self.ended:
@@ -661,7 +651,7 @@ class CallSession:
         self.sb.cancel_request(self)
         # While the seat is still bridged: a person agent gets `recording` `off`
         # before their `hangup`, as the caller does, whoever ends the call.
-        finish = self._stop_recording(later=True)
+        open_recording = self._stop_recording(later=True)
         seat, self.seat = self.seat, None
         if seat is not None:
             if self.bridged:
@@ -685,30 +675,16 @@ class CallSession:
             mask_number(self.caller_number),
             reason,
         )
-        store, call_id, events = self.sb.store, self.id, self._events
-        decision = asdict(self.decision) if self.decision else None
-
-        ended_at = now_iso()
-
-        async def save() -> None:
-            await store.update_call(
-                call_id,
-                ended_at=ended_at,
-                end_reason=reason,
-                stats=stats,
-                recording_decision=decision,
-            )
-
-        async def save_events() -> None:
-            await store.add_events([(call_id, at, kind, _json(data)) for at, kind, data in events])
-
-        # The call's row and timeline before the audio's close: a disk that fails
-        # while the file is finished must not cost the call its records.
-        self._ops.put_nowait(save)
-        self._ops.put_nowait(save_events)
-        if finish is not None:
-            self._ops.put_nowait(finish)
-        self._ops.put_nowait(None)
+        self.journal.ended(
+            {
+                "ended_at": now_iso(),
+                "end_reason": reason,
+                "stats": stats,
+                "recording_decision": asdict(self.decision) if self.decision else None,
+            },
+            self._events,
+            open_recording,
+        )
         self._overdue = asyncio.get_running_loop().call_later(SAVE_WAIT_S, self._save_overdue)
         self.sb.call_ended(self)
 
@@ -717,9 +693,8 @@ class CallSession:
     def _event(self, kind: str, data: dict[str, Any]) -> None:
         self._events.append((now_iso(), kind, data))
 
-    async def _work(self) -> None:
-        while (op := await self._ops.get()) is not None:
-            await self._save(op)
+    async def _close_when_saved(self) -> None:
+        await self.journal.saved.wait()
         if self._overdue is not None:
             self._overdue.cancel()
         # Close only once everything is saved: a client that sees the close can
@@ -730,28 +705,12 @@ class CallSession:
         self.sb.call_saved(self)
         self.finished.set()
 
-    async def _save(self, op: Callable[[], Awaitable[None]]) -> None:
-        """Run one op; a write the disk refused is tried again until it succeeds."""
-        delay = RETRY_FIRST_S
-        while True:
-            try:
-                await op()
-                return
-            except StorageUnavailable:
-                # Logged once by the store's health; kept here, in order, until the
-                # disk is back (every op is one transaction, so trying again is safe).
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MOST_S)
-            except Exception:
-                log.exception("call %s: saving to the store failed", self.id)
-                return
-
     def _save_overdue(self) -> None:
         """The call ended a while ago and its records are still unsaved."""
         self._overdue = None
         if self.finished.is_set():
             return
-        if not self.sb.store.health.failing:  # merely slow: keep waiting
+        if not self.journal.failing:  # merely slow: keep waiting
             self._overdue = asyncio.get_running_loop().call_later(SAVE_WAIT_S, self._save_overdue)
             return
         log.error("call %s: its records are not saved yet: storage is failing", self.id)
@@ -771,9 +730,3 @@ class CallSession:
     async def wait_finished(self) -> None:
         """Wait until the call has ended and everything about it is saved."""
         await self.finished.wait()
-
-
-def _json(data: Any) -> str:
-    import json
-
-    return json.dumps(data)

@@ -13,61 +13,44 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from aiohttp import web
 
-from ivr import api, compliance, privacy, serving, ws
-from ivr.agent import PersonSeat
-from ivr.audit import AuditLog
-from ivr.auth import Authenticator, HashParams, LoginLimiter
-from ivr.clock import MediaClock
-from ivr.config import Config, load_config
+from ivr import api, privacy
+from ivr.access.audit import AuditLog
+from ivr.access.auth import Authenticator, LoginLimiter
+from ivr.call.clock import MediaClock
+from ivr.call.prompt import PromptLibrary
+from ivr.call.recorder import RecorderPool
+from ivr.call.seat import PersonSeat
+from ivr.call.switchboard import Switchboard
+from ivr.config import load_config
 from ivr.errors import InvalidConfig, Problem
-from ivr.metrics import ServerMetrics, metrics_handler
-from ivr.prompt import PromptLibrary
-from ivr.recorder import RecorderPool
-from ivr.repair import repair
-from ivr.seed import seed_and_load
+from ivr.flows import compliance
+from ivr.server import serving
+from ivr.server.keys import (
+    Settings,
+    allowed_origins_key,
+    audit_key,
+    authenticator_key,
+    clock_key,
+    limiter_key,
+    metrics_key,
+    metrics_runner_key,
+    settings_key,
+    store_key,
+    switchboard_key,
+)
+from ivr.server.metrics import ServerMetrics, metrics_handler
+from ivr.services.repair import repair
+from ivr.services.seed import seed_and_load
+from ivr.speech.transcribe import TranscriptionWorker, check_languages
 from ivr.store import Store
-from ivr.switch import Switchboard
-from ivr.transcribe import TranscriptionWorker, check_languages
+from ivr.transport import ws
 from ivr.web import add_routes as add_web_routes
 
 log = logging.getLogger("ivr.app")
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What a server needs to start."""
-
-    data_dir: Path
-    config_path: Path | None = None
-    config: Config | None = None  # already loaded (tests); else read from config_path
-    hash_params: HashParams = field(default_factory=HashParams)
-    # /metrics: with a token, only ``Authorization: Bearer <token>`` is served
-    # (never in a repr, so never in a log line). With a port, /metrics is on a
-    # listener of its own at metrics_host:metrics_port (0: any free port), and
-    # not on the main one. Neither: open on the main listener, as before.
-    metrics_token: str | None = field(default=None, repr=False)
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = None
-
-
-settings_key = web.AppKey("settings", Settings)
-store_key = web.AppKey("store", Store)
-switchboard_key = web.AppKey("switchboard", Switchboard)
-authenticator_key = web.AppKey("authenticator", Authenticator)
-clock_key = web.AppKey("clock", MediaClock)
-audit_key = web.AppKey("audit", AuditLog)
-metrics_key = web.AppKey("metrics", ServerMetrics)
-limiter_key = web.AppKey("limiter", LoginLimiter)
-allowed_origins_key = web.AppKey("allowed_origins", frozenset[str])
-"""The config's http.allowed_origins, canonical (ivr.ws.check_origin)."""
-metrics_runner_key = web.AppKey("metrics_runner", web.AppRunner)
-"""The separate /metrics listener's runner, when ``Settings.metrics_port`` is set."""
 
 
 async def _core_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -4,7 +4,7 @@ Events go in (:meth:`CallFlow.receive`), actions come out
 (:meth:`CallFlow.actions_to_take`). The engine never sleeps, reads a clock,
 opens a file or touches a socket: time reaches it as :class:`TimerExpired`,
 the end of a prompt as :class:`PlaybackFinished`. The session driver
-(:mod:`ivr.session`) executes the actions.
+(:mod:`ivr.call.session`) executes the actions.
 
 Which events each phase takes is the table ``_HANDLERS``; an event with no
 entry for the current phase is a driver bug and raises :class:`InvalidState`
@@ -27,12 +27,41 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ivr.config import (
+from ivr.errors import InvalidState
+from ivr.flows.decision import NumberPolicy, RecordingDecision
+from ivr.flows.events import (
+    Action,
+    AgentAnswered,
+    AgentHungUp,
+    Bridge,
+    CallAnswered,
+    CallerHungUp,
+    CancelTimer,
+    DigitReceived,
+    Event,
+    Gathered,
+    Hangup,
+    HangupReason,
+    LogConsent,
+    LogNotice,
+    PauseRecording,
+    Play,
+    PlaybackFinished,
+    ResumeRecording,
+    Ring,
+    StartRecording,
+    StartTimer,
+    StartVoicemail,
+    StopPlayback,
+    StopRecording,
+    StopRinging,
+    TimerExpired,
+)
+from ivr.flows.nodes import (
     Flow,
     GatherNode,
     HangupNode,
@@ -44,234 +73,17 @@ from ivr.config import (
     VoicemailNode,
     prompt_id,
 )
-from ivr.errors import InvalidState
-
-# --------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class CallAnswered:
-    """The call is up; the flow starts."""
-
-
-@dataclass(frozen=True, slots=True)
-class DigitReceived:
-    digit: str  # one of "0123456789*#ABCD"
-
-
-@dataclass(frozen=True, slots=True)
-class PlaybackFinished:
-    node: str  # the node whose prompt played to its end
-
-
-@dataclass(frozen=True, slots=True)
-class TimerExpired:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class AgentAnswered:
-    agent: str  # display name
-
-
-@dataclass(frozen=True, slots=True)
-class AgentHungUp:
-    """The bridged agent (person or bot) left the call."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallerHungUp:
-    """The caller left the call."""
-
-
-Event = (
-    CallAnswered
-    | DigitReceived
-    | PlaybackFinished
-    | TimerExpired
-    | AgentAnswered
-    | AgentHungUp
-    | CallerHungUp
-)
-
-# -------------------------------------------------------------------- actions
-
-HangupReason = Literal["caller", "agent", "flow", "no_answer", "timeout", "shutdown", "error"]
-
-
-@dataclass(frozen=True, slots=True)
-class Play:
-    prompt: str
-    node: str
-    loop: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StopPlayback:
-    node: str
-
-
-@dataclass(frozen=True, slots=True)
-class StartTimer:
-    name: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class CancelTimer:
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class LogNotice:
-    """A notice prompt was played to its end (evidence for consent)."""
-
-    node: str
-    prompt: str
-    kinds: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LogConsent:
-    """The caller chose a menu option that grants or refuses consent."""
-
-    node: str
-    prompt: str
-    digit: str
-    decision: Literal["granted", "refused"]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordingDecision:
-    """Every factor of the decision to record a line, and the outcome."""
-
-    line: str
-    number_recording: bool
-    line_records: bool
-    consent_mode: str
-    consent: str | None  # "granted", "refused" or None (never asked)
-    notices: tuple[str, ...]
-    record_percent: int
-    sample_draw: float  # in [0, 100): the call falls in the sample when draw < percent
-    in_sample: bool
-    record: bool
-    transcribe: bool
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Ring:
-    """Offer the call to the team's agents."""
-
-    line: str
-    team: str
-    decision: RecordingDecision
-
-
-@dataclass(frozen=True, slots=True)
-class StopRinging:
-    line: str
-
-
-@dataclass(frozen=True, slots=True)
-class Bridge:
-    """Connect the caller's audio with the agent who answered."""
-
-    line: str
-    agent: str
-
-
-@dataclass(frozen=True, slots=True)
-class StartRecording:
-    line: str
-    transcribe: bool
-    paused: bool = False  # a pause_recording node ran before: start as silence
-
-
-@dataclass(frozen=True, slots=True)
-class PauseRecording:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ResumeRecording:
-    """Resume a recording paused by the flow."""
-
-
-@dataclass(frozen=True, slots=True)
-class Gathered:
-    """A gather node collected ``digits`` (never to be logged when ``sensitive``)."""
-
-    node: str
-    digits: str
-    sensitive: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StartVoicemail:
-    """Record the caller's message, if ``decision`` allows it."""
-
-    line: str
-    decision: RecordingDecision
-
-
-@dataclass(frozen=True, slots=True)
-class StopRecording:
-    line: str
-
-
-@dataclass(frozen=True, slots=True)
-class Hangup:
-    reason: HangupReason
-
-
-Action = (
-    Play
-    | StopPlayback
-    | StartTimer
-    | CancelTimer
-    | LogNotice
-    | LogConsent
-    | Ring
-    | StopRinging
-    | Bridge
-    | StartRecording
-    | StopRecording
-    | PauseRecording
-    | ResumeRecording
-    | Gathered
-    | StartVoicemail
-    | Hangup
-)
 
 MENU_TIMER = "menu"
+
+
 RING_TIMER = "ring"
+
+
 GATHER_TIMER = "gather"
+
+
 VOICEMAIL_TIMER = "voicemail"
-
-# --------------------------------------------------------------------- policy
-
-
-def sample_draw(call_id: str) -> float:
-    """The call's deterministic sampling draw in [0, 100), from its id.
-
-    The same id always gives the same draw, so a decision can be re-derived
-    and audited later; distinct random ids are uniform over [0, 100).
-    """
-    digest = hashlib.sha256(call_id.encode()).digest()
-    # 53 bits: exactly representable, so the top draw stays below 100.
-    return (int.from_bytes(digest[:8], "big") >> 11) / 2**53 * 100.0
-
-
-@dataclass(frozen=True, slots=True)
-class NumberPolicy:
-    """The number's settings that the engine needs, fixed when the call starts."""
-
-    recording: bool
-    transcription: bool
-    consent_mode: Literal["opt_in", "notice"]
-    record_percent: int
-    sample_draw: float
 
 
 Phase = Literal[
@@ -649,6 +461,8 @@ class CallFlow:
 
 
 _Handler = Callable[[CallFlow, Any], None]
+
+
 _HANDLERS: dict[tuple[Phase, type], _Handler] = {
     ("new", CallAnswered): CallFlow._on_answered,
     ("new", CallerHungUp): CallFlow._on_caller_hung_up,

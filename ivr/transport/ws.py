@@ -1,7 +1,7 @@
 """The WebSocket endpoints of PROTOCOL.md: ``/v1/call`` and ``/v1/agent``.
 
 The handlers only shuttle between the socket and the call: they parse
-messages (:mod:`ivr.protocol`), hand audio and digits to the session or the
+messages (:mod:`ivr.transport.protocol`), hand audio and digits to the session or the
 seat, and turn protocol errors into ``error`` messages. A client that keeps
 misbehaving (more than 50 errors) is closed with 1008. Sending never awaits:
 :class:`WsTransport` writes each frame at once, and drops audio for a peer
@@ -9,7 +9,7 @@ that does not read, so one slow client cannot stall the media clock.
 
 What one connection may send is bounded (docs/protocol.md, "Limits"):
 control messages, DTMF digits and audio frames each have a token bucket
-(:mod:`ivr.rate`); going over one is answered ``rate_limited`` and the
+(:mod:`ivr.transport.rate`); going over one is answered ``rate_limited`` and the
 connection is closed with 1008, after a short wait for the client's close
 frame rather than the usual 10 s of reading whatever it still floods in.
 """
@@ -26,15 +26,23 @@ from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
 
-from ivr.api.base import ApiError
-from ivr.auth import Authenticator, Session
-from ivr.config import canonical_origin
+from ivr.access.auth import Authenticator, Session
+from ivr.call.leg import Leg
+from ivr.call.seat import PersonSeat
+from ivr.call.session import CallSession
+from ivr.call.switchboard import Busy, Switchboard
+from ivr.config import NumberConfig
 from ivr.errors import AuthError, StorageUnavailable
-from ivr.leg import Leg
-from ivr.protocol import (
+from ivr.privacy.redact import mask_number
+from ivr.server.keys import authenticator_key, store_key, switchboard_key
+from ivr.stamp import new_id, now_iso
+from ivr.store import Store
+from ivr.transport.origin import check_origin
+from ivr.transport.protocol import (
     AGENT_TYPES,
     CALLER_TYPES,
     MAX_ERRORS,
+    Dial,
     ProtocolError,
     parse,
     parse_call_id,
@@ -42,11 +50,7 @@ from ivr.protocol import (
     parse_dtmf,
     parse_login,
 )
-from ivr.rate import Rate, TokenBucket
-from ivr.redact import mask_number
-from ivr.session import CallSession
-from ivr.store import new_id, now_iso
-from ivr.switch import Busy
+from ivr.transport.rate import Rate, TokenBucket
 from media.errors import BadFrame
 
 log = logging.getLogger("ivr.ws")
@@ -100,7 +104,7 @@ def _run_now(coro: Coroutine[Any, Any, None]) -> bool:
 
 
 class WsTransport:
-    """A leg's :class:`ivr.leg.Transport` over an aiohttp WebSocket."""
+    """A leg's :class:`ivr.call.leg.Transport` over an aiohttp WebSocket."""
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self._ws = ws
@@ -161,60 +165,11 @@ class _Errors:
         return False
 
 
-def own_origin(request: web.Request) -> str | None:
-    """This server's origin as the client reached it: the scheme and the ``Host`` header.
-
-    Behind a proxy that ends TLS, the scheme is the one the proxy reports
-    (``Forwarded: proto=``, RFC 7239 section 5.4, or ``X-Forwarded-Proto``).
-    Only the scheme is taken from those headers: a browser cannot set them
-    on a WebSocket request, and the check below guards against browsers.
-    """
-    scheme = request.scheme
-    forwarded = request.forwarded[0].get("proto", "") if request.forwarded else ""
-    proxied = forwarded or request.headers.get("X-Forwarded-Proto", "").split(",")[0]
-    if proxied.strip().lower() in ("http", "https"):
-        scheme = proxied.strip().lower()
-    return canonical_origin(f"{scheme}://{request.host}")
-
-
-def check_origin(request: web.Request) -> None:
-    """Refuse a WebSocket opened by a page of another origin, before the upgrade (403).
-
-    A browser lets any page open a WebSocket to any server, and says which
-    page in ``Origin``; the server must check it (RFC 6455 section 10.2), or
-    any web site could make its visitors' browsers place calls here
-    (cross-site WebSocket hijacking). Allowed: no ``Origin`` at all (tools
-    and the load runner, not browsers, which always send one), this server's
-    own origin (:func:`own_origin`), and the config's
-    ``http.allowed_origins``. ``null`` (a sandboxed or local page) and
-    anything else are refused.
-    """
-    from ivr.app import allowed_origins_key
-
-    raw = request.headers.get("Origin")
-    if raw is None:
-        return
-    origin = canonical_origin(raw.strip())
-    if origin is not None and (
-        origin == own_origin(request) or origin in request.app[allowed_origins_key]
-    ):
-        return
-    shown = raw[:200]
-    log.info("refused a WebSocket on %s from origin %r", request.path, shown)
-    raise ApiError(
-        403,
-        "forbidden",
-        f"origin {shown!r} may not open {request.path}: only this server's own origin "
-        "and the config's http.allowed_origins may",
-        origin=shown,
-    )
-
-
-async def call_handler(request: web.Request) -> web.WebSocketResponse:
+async def call_handler(request: web.Request) -> web.StreamResponse:
     """``GET /v1/call``: one caller leg."""
-    from ivr.app import switchboard_key
-
-    check_origin(request)
+    refused = check_origin(request)
+    if refused is not None:
+        return refused
     sb = request.app[switchboard_key]
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)
     await ws.prepare(request)
@@ -223,7 +178,7 @@ async def call_handler(request: web.Request) -> web.WebSocketResponse:
     limits = _Limits()
     session: CallSession | None = None
     try:
-        session = await _wait_dial(ws, transport, errors, sb)
+        session = await _wait_dial(ws, transport, errors, sb, request.app[store_key])
         if session is None:
             return ws
         async for msg in ws:
@@ -310,7 +265,11 @@ async def _first_message(
 
 
 async def _wait_dial(
-    ws: web.WebSocketResponse, transport: WsTransport, errors: _Errors, sb: Any
+    ws: web.WebSocketResponse,
+    transport: WsTransport,
+    errors: _Errors,
+    sb: Switchboard,
+    store: Store,
 ) -> CallSession | None:
     """Read messages until a valid ``dial``; place the call and return its session."""
     while True:
@@ -338,7 +297,7 @@ async def _wait_dial(
             await ws.close(code=1000)
             return None
         try:
-            return await _place_call(sb, dial, number, transport, dialled_at)
+            return await _place_call(sb, store, dial, number, transport, dialled_at)
         except StorageUnavailable:
             # No call without its records: the store cannot write, so none is placed.
             transport.send_message(
@@ -354,14 +313,19 @@ async def _wait_dial(
 
 
 async def _place_call(
-    sb: Any, dial: Any, number: Any, transport: WsTransport, dialled_at: float
+    sb: Switchboard,
+    store: Store,
+    dial: Dial,
+    number: NumberConfig,
+    transport: WsTransport,
+    dialled_at: float,
 ) -> CallSession:
     call_id = new_id("c")
     flow = sb.flows[number.flow]
     started_at = now_iso()
     # The call's row first: if the store cannot take it, there is no call.
-    contact_id = await sb.store.contact_id(dial.from_)
-    await sb.store.create_call(
+    contact_id = await store.contact_id(dial.from_)
+    await store.create_call(
         {
             "id": call_id,
             "number": dial.to,
@@ -411,11 +375,11 @@ def _empty_stats() -> dict[str, Any]:
     }
 
 
-async def agent_handler(request: web.Request) -> web.WebSocketResponse:
+async def agent_handler(request: web.Request) -> web.StreamResponse:
     """``GET /v1/agent``: a person taking calls."""
-    from ivr.app import authenticator_key, switchboard_key
-
-    check_origin(request)
+    refused = check_origin(request)
+    if refused is not None:
+        return refused
     sb = request.app[switchboard_key]
     auth = request.app[authenticator_key]
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)
@@ -498,7 +462,7 @@ async def agent_handler(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-def _agent_over_limit(sb: Any, transport: WsTransport, audio: bool) -> None:
+def _agent_over_limit(sb: Switchboard, transport: WsTransport, audio: bool) -> None:
     """An agent's connection went over a rate limit: say so and close with 1008."""
     message = _over("audio frames", FRAME_RATE) if audio else _over("messages", MESSAGE_RATE)
     transport.send_message({"type": "error", "code": "rate_limited", "message": message})
@@ -515,7 +479,7 @@ async def _session(auth: Authenticator, token: str) -> Session | str:
     return "Owners have no access to calls" if session.user.role == "owner" else session
 
 
-def _agent_message(sb: Any, seat: Any, m: dict[str, Any]) -> None:
+def _agent_message(sb: Switchboard, seat: PersonSeat, m: dict[str, Any]) -> None:
     kind = m["type"]
     if kind == "login":
         raise ProtocolError("bad_field", "already signed in")

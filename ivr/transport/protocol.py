@@ -1,7 +1,7 @@
 """The WebSocket call protocol's messages (PROTOCOL.md), parsed and checked.
 
 Pure functions: text in, a typed message or a :class:`ProtocolError` (with
-the protocol's error code) out. The WebSocket handlers in :mod:`ivr.ws` turn
+the protocol's error code) out. The WebSocket handlers in :mod:`ivr.transport.ws` turn
 errors into ``error`` messages and, past the limit, close code 1008.
 """
 

@@ -14,15 +14,14 @@ from dataclasses import dataclass
 
 from ivr.config import (
     Config,
-    Flow,
     NumberConfig,
     PromptSource,
     TeamConfig,
     flow_dependencies,
     prompt_source,
-    validate_flow,
 )
 from ivr.errors import InvalidConfig, Problem
+from ivr.flows import Flow, validate_flow
 from ivr.store import Store
 
 log = logging.getLogger("ivr.seed")

@@ -10,7 +10,7 @@ This module owns three things:
   (:func:`tts_cache_key`), so a new espeak-ng re-renders and nothing else does.
 - :func:`render_prompt_dir` turns every ``prompts/NAME.txt`` into the shipped
   ``prompts/NAME.wav`` (16 kHz mono 16-bit), and :func:`render_hold_music`
-  synthesises the hold loop. ``python -m ivr.tts [PROMPTS_DIR]`` runs it.
+  synthesises the hold loop. ``python -m ivr.speech.tts [PROMPTS_DIR]`` runs it.
 
 A prompt's ``.txt`` file may start with one header line of comma-separated
 ``key: value`` pairs, then the text::
@@ -511,7 +511,7 @@ def render_hold_music(sample_rate: int = PROMPT_SAMPLE_RATE, seconds: float = 8.
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ivr.tts [PROMPTS_DIR]``: re-render the shipped prompts."""
+    """``python -m ivr.speech.tts [PROMPTS_DIR]``: re-render the shipped prompts."""
     args = sys.argv[1:] if argv is None else argv
     prompts_dir = Path(args[0]) if args else Path(__file__).resolve().parent.parent / "prompts"
     try:

@@ -42,20 +42,36 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
-from ivr.config import (
+from ivr.flows import (
     Flow,
     GatherNode,
     MenuNode,
     MessageNode,
     Node,
-    NumberConfig,
     PauseRecordingNode,
     ResumeRecordingNode,
     RingNode,
     VoicemailNode,
 )
+
+
+class NumberSettings(Protocol):
+    """What the proof needs of a number (the config's ``NumberSettings`` has it)."""
+
+    @property
+    def flow(self) -> str: ...
+
+    @property
+    def recording(self) -> bool: ...
+
+    @property
+    def transcription(self) -> bool: ...
+
+    @property
+    def consent_mode(self) -> Literal["opt_in", "notice"]: ...
+
 
 RULES: tuple[str, ...] = (
     "unknown_flow",
@@ -254,7 +270,7 @@ def _consent_reason(state: _State, edges: list[_Edge]) -> str:
     return f"consent was granted ({choice}) before the recording notice was played"
 
 
-def _broken_rules(number: NumberConfig, state: _State) -> list[str]:
+def _broken_rules(number: NumberSettings, state: _State) -> list[str]:
     """The recording rules broken by entering a recording node in this state."""
     rules = []
     if not state.recording_notice:
@@ -271,7 +287,9 @@ def _broken_rules(number: NumberConfig, state: _State) -> list[str]:
     return rules
 
 
-def _message(rule: str, what: str, number: NumberConfig, state: _State, edges: list[_Edge]) -> str:
+def _message(
+    rule: str, what: str, number: NumberSettings, state: _State, edges: list[_Edge]
+) -> str:
     """What is missing, in plain words, for a recording rule broken at the end of ``edges``."""
     if rule == "recording_notice":
         return f"{what} records without a recording notice before it"
@@ -293,7 +311,7 @@ def _message(rule: str, what: str, number: NumberConfig, state: _State, edges: l
     )
 
 
-def _recording_violations(number_id: str, number: NumberConfig, flow: Flow) -> list[Violation]:
+def _recording_violations(number_id: str, number: NumberSettings, flow: Flow) -> list[Violation]:
     found: dict[tuple[str, str], Violation] = {}
     parents = _search(flow)
     for state in parents:  # breadth-first: the first hit per (rule, node) is a shortest path
@@ -414,7 +432,7 @@ def _order(v: Violation) -> tuple[str, str, int, int, tuple[str, ...]]:
     return (v.number, v.flow, RULES.index(v.rule), len(v.path), v.path)
 
 
-def check_number(number_id: str, number: NumberConfig, flow: Flow) -> list[Violation]:
+def check_number(number_id: str, number: NumberSettings, flow: Flow) -> list[Violation]:
     """Every violation of the rules by one number with its flow; empty when compliant.
 
     With the number's ``recording`` switch off nothing is ever recorded, so
@@ -426,7 +444,7 @@ def check_number(number_id: str, number: NumberConfig, flow: Flow) -> list[Viola
     return sorted(out, key=_order)
 
 
-def check_all(numbers: Mapping[str, NumberConfig], flows: Mapping[str, Flow]) -> list[Violation]:
+def check_all(numbers: Mapping[str, NumberSettings], flows: Mapping[str, Flow]) -> list[Violation]:
     """Every violation of every number with the flow it uses; empty when all are compliant."""
     out: list[Violation] = []
     for number_id, number in numbers.items():

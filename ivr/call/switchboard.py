@@ -19,15 +19,17 @@ import logging
 from collections import deque
 from datetime import UTC, datetime
 
-from ivr.agent import BotSeat, PersonSeat, Seat
-from ivr.clock import MediaClock
-from ivr.config import Config, Flow, NumberConfig, TeamConfig
-from ivr.leg import Leg
-from ivr.metrics import ServerMetrics
-from ivr.prompt import PromptLibrary
-from ivr.recorder import RecorderPool
-from ivr.session import CallSession
-from ivr.store import Store, User, new_id
+from ivr.call.clock import MediaClock
+from ivr.call.journal import CallRecords
+from ivr.call.leg import Leg
+from ivr.call.metrics import CallMetrics, NoMetrics
+from ivr.call.prompt import PromptLibrary
+from ivr.call.recorder import RecorderPool
+from ivr.call.seat import BotSeat, Person, PersonSeat, Seat
+from ivr.call.session import CallSession
+from ivr.config import Config, NumberConfig, TeamConfig
+from ivr.flows import Flow
+from ivr.stamp import new_id
 
 log = logging.getLogger("ivr.switch")
 
@@ -46,7 +48,7 @@ class Switchboard:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        records: CallRecords,
         prompts: PromptLibrary,
         clock: MediaClock,
         recorder: RecorderPool,
@@ -54,11 +56,11 @@ class Switchboard:
         numbers: dict[str, NumberConfig] | None = None,
         flows: dict[str, Flow] | None = None,
         teams: dict[str, TeamConfig] | None = None,
-        metrics: ServerMetrics | None = None,
+        metrics: CallMetrics | None = None,
     ) -> None:
-        self.metrics = metrics or ServerMetrics()
+        self.metrics: CallMetrics = metrics or NoMetrics()
         self.config = config
-        self.store = store
+        self.records = records
         self.prompts = prompts
         self.clock = clock
         self.recorder = recorder
@@ -134,7 +136,7 @@ class Switchboard:
             seat.state = "ready"
 
     def add_person(
-        self, user: User, leg: Leg, *, token_hash: str, expires_at: datetime | None = None
+        self, user: Person, leg: Leg, *, token_hash: str, expires_at: datetime | None = None
     ) -> PersonSeat:
         """Seat a signed-in person (not ready yet), tied to the token they signed in with."""
         seat = PersonSeat(
@@ -191,7 +193,7 @@ class Switchboard:
         seat.signed_out(why)
         log.info("agent %s signed out by the server: %s", seat.user_id, why)
 
-    def update_seats(self, user: User) -> int:
+    def update_seats(self, user: Person) -> int:
         """Carry a user's new name and teams to their live seats; returns how many.
 
         An offer of a team the seat has left moves to the next seat; a
@@ -326,5 +328,5 @@ class Switchboard:
                 "records are lost",
                 len(late),
                 save_timeout_s,
-                self.store.health.reason or "slow",
+                self.records.health.reason or "slow",
             )

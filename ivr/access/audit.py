@@ -4,7 +4,7 @@ Every read of call data, every change and deletion, every refusal, every
 login and failed login is one entry: who (user id and role), what (an
 action name), which object (type and id), when, the outcome, and a small
 detail mapping. No audio, tokens, passwords or full phone numbers ever go
-in (callers' numbers are masked by :func:`ivr.redact.mask_number`).
+in (callers' numbers are masked by :func:`ivr.privacy.redact.mask_number`).
 
 Entry ``n`` stores ``hash_n = SHA-256(hash_{n-1} || canonical JSON of entry n)``,
 starting from 64 zeros, so editing, removing or reordering any row breaks
@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ivr.errors import StorageUnavailable
-from ivr.store import Store, User, now_iso
+from ivr.stamp import now_iso
+from ivr.store import Store, User
 
 log = logging.getLogger("ivr.audit")
 

@@ -1,0 +1,1 @@
+"""Who may do what: passwords and tokens, ``permits()``, and the audit chain."""

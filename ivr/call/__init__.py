@@ -1,0 +1,1 @@
+"""The 20 ms call path: media clock, legs, sessions, seats, switchboard, prompts, recorder."""

@@ -1,0 +1,63 @@
+"""Who a privacy operation is about, and the keyed pseudonym that stands for them.
+
+A subject is a contact (a caller's E.164 number) or an agent (a user id).
+Where their identity must go but the row must stay (pseudonymous call rows
+for aggregate analytics), a keyed hash stands in: HMAC-SHA-256 with a secret
+kept in the data directory, never the number or the name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+from datetime import timedelta
+from typing import Literal
+
+from ivr.store import Store
+
+log = logging.getLogger("ivr.privacy")
+
+Kind = Literal["contact", "agent"]
+
+
+DEFAULT_EXPORT_WINDOW = timedelta(days=183)
+
+
+class SubjectNotFound(Exception):
+    """No data about that subject."""
+
+
+def _key(store: Store) -> bytes:
+    path = store.data_dir / "pseudonym.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def pseudonym(store: Store, kind: Kind, value: str) -> str:
+    """A stable keyed hash standing for a subject; not reversible without the key."""
+    digest = hmac.new(_key(store), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+    return f"ps_{digest[:24]}"
+
+
+async def count_transcripts(store: Store, recording_ids: list[str]) -> int:
+    marks = ",".join("?" * len(recording_ids)) or "NULL"
+    async with store.db.execute(
+        f"SELECT COUNT(*) FROM transcripts WHERE recording_id IN ({marks})", recording_ids
+    ) as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def delete_transcripts(store: Store, recording_ids: list[str]) -> None:
+    """Delete the recordings' transcripts, segments and jobs (the caller commits)."""
+    marks = ",".join("?" * len(recording_ids)) or "NULL"
+    for table in ("transcript_segments", "transcripts", "transcription_jobs"):
+        await store.db.execute(
+            f"DELETE FROM {table} WHERE recording_id IN ({marks})", recording_ids
+        )

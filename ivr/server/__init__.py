@@ -1,0 +1,1 @@
+"""The server: settings and AppKeys, the app factory, metrics, and serving."""

@@ -1,0 +1,1 @@
+"""Speech: prompts rendered from text (TTS), and offline transcription of recordings."""
