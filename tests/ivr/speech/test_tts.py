@@ -15,7 +15,7 @@ import pytest
 from ivr.errors import TtsError
 from ivr.speech import tts
 
-PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+PROMPTS = Path(__file__).resolve().parents[3] / "prompts"
 SHIPPED = (
     "notice_en",
     "consent_menu_en",

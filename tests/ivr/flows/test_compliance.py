@@ -1,6 +1,6 @@
 """The flow compliance checker (DESIGN.md part 2), against a library of flows and the engine.
 
-The library is ``tests/ivr/flows/*.yaml``: each file is one flow with the
+The library is ``tests/ivr/flows/library/*.yaml``: each file is one flow with the
 number settings it runs under and the exact violations expected (rule, path,
 message). ``ok_*`` files are compliant, ``bad_*`` files are refused. The
 property tests at the end drive the real engine (:class:`ivr.flows.CallFlow`)
@@ -55,7 +55,7 @@ from ivr.flows.compliance import (
 )
 from tests.ivr.test_purity import ROOT, forbidden, imported_modules
 
-FLOWS_DIR = Path(__file__).with_name("flows")
+FLOWS_DIR = Path(__file__).with_name("library")
 NUMBER = "+15550100"
 
 # ------------------------------------------------------------------- helpers

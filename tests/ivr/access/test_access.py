@@ -16,7 +16,7 @@ from ivr.access.audit import verify
 from ivr.server.keys import audit_key, store_key
 from tests.agent_helpers import signed_in_agent
 from tests.conftest import AppFactory, Caller, add_user, consent_flow, noise_frames
-from tests.ivr.access_matrix import MATRIX, OBJECT_PATHS, ROLES
+from tests.ivr.access.access_matrix import MATRIX, OBJECT_PATHS, ROLES
 
 
 @dataclass

@@ -25,9 +25,9 @@ import pytest
 import websockets
 
 from tests.conftest import write_yaml
+from tests.ivr.server.test_crash import _start
+from tests.ivr.speech.test_transcribe import SENTENCE, frames_of, speech
 from tests.ivr.test_cli import _free_port
-from tests.ivr.test_crash import _start
-from tests.ivr.test_transcribe import SENTENCE, frames_of, speech
 
 PASSWORD = "a long password for sup"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ivr.store import Store
-from tests.ivr.test_transcribe import add_recording
+from tests.ivr.speech.test_transcribe import add_recording
 
 
 async def test_claiming_a_transcription_leaves_no_statement_open_for_a_concurrent_commit(
