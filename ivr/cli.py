@@ -241,7 +241,7 @@ async def _users_add(args: argparse.Namespace) -> int:
     try:
         hashed = await hash_password(password, HashParams())
         try:
-            user = await store.create_user(args.email, args.name, args.role, hashed, args.team)
+            user = await store.users.add(args.email, args.name, args.role, hashed, args.team)
         except StoreError as exc:
             print(f"ivr: {exc}", file=sys.stderr)
             return 1
@@ -282,11 +282,11 @@ async def _privacy(args: argparse.Namespace) -> int:
             kind: Literal["contact", "agent"] = "contact"
             subject = args.contact
         else:
-            found = await store.user_credentials(args.agent)
+            found = await store.users.credentials(args.agent)
             if found is None:
                 print("ivr: no user with that e-mail", file=sys.stderr)
                 return 1
-            kind, subject = "agent", found[0].id
+            kind, subject = "agent", found.user.id
         if args.command == "erase":
             receipt = await privacy.erase(store, kind, subject, "cli")
             print(json.dumps(receipt, indent=2))

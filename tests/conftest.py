@@ -353,7 +353,7 @@ async def add_user(
 
     store = client.app[store_key]
     hashed = await hash_password(password, CHEAP)
-    await store.create_user(
+    await store.users.add(
         email,
         email.split("@")[0].title(),
         role,  # type: ignore[arg-type]

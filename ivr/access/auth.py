@@ -121,16 +121,18 @@ class Authenticator:
         return cls(store, params, await hash_password(secrets.token_hex(16), params), seats)
 
     async def login(self, email: str, password: str) -> tuple[str, User]:
-        found = await self._store.user_credentials(email)
+        found = await self._store.users.credentials(email)
         if found is None:
             await verify_password(self.dummy_hash, password, self._params)
             raise AuthError("wrong e-mail or password")
-        user, stored = found
-        if not await verify_password(stored, password, self._params):
+        user = found.user
+        if not await verify_password(found.password_hash, password, self._params):
             raise AuthError("wrong e-mail or password")
         token = secrets.token_urlsafe(32)
         expires = (datetime.now(UTC) + TOKEN_TTL).isoformat(timespec="milliseconds")
-        await self._store.add_token(token_hash(token), user.id, expires.replace("+00:00", "Z"))
+        await self._store.users.add_token(
+            token_hash(token), user.id, expires.replace("+00:00", "Z")
+        )
         return token, user
 
     async def user(self, token: str) -> User:
@@ -140,16 +142,16 @@ class Authenticator:
         """The session of a valid token; :class:`AuthError` if it is unknown or expired."""
         hashed = token_hash(token)
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        found = await self._store.session_for_token(hashed, now)
+        found = await self._store.users.session(hashed, now)
         if found is None:
             raise AuthError("unknown or expired token")
-        user, expires_at = found
-        return Session(user, hashed, datetime.fromisoformat(expires_at.replace("Z", "+00:00")))
+        expires_at = datetime.fromisoformat(found.expires_at.replace("Z", "+00:00"))
+        return Session(found.user, hashed, expires_at)
 
     async def logout(self, token: str) -> None:
         """Delete the token, and end the agent seats signed in with it."""
         hashed = token_hash(token)
-        await self._store.delete_token(hashed)
+        await self._store.users.delete_token(hashed)
         if self._seats is not None:
             self._seats.end_seats(token_hash=hashed, why="the session was revoked: signed out")
 

@@ -7,6 +7,7 @@ the config file) and take effect for the next call without a restart.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any, Literal
 
 from aiohttp import web
@@ -61,13 +62,13 @@ def _hash_params(request: web.Request) -> Any:
 
 async def list_users(request: web.Request) -> web.Response:
     user = await require(request, "users.read")
-    users = await store_of(request).list_users()
+    users = await store_of(request).users.all()
     await audit_of(request).record(user, "users.list", "ok", object_type="user")
     return web.json_response({"items": [u.public() for u in users]})
 
 
 async def _target(request: web.Request) -> User:
-    target = await store_of(request).user_by_id(request.match_info["user_id"])
+    target = await store_of(request).users.get(request.match_info["user_id"])
     if target is None:
         raise ApiError(404, "not_found", f"no user {request.match_info['user_id'][:64]}")
     return target
@@ -101,7 +102,7 @@ async def create_user(request: web.Request) -> web.Response:
     await _check_manage(request, actor, None, body.role, "create")
     hashed = await hash_password(body.password, _hash_params(request))
     try:
-        user = await store_of(request).create_user(
+        user = await store_of(request).users.add(
             body.email, body.name, body.role, hashed, body.teams
         )
     except StoreError as exc:
@@ -123,7 +124,7 @@ async def patch_user(request: web.Request) -> web.Response:
     body = await read_model(request, UserPatch)
     await _check_manage(request, actor, target, body.role, "update")
     hashed = await hash_password(body.password, _hash_params(request)) if body.password else None
-    user = await store_of(request).update_user(
+    user = await store_of(request).users.update(
         target.id, name=body.name, role=body.role, teams=body.teams, password_hash=hashed
     )
     auth = authenticator_of(request)
@@ -149,7 +150,7 @@ async def delete_user(request: web.Request) -> web.Response:
     await _check_manage(request, actor, target, None, "delete")
     if target.id == actor.id:
         raise ApiError(409, "conflict", "you cannot delete yourself")
-    await store_of(request).delete_user(target.id)
+    await store_of(request).users.delete(target.id)
     authenticator_of(request).sessions_ended(
         target.id, "the session was ended: the user was deleted"
     )
@@ -208,7 +209,7 @@ async def _save_team(
     greeting = team.bot_greeting or (sb.config.bots.greeting if team.bots else None)
     if greeting is not None:
         await _ensure_prompts(request, {"bot_greeting": greeting})
-    await store_of(request).save_team(team_id, team.bots, team.bot_greeting, source="api")
+    await store_of(request).catalog.save_team(team_id, team.bots, team.bot_greeting, source="api")
     sb.set_team(team_id, team)
     await audit_of(request).record(
         actor,
@@ -263,7 +264,7 @@ async def delete_team(request: web.Request) -> web.Response:
     ]
     if users:
         raise ApiError(409, "conflict", f"team {team_id} is rung by flow(s) {', '.join(users)}")
-    await store_of(request).delete_team(team_id)
+    await store_of(request).catalog.delete_team(team_id)
     sb.set_team(team_id, None)
     await audit_of(request).record(
         actor, "teams.delete", "ok", object_type="team", object_id=team_id
@@ -369,7 +370,7 @@ async def patch_number(request: web.Request) -> web.Response:
     if request.query.get("dry_run") in ("1", "true"):
         # The verdict before saving: the settings would be accepted; nothing is changed.
         return web.json_response({**_number_out(number_id, updated), "saved": False})
-    await store_of(request).save_number(number_id, updated.model_dump(), source="api")
+    await store_of(request).catalog.save_number(number_id, updated, source="api")
     if "retention_days" in changes:
         await privacy.apply_retention(store_of(request), number_id, updated.retention_days)
     sb.set_number(number_id, updated)
@@ -415,7 +416,7 @@ async def get_flow(request: web.Request) -> web.Response:
             "id": flow.id,
             "version": flow.version,
             **flow.definition(),
-            "versions": await store_of(request).flow_versions(flow_id),
+            "versions": [asdict(v) for v in await store_of(request).catalog.flow_versions(flow_id)],
         }
     )
 
@@ -509,8 +510,8 @@ async def put_flow(request: web.Request) -> web.Response:
         raise
     await _ensure_prompts(request, prompts)
     store = store_of(request)
-    await store.save_flow(flow.id, flow.version, flow.definition())
-    await store.set_flow_head(flow.id, flow.version, source="api")
+    await store.catalog.save_flow(flow.id, flow.version, flow.definition())
+    await store.catalog.set_flow_head(flow.id, flow.version, source="api")
     request.app[switchboard_key].set_flow(flow)
     await audit_of(request).record(
         actor,

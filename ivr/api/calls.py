@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ivr.access.policy import permits, scope
+from ivr.access.policy import Action, permits, scope
 from ivr.api.base import (
     ApiError,
     Route,
@@ -22,6 +21,7 @@ from ivr.api.base import (
 from ivr.errors import NotFound, StoreError
 from ivr.privacy.redact import mask_number
 from ivr.server.keys import switchboard_key
+from ivr.store import CallRow, RecordingRow, User
 
 # Events in a page: GET /v1/calls/{id} holds the first page, /events the rest.
 EVENTS_PAGE = 500
@@ -48,15 +48,16 @@ CALL_FIELDS = (
 )
 
 
-def call_out(call: dict[str, Any]) -> dict[str, Any]:
-    return {k: call.get(k) for k in CALL_FIELDS}
+def call_out(call: CallRow) -> dict[str, Any]:
+    """A call as the API shows it: the fields of ``CALL_FIELDS``."""
+    return {k: getattr(call, k) for k in CALL_FIELDS}
 
 
 async def list_calls(request: web.Request) -> web.Response:
     user = await require(request, "calls.read")
     own = scope(user, "calls.read") == "own"
     try:
-        items, nxt = await store_of(request).list_calls(
+        items, nxt = await store_of(request).calls.page(
             agent_id=user.id if own else None,
             cursor=request.query.get("cursor"),
             limit=query_limit(request),
@@ -69,14 +70,15 @@ async def list_calls(request: web.Request) -> web.Response:
     return web.json_response({"items": [call_out(c) for c in items], "next": nxt})
 
 
-async def visible_call(request: web.Request, action: Any) -> tuple[Any, dict[str, Any]]:
+async def visible_call(request: web.Request, action: Action) -> tuple[User, CallRow]:
+    """The call of the path, if the user may see it; else the 404 that hides it (audited)."""
     user = await require(request, action)
     call_id = request.match_info["call_id"]
     try:
-        call = await store_of(request).get_call(call_id)
+        call = await store_of(request).calls.get(call_id)
     except NotFound:
         raise await refuse_object(request, user, action, "call", call_id) from None
-    if not permits(user, action, call):
+    if not permits(user, action, {"agent_id": call.agent_id}):
         raise await refuse_object(request, user, action, "call", call_id)
     return user, call
 
@@ -85,18 +87,17 @@ async def get_call(request: web.Request) -> web.Response:
     user, call = await visible_call(request, "calls.read")
     store = store_of(request)
     out = call_out(call)
-    out["consents"] = await store.consents_for_call(call["id"])
-    recordings = await store.recordings_for_call(call["id"])
-    out["recordings"] = [r["id"] for r in recordings]
-    out["pauses"] = {r["id"]: json.loads(r["pauses"] or "[]") for r in recordings}
-    out["gaps"] = {r["id"]: json.loads(r["gaps"] or "[]") for r in recordings}
+    out["consents"] = [c.public() for c in await store.calls.consents(call.id)]
+    recordings = await store.recordings.for_call(call.id)
+    out["recordings"] = [r.id for r in recordings]
+    out["pauses"] = {r.id: r.pauses for r in recordings}
+    out["gaps"] = {r.id: r.gaps for r in recordings}
     # The first page of the timeline; the rest from /v1/calls/{id}/events.
-    out["events"], nxt = await store.call_events_page(call["id"], limit=EVENTS_PAGE)
+    events, nxt = await store.calls.events_page(call.id, limit=EVENTS_PAGE)
+    out["events"] = [e.public() for e in events]
     out["events_next"] = None if nxt is None else str(nxt)
     out["recording_trace"] = _trace(call, recordings)
-    await audit_of(request).record(
-        user, "calls.read", "ok", object_type="call", object_id=call["id"]
-    )
+    await audit_of(request).record(user, "calls.read", "ok", object_type="call", object_id=call.id)
     return web.json_response(out)
 
 
@@ -108,22 +109,24 @@ async def list_events(request: web.Request) -> web.Response:
         raise ApiError(
             422, "invalid", "'after' must be a whole number (a page's next)", field="after"
         )
-    items, nxt = await store_of(request).call_events_page(
-        call["id"], after=int(raw), limit=query_limit(request, default=EVENTS_PAGE, most=1000)
+    items, nxt = await store_of(request).calls.events_page(
+        call.id, after=int(raw), limit=query_limit(request, default=EVENTS_PAGE, most=1000)
     )
     await audit_of(request).record(
-        user, "calls.events", "ok", object_type="call", object_id=call["id"]
+        user, "calls.events", "ok", object_type="call", object_id=call.id
     )
-    return web.json_response({"items": items, "next": None if nxt is None else str(nxt)})
+    return web.json_response(
+        {"items": [e.public() for e in items], "next": None if nxt is None else str(nxt)}
+    )
 
 
-def _trace(call: dict[str, Any], recordings: list[dict[str, Any]]) -> list[str]:
+def _trace(call: CallRow, recordings: list[RecordingRow]) -> list[str]:
     """The recording decision in plain words."""
-    d = call.get("recording_decision")
+    d = call.recording_decision
     if not d:
         return ["The call never reached a line, so no recording was considered."]
     lines = [
-        f"Number {mask_number(call['number'])}: recording is "
+        f"Number {mask_number(call.number)}: recording is "
         f"{'on' if d['number_recording'] else 'off'}.",
         f"Line {d['line']!r} {'records' if d['line_records'] else 'does not record'}.",
         (
@@ -137,26 +140,26 @@ def _trace(call: dict[str, Any], recordings: list[dict[str, Any]]) -> list[str]:
         f"Outcome: {'recorded' if d['record'] else 'not recorded'}.",
     ]
     for rec in recordings:
-        pauses = json.loads(rec["pauses"] or "[]")
+        pauses = rec.pauses
         spans = "; ".join(
             f"{p['start_s']:.1f} s to {p['end_s'] if p['end_s'] is not None else '?'}"
             f" s ({p['reason']})"
             for p in pauses
         )
-        line = f"Recording {rec['id']} ({rec['status']}): " + (
+        line = f"Recording {rec.id} ({rec.status}): " + (
             f"paused {spans}." if pauses else "never paused."
         )
-        gaps = json.loads(rec["gaps"] or "[]")
+        gaps = rec.gaps
         if gaps:
             line += (
                 " Silence where the server stalled: "
                 + "; ".join(f"{g['start_s']:.2f} s to {g['end_s']:.2f} s" for g in gaps)
                 + "."
             )
-        if rec["status"] == "truncated":
+        if rec.status == "truncated":
             line += (
-                f" It ends early, at {rec['truncated_at_s'] or 0:.1f} s: the server could "
-                f"not write it ({rec['truncated_reason']})."
+                f" It ends early, at {rec.truncated_at_s or 0:.1f} s: the server could "
+                f"not write it ({rec.truncated_reason})."
             )
         lines.append(line)
     return lines

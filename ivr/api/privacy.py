@@ -143,7 +143,7 @@ async def create_erasure(request: web.Request) -> web.Response:
     value = body.contact or body.agent_id
     assert value is not None
     if kind == "agent":
-        target = await store.user_by_id(value)
+        target = await store.users.get(value)
         if target is None:
             raise ApiError(404, "not_found", "no such agent")
         if target.role == "owner" and user.role != "owner":

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,41 +26,40 @@ from ivr.api.base import (
 )
 from ivr.e164 import is_e164
 from ivr.errors import NotFound, StoreError
-from ivr.store import Store, User
+from ivr.store import RecordingRow, Store, TranscriptRow, User
 
 
-async def recording_out(
-    store: Store, rec: dict[str, Any], *, notes: bool = False
-) -> dict[str, Any]:
-    consents = await store.consents_for_call(rec["call_id"])
+async def recording_out(store: Store, rec: RecordingRow, *, notes: bool = False) -> dict[str, Any]:
+    """A recording as the API shows it, with its latest consent and (``notes``) its QA notes."""
+    consents = await store.calls.consents(rec.call_id)
     out = {
-        "id": rec["id"],
-        "call_id": rec["call_id"],
-        "agent_id": rec["agent_id"],
-        "agent_name": rec["agent_name"],
-        "contact": rec["contact"],
-        "number": rec["number"],
-        "line": rec["line"],
-        "status": rec["status"],
-        "started_at": rec["started_at"],
-        "ended_at": rec["ended_at"],
-        "duration_s": rec["duration_s"],
-        "sample_rate": rec["sample_rate"],
-        "channels": rec["channels"],
-        "format": rec["format"],
-        "sha256": rec["sha256"],
-        "size_bytes": rec["size_bytes"],
-        "consent": consents[-1] if consents else None,
-        "transcript_available": await store.has_transcript(rec["id"]),
-        "score": rec["score"],
-        "tags": json.loads(rec["tags"] or "[]"),
-        "pauses": json.loads(rec["pauses"] or "[]"),
-        "gaps": json.loads(rec["gaps"] or "[]"),
-        "truncated_at_s": rec["truncated_at_s"],
-        "truncated_reason": rec["truncated_reason"],
+        "id": rec.id,
+        "call_id": rec.call_id,
+        "agent_id": rec.agent_id,
+        "agent_name": rec.agent_name,
+        "contact": rec.contact,
+        "number": rec.number,
+        "line": rec.line,
+        "status": rec.status,
+        "started_at": rec.started_at,
+        "ended_at": rec.ended_at,
+        "duration_s": rec.duration_s,
+        "sample_rate": rec.sample_rate,
+        "channels": rec.channels,
+        "format": rec.format,
+        "sha256": rec.sha256,
+        "size_bytes": rec.size_bytes,
+        "consent": consents[-1].public() if consents else None,
+        "transcript_available": await store.transcripts.exists(rec.id),
+        "score": rec.score,
+        "tags": rec.tags,
+        "pauses": rec.pauses,
+        "gaps": rec.gaps,
+        "truncated_at_s": rec.truncated_at_s,
+        "truncated_reason": rec.truncated_reason,
     }
     if notes:
-        out["notes"] = await store.notes(rec["id"])
+        out["notes"] = [asdict(n) for n in await store.recordings.notes(rec.id)]
     return out
 
 
@@ -76,11 +75,11 @@ async def list_recordings(request: web.Request) -> web.Response:
         )
     store = store_of(request)
     if own and agent_id is not None and agent_id != user.id:
-        items: list[dict[str, Any]] = []
+        items: list[RecordingRow] = []
         nxt = None
     else:
         try:
-            items, nxt = await store.list_recordings(
+            items, nxt = await store.recordings.page(
                 agent_id=user.id if own else agent_id,
                 contact=contact,
                 since=query_time(request, "since"),
@@ -98,16 +97,17 @@ async def list_recordings(request: web.Request) -> web.Response:
 
 async def visible_recording(
     request: web.Request, action: Action
-) -> tuple[User, Store, dict[str, Any]]:
+) -> tuple[User, Store, RecordingRow]:
+    """The recording of the path, if the user may see it; else the 404 that hides it."""
     user = await require(request, action)
     store = store_of(request)
     rec_id = request.match_info["recording_id"]
     try:
-        rec = await store.get_recording(rec_id)
+        rec = await store.recordings.get(rec_id)
     except NotFound:
         raise await refuse_object(request, user, action, "recording", rec_id) from None
     # A recording still being written is not there yet for anyone.
-    if rec["status"] == "recording" or not permits(user, action, rec):
+    if rec.status == "recording" or not permits(user, action, {"agent_id": rec.agent_id}):
         raise await refuse_object(request, user, action, "recording", rec_id)
     return user, store, rec
 
@@ -115,7 +115,7 @@ async def visible_recording(
 async def get_recording(request: web.Request) -> web.Response:
     user, store, rec = await visible_recording(request, "recordings.read")
     await audit_of(request).record(
-        user, "recordings.read", "ok", object_type="recording", object_id=rec["id"]
+        user, "recordings.read", "ok", object_type="recording", object_id=rec.id
     )
     return web.json_response(await recording_out(store, rec, notes=True))
 
@@ -123,7 +123,7 @@ async def get_recording(request: web.Request) -> web.Response:
 async def recording_audio(request: web.Request) -> web.StreamResponse:
     user, store, rec = await visible_recording(request, "recordings.audio")
     try:
-        path = store.recording_path(rec["path"])
+        path = store.recording_path(rec.path)
     except NotFound:
         raise ApiError(404, "not_found", "the recording's file is missing") from None
     if not path.is_file():
@@ -133,7 +133,7 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
         "recordings.audio",
         "ok",
         object_type="recording",
-        object_id=rec["id"],
+        object_id=rec.id,
         detail={"range": request.headers.get("Range", "")[:64]},
     )
     return await send_file(request, path, "audio/wav")
@@ -229,16 +229,16 @@ async def send_file(request: web.Request, path: Path, content_type: str) -> web.
     return resp
 
 
-def transcript_out(transcript: dict[str, Any]) -> dict[str, Any]:
+def transcript_out(transcript: TranscriptRow) -> dict[str, Any]:
     """A transcript as the API shows it: segments in time order, both channels."""
     return {
-        "recording_id": transcript["recording_id"],
-        "engine": transcript["engine"],
-        "model": transcript["model"],
-        "language": transcript["language"],
-        "audio_s": transcript["audio_s"],
-        "created_at": transcript["created_at"],
-        "segments": transcript["segments"],
+        "recording_id": transcript.recording_id,
+        "engine": transcript.engine,
+        "model": transcript.model,
+        "language": transcript.language,
+        "audio_s": transcript.audio_s,
+        "created_at": transcript.created_at,
+        "segments": [asdict(s) for s in transcript.segments],
     }
 
 
@@ -251,21 +251,21 @@ _NO_TRANSCRIPT = {
 
 async def recording_transcript(request: web.Request) -> web.Response:
     user, store, rec = await visible_recording(request, "recordings.transcript")
-    transcript = await store.transcript(rec["id"])
+    transcript = await store.transcripts.get(rec.id)
     await audit_of(request).record(
         user,
         "recordings.transcript",
         "ok",
         object_type="recording",
-        object_id=rec["id"],
+        object_id=rec.id,
         detail={"found": transcript is not None},
     )
     if transcript is None:
-        job = await store.transcription_job(rec["id"])
+        job = await store.transcripts.job(rec.id)
         if job is None:
             raise ApiError(404, "no_transcript", "this recording has no transcript")
-        message = _NO_TRANSCRIPT.get(job["state"], "this recording has no transcript")
-        raise ApiError(404, "no_transcript", message, state=job["state"])
+        message = _NO_TRANSCRIPT.get(job.state, "this recording has no transcript")
+        raise ApiError(404, "no_transcript", message, state=job.state)
     return web.json_response(transcript_out(transcript))
 
 
@@ -284,33 +284,33 @@ async def patch_recording(request: web.Request) -> web.Response:
     if body.tags is not None and any(not 1 <= len(t) <= 64 for t in body.tags):
         raise ApiError(422, "invalid", "tags: each tag has 1 to 64 characters", field="tags")
     clear = "score" in body.model_fields_set and body.score is None
-    await store.update_recording(
-        rec["id"],
+    await store.recordings.annotate(
+        rec.id,
         score=body.score,
         clear_score=clear,
         tags=sorted(set(body.tags)) if body.tags is not None else None,
     )
     if body.note is not None:
-        await store.add_note(rec["id"], user.id, body.note)
+        await store.recordings.add_note(rec.id, user.id, body.note)
     await audit_of(request).record(
         user,
         "recordings.annotate",
         "ok",
         object_type="recording",
-        object_id=rec["id"],
+        object_id=rec.id,
         detail={"fields": sorted(body.model_fields_set)},
     )
     return web.json_response(
-        await recording_out(store, await store.get_recording(rec["id"]), notes=True)
+        await recording_out(store, await store.recordings.get(rec.id), notes=True)
     )
 
 
 async def delete_recording(request: web.Request) -> web.Response:
     user, store, rec = await visible_recording(request, "recordings.delete")
-    await store.delete_transcript(rec["id"])
-    await store.delete_recording(rec["id"])
+    await store.transcripts.delete(rec.id)
+    await store.recordings.delete(rec.id)
     await audit_of(request).record(
-        user, "recordings.delete", "ok", object_type="recording", object_id=rec["id"]
+        user, "recordings.delete", "ok", object_type="recording", object_id=rec.id
     )
     return web.Response(status=204)
 

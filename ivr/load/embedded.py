@@ -46,7 +46,7 @@ async def create_supervisor(data_dir: Path, teams: Sequence[str]) -> tuple[str, 
     await store.open()
     try:
         hashed = await hash_password(password, CHEAP)
-        await store.create_user(EMAIL, "Load runner", "supervisor", hashed, tuple(teams))
+        await store.users.add(EMAIL, "Load runner", "supervisor", hashed, tuple(teams))
     finally:
         await store.close()
     return EMAIL, password

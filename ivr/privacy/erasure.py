@@ -36,7 +36,7 @@ log = logging.getLogger("ivr.privacy")
 
 async def erase(store: Store, kind: Kind, subject: str, requested_by: str | None) -> dict[str, Any]:
     """Erase a contact (E.164 number) or an agent (user id); returns the receipt."""
-    if kind == "agent" and await store.user_by_id(subject) is None:
+    if kind == "agent" and await store.users.get(subject) is None:
         raise SubjectNotFound("no such agent")
     job_id = new_id("e")
     async with store.transaction() as db:
@@ -115,7 +115,7 @@ async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
                 [pseud, *contacts],
             )
         else:
-            user = await store.user_by_id(subject) if subject else None
+            user = await store.users.get(subject) if subject else None
             if user is not None:  # the name appears in the calls' event trail
                 await db.execute(
                     f"UPDATE call_events SET data = json_set(data, '$.agent', ?) "

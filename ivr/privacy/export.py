@@ -15,7 +15,7 @@ import json
 import os
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
@@ -95,9 +95,9 @@ async def export(store: Store, req: ExportRequest, out: Path) -> dict[str, Any]:
         notes = [dict(r) for r in await cur.fetchall()]
     files = [(r["id"], store.recording_path(r["path"])) for r in recordings]
     transcripts = [
-        (rec_id, transcript)
+        (rec_id, asdict(transcript))
         for rec_id in rec_ids
-        if (transcript := await store.transcript(rec_id)) is not None
+        if (transcript := await store.transcripts.get(rec_id)) is not None
     ]
     for c in calls:
         for key in ("recording_decision", "stats"):

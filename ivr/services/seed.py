@@ -29,6 +29,8 @@ log = logging.getLogger("ivr.seed")
 
 @dataclass(frozen=True, slots=True)
 class LiveState:
+    """What calls use after start-up: the store's numbers, flows and teams, and the prompts."""
+
     numbers: dict[str, NumberConfig]
     flows: dict[str, Flow]
     teams: dict[str, TeamConfig]
@@ -37,32 +39,33 @@ class LiveState:
 
 async def seed_and_load(config: Config, store: Store) -> LiveState:
     """Write the config's parts into the store where it owns them; return the live state."""
+    catalog = store.catalog
     for team_id, team in config.teams.items():
-        if await store.source_of("teams", team_id) != "api":
-            await store.save_team(team_id, team.bots, team.bot_greeting)
+        if await catalog.source_of("teams", team_id) != "api":
+            await catalog.save_team(team_id, team.bots, team.bot_greeting)
         else:
             log.info("team %s: keeping the settings changed through the API", team_id)
     for flow in config.flows.values():
-        await store.save_flow(flow.id, flow.version, flow.definition())
-        if await store.source_of("flow_heads", flow.id) != "api":
-            await store.set_flow_head(flow.id, flow.version)
+        await catalog.save_flow(flow.id, flow.version, flow.definition())
+        if await catalog.source_of("flow_heads", flow.id) != "api":
+            await catalog.set_flow_head(flow.id, flow.version)
         else:
             log.info("flow %s: keeping the version set through the API", flow.id)
     for number_id, number in config.numbers.items():
-        if await store.source_of("numbers", number_id) != "api":
-            await store.save_number(number_id, number.model_dump())
+        if await catalog.source_of("numbers", number_id) != "api":
+            await catalog.save_number(number_id, number)
         else:
             log.info("number %s: keeping the settings changed through the API", number_id)
 
     problems: list[Problem] = []
     teams = {
-        t["id"]: TeamConfig(bots=t["bots"], bot_greeting=t["bot_greeting"])
-        for t in await store.list_teams()
+        t.id: TeamConfig(bots=t.bots, bot_greeting=t.bot_greeting) for t in await catalog.teams()
     }
     flows: dict[str, Flow] = {}
     prompts: dict[str, PromptSource] = dict(config.prompts)
-    for flow_id, _version, definition in await store.current_flows():
-        stored, flow_problems = validate_flow(flow_id, definition, ("store flow",))
+    for row in await catalog.current_flows():
+        flow_id = row.id
+        stored, flow_problems = validate_flow(flow_id, row.definition, ("store flow",))
         problems.extend(flow_problems)
         if stored is None:
             continue
@@ -83,12 +86,11 @@ async def seed_and_load(config: Config, store: Store) -> LiveState:
             else:
                 prompts.setdefault(src.id, src)
     numbers: dict[str, NumberConfig] = {}
-    for row in await store.list_numbers():
-        fields = {k: row[k] for k in NumberConfig.model_fields}
-        numbers[row["id"]] = NumberConfig.model_validate(fields)
-        if row["flow"] not in flows:
+    for number_row in await catalog.numbers():
+        numbers[number_row.id] = NumberConfig.model_validate(number_row.settings())
+        if number_row.flow not in flows:
             problems.append(
-                Problem(f"store number {row['id']}.flow", f"no flow named {row['flow']!r}")
+                Problem(f"store number {number_row.id}.flow", f"no flow named {number_row.flow!r}")
             )
     if problems:
         raise InvalidConfig(str(store.db_path.name), problems)

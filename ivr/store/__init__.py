@@ -1,18 +1,97 @@
 """The store: every table of the softswitch, and all of its SQL (only here).
 
-An embedded SQLite database (WAL) and the recordings folder, behind a small
-async interface that a PostgreSQL backend will implement too.
+An embedded SQLite database (WAL) and the recordings folder. :class:`Store`
+opens it and exposes one repository per aggregate (``store.users``,
+``store.catalog``, ``store.calls``, ``store.recordings``,
+``store.transcripts``), which take and return the typed rows of
+:mod:`ivr.store.rows`: the interface a PostgreSQL backend will implement too
+(what SQL differs is in :mod:`ivr.store.dialect`).
 """
 
-from ivr.store.db import ROLES, Role, StorageHealth, Store, User, decode_cursor
+from ivr.store.base import StorageHealth, decode_cursor
+from ivr.store.db import Store, opened
+from ivr.store.rows import (
+    ROLES,
+    AuditEntry,
+    CallFields,
+    CallRow,
+    CallTotals,
+    ClaimedJob,
+    ConsentRow,
+    Credentials,
+    ErasureJobRow,
+    ErasureScope,
+    EventRow,
+    ExpiredRecording,
+    FlowRow,
+    FlowVersion,
+    JobRow,
+    JobState,
+    Kind,
+    NewCall,
+    NewConsent,
+    NewRecording,
+    NewSegment,
+    NewTranscript,
+    NoteRow,
+    NumberRow,
+    RecordingEnd,
+    RecordingRow,
+    RecordingStatus,
+    RetentionRun,
+    Role,
+    SegmentRow,
+    Source,
+    TeamRow,
+    TokenSession,
+    TranscriptRow,
+    Usage,
+    User,
+    UserRow,
+)
 from ivr.store.schema import MIGRATIONS
 
 __all__ = [
     "MIGRATIONS",
     "ROLES",
+    "AuditEntry",
+    "CallFields",
+    "CallRow",
+    "CallTotals",
+    "ClaimedJob",
+    "ConsentRow",
+    "Credentials",
+    "ErasureJobRow",
+    "ErasureScope",
+    "EventRow",
+    "ExpiredRecording",
+    "FlowRow",
+    "FlowVersion",
+    "JobRow",
+    "JobState",
+    "Kind",
+    "NewCall",
+    "NewConsent",
+    "NewRecording",
+    "NewSegment",
+    "NewTranscript",
+    "NoteRow",
+    "NumberRow",
+    "RecordingEnd",
+    "RecordingRow",
+    "RecordingStatus",
+    "RetentionRun",
     "Role",
+    "SegmentRow",
+    "Source",
     "StorageHealth",
     "Store",
+    "TeamRow",
+    "TokenSession",
+    "TranscriptRow",
+    "Usage",
     "User",
+    "UserRow",
     "decode_cursor",
+    "opened",
 ]

@@ -36,7 +36,7 @@ from ivr.errors import AuthError, StorageUnavailable
 from ivr.privacy.redact import mask_number
 from ivr.server.keys import authenticator_key, store_key, switchboard_key
 from ivr.stamp import new_id, now_iso
-from ivr.store import Store
+from ivr.store import NewCall, Store
 from ivr.transport.origin import check_origin
 from ivr.transport.protocol import (
     AGENT_TYPES,
@@ -324,19 +324,19 @@ async def _place_call(
     flow = sb.flows[number.flow]
     started_at = now_iso()
     # The call's row first: if the store cannot take it, there is no call.
-    contact_id = await store.contact_id(dial.from_)
-    await store.create_call(
-        {
-            "id": call_id,
-            "number": dial.to,
-            "contact_id": contact_id,
-            "flow_id": flow.id,
-            "flow_version": flow.version,
-            "codec": dial.codec.name,
-            "sample_rate": dial.codec.sample_rate,
-            "client_ref": dial.client_ref,
-            "started_at": started_at,
-        }
+    contact_id = await store.calls.contact_id(dial.from_)
+    await store.calls.create(
+        NewCall(
+            id=call_id,
+            number=dial.to,
+            contact_id=contact_id,
+            flow_id=flow.id,
+            flow_version=flow.version,
+            codec=dial.codec.name,
+            sample_rate=dial.codec.sample_rate,
+            client_ref=dial.client_ref,
+            started_at=started_at,
+        )
     )
     session = CallSession(
         sb,

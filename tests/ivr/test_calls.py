@@ -47,9 +47,9 @@ async def test_press_1_records_exactly_what_the_caller_sent(
     assert rec_id is not None
     await caller.closed_wait()
     store = client.app[store_key]
-    rec = await store.get_recording(rec_id)
-    assert rec["status"] == "complete"
-    audio, rate = sf.read(str(store.recording_path(rec["path"])), dtype="int16", always_2d=True)
+    rec = await store.recordings.get(rec_id)
+    assert rec.status == "complete"
+    audio, rate = sf.read(str(store.recording_path(rec.path)), dtype="int16", always_2d=True)
     assert rate == 8000
     assert audio.shape[1] == 2
     left = audio[:, 0]
@@ -63,8 +63,8 @@ async def test_press_1_records_exactly_what_the_caller_sent(
         assert np.array_equal(f, sent[first + k]), f"frame {k} differs"
     # The right channel holds the bot's greeting (a 660 Hz tone), not silence.
     assert np.abs(audio[:, 1]).max() > 1000
-    assert rec["sha256"]
-    assert rec["duration_s"] == len(audio) / 8000
+    assert rec.sha256
+    assert rec.duration_s == len(audio) / 8000
 
 
 async def test_press_2_gives_no_recording(
@@ -75,8 +75,8 @@ async def test_press_2_gives_no_recording(
     assert {"type": "recording", "state": "on"} not in caller.messages
     await caller.closed_wait()
     assert recording_files(tmp_path / "data") == []
-    calls, _ = await client.app[store_key].list_calls()
-    decision = calls[0]["recording_decision"]
+    calls, _ = await client.app[store_key].calls.page()
+    decision = calls[0].recording_decision
     assert decision["record"] is False
     assert decision["consent"] == "refused"
 
@@ -165,12 +165,12 @@ async def test_notice_mode_records_after_the_notice(
     hangup = await caller.hangup()
     assert hangup["stats"]["recording_id"]
     await caller.closed_wait()
-    call = await client.app[store_key].get_call(
-        (await client.app[store_key].list_calls())[0][0]["id"]
+    call = await client.app[store_key].calls.get(
+        (await client.app[store_key].calls.page())[0][0].id
     )
-    consents = await client.app[store_key].consents_for_call(call["id"])
-    assert [c["decision"] for c in consents] == ["notice"]
-    assert consents[0]["evidence"]["notices"][0]["prompt"] == "notice"
+    consents = await client.app[store_key].calls.consents(call.id)
+    assert [c.decision for c in consents] == ["notice"]
+    assert consents[0].evidence["notices"][0]["prompt"] == "notice"
 
 
 async def test_private_number_never_records(
@@ -184,8 +184,9 @@ async def test_private_number_never_records(
     assert hangup["stats"]["recording_id"] is None
     await caller.closed_wait()
     assert recording_files(tmp_path / "data") == []
-    call = (await client.app[store_key].list_calls())[0][0]
-    decision = call["recording_decision"]
+    call = (await client.app[store_key].calls.page())[0][0]
+    decision = call.recording_decision
+    assert decision is not None
     assert decision["number_recording"] is False
     assert decision["record"] is False
     assert "recording is switched off for this number" in decision["reasons"]
@@ -213,8 +214,8 @@ async def _sampled_calls(
     for start in range(0, count, 25):
         results = await asyncio.gather(*(one() for _ in range(min(25, count - start))))
         recorded += sum(r for r, _ in results)
-    calls, _ = await client.app[store_key].list_calls(limit=500)
-    draws = [c["recording_decision"]["sample_draw"] for c in calls]
+    calls, _ = await client.app[store_key].calls.page(limit=500)
+    draws = [(c.recording_decision or {})["sample_draw"] for c in calls]
     return recorded, draws
 
 
@@ -263,13 +264,13 @@ async def test_fifty_concurrent_calls_complete(
     assert len(recorded) == 25
     store = client.app[store_key]
     for rec_id in recorded:
-        rec = await store.get_recording(rec_id)
-        assert rec["status"] == "complete"
-        audio, _ = sf.read(str(store.recording_path(rec["path"])), dtype="int16")
+        rec = await store.recordings.get(rec_id)
+        assert rec.status == "complete"
+        audio, _ = sf.read(str(store.recording_path(rec.path)), dtype="int16")
         assert len(audio) > 0
-    calls, _ = await store.list_calls(limit=100)
+    calls, _ = await store.calls.page(limit=100)
     assert len(calls) == 50
-    assert all(c["end_reason"] == "caller" for c in calls)
+    assert all(c.end_reason == "caller" for c in calls)
 
 
 async def test_shutdown_ends_calls_and_leaves_complete_recordings(

@@ -112,8 +112,8 @@ async def test_the_store_keeps_only_e164_contacts(tmp_path: Path) -> None:
     try:
         for junk in JUNK:
             with pytest.raises(StoreError, match=r"not an E\.164 number"):
-                await store.contact_id(junk)
-        assert await store.contact_id(CLEAN) == await store.contact_id(CLEAN)
+                await store.calls.contact_id(junk)
+        assert await store.calls.contact_id(CLEAN) == await store.calls.contact_id(CLEAN)
         async with store.db.execute("SELECT number FROM contacts") as cur:
             assert [r[0] for r in await cur.fetchall()] == [CLEAN]
     finally:

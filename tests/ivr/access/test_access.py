@@ -78,8 +78,8 @@ async def world(start_app: AppFactory, new_caller: Callable[..., Caller]) -> Wor
     await ana.send({"type": "ready"})
     w.live, live = await _desk_call(client, new_caller, ana, "+15550000003", hang_up=False)
     store = client.app[store_key]
-    own_rec = await store.get_recording(h1["stats"]["recording_id"])
-    other_rec = await store.get_recording(h2["stats"]["recording_id"])
+    own_rec = await store.recordings.get(h1["stats"]["recording_id"])
+    other_rec = await store.recordings.get(h2["stats"]["recording_id"])
     spare = {
         "supervisor": await _bot_recording(client, new_caller, "+15550000004"),
         "admin": await _bot_recording(client, new_caller, "+15550000005"),
@@ -115,13 +115,13 @@ async def world(start_app: AppFactory, new_caller: Callable[..., Caller]) -> Wor
         w.ids[role] = {
             "me": me["id"],
             "spare_agent": (await erasable.json())["id"],
-            "call": own_rec["call_id"],
-            "rec": own_rec["id"],
+            "call": own_rec.call_id,
+            "rec": own_rec.id,
             "live_call": live["call_id"],
             "spare_user": (await resp.json())["id"],
-            "spare_rec": spare.get(role, own_rec["id"]),
+            "spare_rec": spare.get(role, own_rec.id),
         }
-    w.ids["other"] = {"call": other_rec["call_id"], "rec": other_rec["id"]}
+    w.ids["other"] = {"call": other_rec.call_id, "rec": other_rec.id}
     return w
 
 
@@ -230,9 +230,9 @@ async def test_agents_get_404_for_another_agents_objects_and_it_is_audited(world
 async def test_lists_hold_only_the_agents_own_calls(world: World) -> None:
     status, calls = await _call(world.client, "GET", "/v1/calls", world.tokens["agent"], None)
     assert status == 200
-    found = await world.client.app[store_key].user_credentials("ana@example.com")
+    found = await world.client.app[store_key].users.credentials("ana@example.com")
     assert found is not None
-    assert {c["agent_id"] for c in calls["items"]} == {found[0].id}
+    assert {c["agent_id"] for c in calls["items"]} == {found.user.id}
     status, recs = await _call(world.client, "GET", "/v1/recordings", world.tokens["bob"], None)
     assert [r["id"] for r in recs["items"]] == [world.ids["other"]["rec"]]
     status, recs = await _call(

@@ -260,19 +260,19 @@ async def test_deleting_the_agent_ends_a_connected_recorded_call_with_a_complete
 
     rec_id = hangup["stats"]["recording_id"]
     store = client.app[store_key]
-    rec = await store.get_recording(rec_id)
-    assert rec["status"] == "complete"
-    path = store.recording_path(rec["path"])
-    assert hashlib.sha256(path.read_bytes()).hexdigest() == rec["sha256"]
+    rec = await store.recordings.get(rec_id)
+    assert rec.status == "complete"
+    path = store.recording_path(rec.path)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == rec.sha256
     audio, rate = sf.read(str(path), dtype="int16", always_2d=True)
     assert rate == 8000
     assert audio.shape[1] == 2
-    assert len(audio) / rate == pytest.approx(rec["duration_s"])
-    assert rec["duration_s"] >= 0.3
+    assert len(audio) / rate == pytest.approx(rec.duration_s)
+    assert (rec.duration_s or 0) >= 0.3
     assert np.count_nonzero(audio[:, 0]) > 0  # the caller's noise
     assert np.count_nonzero(audio[:, 1]) > 0  # the agent's noise
-    call = await store.get_call(offer["call_id"])
-    assert call["end_reason"] == "agent"
+    call = await store.calls.get(offer["call_id"])
+    assert call.end_reason == "agent"
 
 
 async def test_erasing_the_agent_ends_their_seat(
@@ -299,11 +299,11 @@ async def test_an_expired_token_ends_the_seat_when_an_offer_would_go_out(
     admin = await add_user(client, "adm@example.com", "admin")
     await add_user(client, "ana@example.com", "agent", ("desk",))
     store = client.app[store_key]
-    found = await store.user_credentials("ana@example.com")
+    found = await store.users.credentials("ana@example.com")
     assert found is not None
     short = secrets.token_urlsafe(32)
     expires = (datetime.now(UTC) + timedelta(seconds=1.0)).isoformat(timespec="milliseconds")
-    await store.add_token(token_hash(short), found[0].id, expires.replace("+00:00", "Z"))
+    await store.users.add_token(token_hash(short), found.user.id, expires.replace("+00:00", "Z"))
     agent = await signed_in_agent(client, new_caller, short)
     await asyncio.sleep(1.2)
     caller = await ringing_desk_call(client, new_caller)

@@ -222,8 +222,8 @@ async def test_live_pause_and_resume_write_silence_and_list_the_pause(
     assert any("draw" in line for line in call["recording_trace"])
     assert 0.3 <= pause["end_s"] - pause["start_s"] <= 0.8
     store = client.app[store_key]
-    row = await store.get_recording(rec["id"])
-    audio, rate = sf.read(str(store.recording_path(row["path"])), dtype="int16")
+    row = await store.recordings.get(rec["id"])
+    audio, rate = sf.read(str(store.recording_path(row.path)), dtype="int16")
     start, end = int(pause["start_s"] * rate), int(pause["end_s"] * rate)
     assert not np.any(audio[start:end])  # silence while paused
     assert np.any(audio[:start, 0])

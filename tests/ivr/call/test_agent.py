@@ -68,14 +68,14 @@ async def test_a_person_answers_and_both_hear_each_other(
     assert all(f in sent_by_agent for f in heard_by_caller)
 
     store = client.app[store_key]
-    rec = await store.get_recording(hangup["stats"]["recording_id"])
-    assert rec["agent_name"] == "Ana"
-    audio, _ = sf.read(str(store.recording_path(rec["path"])), dtype="int16", always_2d=True)
+    rec = await store.recordings.get(hangup["stats"]["recording_id"])
+    assert rec.agent_name == "Ana"
+    audio, _ = sf.read(str(store.recording_path(rec.path)), dtype="int16", always_2d=True)
     right = audio[: len(audio) // 160 * 160, 1].reshape(-1, 160)
     assert sum(any(np.array_equal(r, f) for f in from_agent) for r in right if r.any()) >= 20
-    call = await store.get_call(answered["call_id"])
-    assert call["agent_id"] == rec["agent_id"]
-    assert call["agent_name"] == "Ana"
+    call = await store.calls.get(answered["call_id"])
+    assert call.agent_id == rec.agent_id
+    assert call.agent_name == "Ana"
 
 
 async def test_rejected_offer_goes_to_the_next_agent_and_no_agent_times_out(

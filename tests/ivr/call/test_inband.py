@@ -62,11 +62,11 @@ async def test_pcmu_caller_presses_1_in_band_and_the_tone_is_masked(
     hangup = await caller.hangup()
     await caller.closed_wait()
     store = client.app[store_key]
-    call = await store.get_call(answered["call_id"])
-    events = await store.call_events(call["id"])
+    call = await store.calls.get(answered["call_id"])
+    events = [e.public() for e in await store.calls.events(call.id)]
     assert [e["source"] for e in events if e["type"] == "dtmf"] == ["inband", "inband"]
-    rec = await store.get_recording(hangup["stats"]["recording_id"])
-    audio, rate = sf.read(str(store.recording_path(rec["path"])), dtype="int16")
+    rec = await store.recordings.get(hangup["stats"]["recording_id"])
+    audio, rate = sf.read(str(store.recording_path(rec.path)), dtype="int16")
     left = audio[:, 0]
     assert rate == 8000
     # Nothing of the tone can be found again ...
@@ -106,6 +106,6 @@ async def test_a_digit_sent_both_ways_at_once_counts_once(
     assert (await caller.wait_for("connected"))["line"] == "recorded"
     await caller.hangup()
     await caller.closed_wait()
-    events = await client.app[store_key].call_events(answered["call_id"])
+    events = [e.public() for e in await client.app[store_key].calls.events(answered["call_id"])]
     digits = [(e["digit"], e["source"]) for e in events if e["type"] == "dtmf"]
     assert digits == [("9", "message"), ("1", "message")]

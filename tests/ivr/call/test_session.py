@@ -13,7 +13,7 @@ from ivr.call.prompt import PromptLibrary
 from ivr.call.recorder import RecorderPool
 from ivr.call.session import CallSession
 from ivr.call.switchboard import Switchboard
-from ivr.store import Store
+from ivr.store import NewCall, Store
 from media.frame import codec
 from tests.conftest import PROMPT_MS, build_config
 
@@ -68,7 +68,7 @@ async def new_call(
 ) -> tuple[CallSession, FakeTransport]:
     t = FakeTransport(fail)
     n = sb.numbers[number]
-    contact = await store_of(sb).contact_id("+15557654321")
+    contact = await store_of(sb).calls.contact_id("+15557654321")
     session = CallSession(
         sb,
         call_id=f"c_test{len(sb.calls)}",
@@ -80,17 +80,17 @@ async def new_call(
         contact_id=contact,
         client_ref=None,
     )
-    await store_of(sb).create_call(
-        {
-            "id": session.id,
-            "number": number,
-            "contact_id": contact,
-            "flow_id": n.flow,
-            "flow_version": "x",
-            "codec": "pcm_s16le",
-            "sample_rate": 8000,
-            "started_at": session.started_at,
-        }
+    await store_of(sb).calls.create(
+        NewCall(
+            id=session.id,
+            number=number,
+            contact_id=contact,
+            flow_id=n.flow,
+            flow_version="x",
+            codec="pcm_s16le",
+            sample_rate=8000,
+            started_at=session.started_at,
+        )
     )
     sb.call_started(session)
     session.start()
@@ -174,8 +174,8 @@ async def test_bot_answers_after_its_delay_and_recording_follows(board: Switchbo
     assert t.messages[-1]["type"] == "hangup"
     assert t.messages[-1]["reason"] == "caller"
     assert t.closed_with == 1000
-    rec = await store_of(board).get_recording(session.recording_ids[0])
-    assert rec["status"] == "complete"
+    rec = await store_of(board).recordings.get(session.recording_ids[0])
+    assert rec.status == "complete"
 
 
 async def test_a_crash_in_one_call_ends_only_that_call(board: Switchboard) -> None:

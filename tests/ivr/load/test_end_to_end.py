@@ -118,8 +118,8 @@ async def test_a_recording_altered_on_disk_is_caught(start_app: AppFactory, tmp_
     result = await run_load(scenario, target, verify=False)
     victim = result.calls[1]
     store = client.app[store_key]
-    rec = await store.get_recording(victim.stats["recording_id"])  # type: ignore[index]
-    path = store.recording_path(rec["path"])
+    rec = await store.recordings.get(victim.stats["recording_id"])  # type: ignore[index]
+    path = store.recording_path(rec.path)
     audio, rate = sf.read(str(path), dtype="int16", always_2d=True)
     talk = np.flatnonzero(np.any(audio[:, 0].reshape(-1, 160) != 0, axis=1))
     audio[talk[3] * 160, 0] ^= 1  # one sample of one frame, off by one bit

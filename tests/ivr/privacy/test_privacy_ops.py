@@ -92,8 +92,8 @@ async def test_export_then_erase_a_contact_who_called_five_times(
     assert sorted(c["decision"] for c in consents) == ["granted"] * 3 + ["refused"] * 2
     store = client.app[store_key]
     for rec_id in recorded:
-        row = await store.get_recording(rec_id)
-        stored = store.recording_path(row["path"]).read_bytes()
+        row = await store.recordings.get(rec_id)
+        stored = store.recording_path(row.path).read_bytes()
         assert archive.read(f"recordings/{rec_id}.wav") == stored
         assert json.loads(archive.read(f"transcripts/{rec_id}.json"))
     assert not list((store.data_dir / "exports").iterdir())  # the temporary ZIP is gone
@@ -154,9 +154,9 @@ async def test_erasing_an_agent_removes_the_user_and_pseudonymises_their_calls(
     assert receipt["erased"]["calls_pseudonymised"] == 1
     assert (await client.get("/v1/me", headers=bearer(ana))).status == 401
     store = client.app[store_key]
-    row = await store.get_call(answered["call_id"])
-    assert row["agent_id"].startswith("ps_")
-    assert row["agent_name"] is None
+    row = await store.calls.get(answered["call_id"])
+    assert (row.agent_id or "").startswith("ps_")
+    assert row.agent_name is None
     await client.close()
     for path, data in all_bytes(tmp_path / "data"):
         assert b"ana.erasable@example.com" not in data, path
@@ -170,7 +170,7 @@ async def test_an_erasure_cut_short_completes_at_the_next_start(
     client = await start_app(data_dir=data)
     hangup = await call(client, new_caller, CONTACT, "1")
     store = client.app[store_key]
-    rec = await store.get_recording(hangup["stats"]["recording_id"])
+    rec = await store.recordings.get(hangup["stats"]["recording_id"])
     # What erase() does first, then the crash: the job row exists and the file is
     # already gone, but no row has changed yet.
     await store.db.execute(
@@ -179,14 +179,14 @@ async def test_an_erasure_cut_short_completes_at_the_next_start(
         (CONTACT, privacy.pseudonym(store, "contact", CONTACT)),
     )
     await store.db.commit()
-    store.recording_path(rec["path"]).unlink()
+    store.recording_path(rec.path).unlink()
     await client.close()
     client2 = await start_app(data_dir=data)
     store2 = client2.app[store_key]
     receipts = await privacy.receipts(store2)
     assert [r["id"] for r in receipts] == ["e_crash"]
     assert receipts[0]["erased"]["calls_pseudonymised"] == 1
-    items, _ = await store2.list_recordings()
+    items, _ = await store2.recordings.page()
     assert items == []
     await client2.close()
     for path, blob in all_bytes(data):
@@ -208,15 +208,15 @@ async def test_retention_deletes_exactly_the_expired_recordings(
         "/v1/numbers/+15550100", headers=bearer(admin), json={"retention_days": 10}
     )
     assert resp.status == 200
-    r1 = await store.get_recording(first["stats"]["recording_id"])
-    assert r1["expires_at"] < stamp.iso(now + timedelta(days=11))
+    r1 = await store.recordings.get(first["stats"]["recording_id"])
+    assert (r1.expires_at or "") < stamp.iso(now + timedelta(days=11))
     nothing = await privacy.purge_expired(store, now + timedelta(days=9))
     assert nothing["recordings"] == 0
     receipt = await privacy.purge_expired(store, now + timedelta(days=10, minutes=1))
     assert receipt["recordings"] == 1
-    items, _ = await store.list_recordings()
-    assert [i["id"] for i in items] == [second["stats"]["recording_id"]]
-    assert not store.recording_path(r1["path"]).exists()
+    items, _ = await store.recordings.page()
+    assert [i.id for i in items] == [second["stats"]["recording_id"]]
+    assert not store.recording_path(r1.path).exists()
     assert (await privacy.purge_expired(store, now + timedelta(days=91)))["recordings"] == 1
     resp = await client.post("/v1/privacy/retention/run", headers=bearer(admin))
     assert (await resp.json())["recordings"] == 0

@@ -104,10 +104,10 @@ async def test_voicemail_is_recorded_with_the_callers_audio(
     hangup = await caller.wait_for("hangup", timeout=10)  # max_length_s: 5
     await caller.closed_wait()
     store = client.app[store_key]
-    rec = await store.get_recording(hangup["stats"]["recording_id"])
-    assert rec["line"] == "vm"
-    assert rec["agent_id"] is None
-    audio, rate = sf.read(str(store.recording_path(rec["path"])), dtype="int16")
+    rec = await store.recordings.get(hangup["stats"]["recording_id"])
+    assert rec.line == "vm"
+    assert rec.agent_id is None
+    audio, rate = sf.read(str(store.recording_path(rec.path)), dtype="int16")
     assert 4.9 <= len(audio) / rate <= 5.1
     frames = audio[: len(audio) // 160 * 160, 0].reshape(-1, 160)
     heard = [f for f in frames if f.any()]

@@ -104,26 +104,29 @@ async def test_a_recording_that_hits_a_full_disk_ends_truncated_and_nothing_is_l
     rec_id = hangup["stats"]["recording_id"]
 
     async def saved() -> bool:
-        rec = await store.get_recording(rec_id)
-        return bool(rec["status"] == "truncated")
+        rec = await store.recordings.get(rec_id)
+        return bool(rec.status == "truncated")
 
     await eventually(saved)
-    rec = await store.get_recording(rec_id)
-    call = await store.get_call(rec["call_id"])
-    assert call["end_reason"] == "caller"
-    assert call["recording_decision"]["record"] is True
-    await eventually(lambda: _has_events(store, rec["call_id"]))
-    events = await store.call_events(rec["call_id"])
+    rec = await store.recordings.get(rec_id)
+    call = await store.calls.get(rec.call_id)
+    assert call.end_reason == "caller"
+    assert call.recording_decision is not None
+    assert call.recording_decision["record"] is True
+    await eventually(lambda: _has_events(store, rec.call_id))
+    events = [e.public() for e in await store.calls.events(rec.call_id)]
     assert {"type": "recording", "state": "off", "reason": "write_failed"}.items() <= next(
         e for e in events if e.get("reason") == "write_failed"
     ).items()
     assert events[-1]["type"] == "hangup"
     # The file ends cleanly where the disk filled: whole frames, a true header,
     # the caller's audio exact up to there.
-    path = store.recording_path(rec["path"])
-    assert "No space left" in rec["truncated_reason"]
-    assert rec["truncated_at_s"] == rec["duration_s"] > 0
-    assert path.stat().st_size == WAV_HEADER_BYTES + round(rec["duration_s"] * 8000) * 4
+    path = store.recording_path(rec.path)
+    assert rec.truncated_reason is not None
+    assert "No space left" in rec.truncated_reason
+    assert rec.duration_s is not None
+    assert rec.truncated_at_s == rec.duration_s > 0
+    assert path.stat().st_size == WAV_HEADER_BYTES + round(rec.duration_s * 8000) * 4
     assert assert_on_timeline(caller_channel(path), sent) >= 50
     # Recovery: the gauge is back to 0 and a new call is recorded again.
     metrics = await (await client.get("/metrics")).text()
@@ -132,11 +135,11 @@ async def test_a_recording_that_hits_a_full_disk_ends_truncated_and_nothing_is_l
     again.start()
     done = await asyncio.to_thread(again.result)
     assert again.close_code == 1000
-    assert (await store.get_recording(done["stats"]["recording_id"]))["status"] == "complete"
+    assert (await store.recordings.get(done["stats"]["recording_id"])).status == "complete"
 
 
 async def _has_events(store: Any, call_id: str) -> bool:
-    return bool(await store.call_events(call_id))
+    return bool(await store.calls.events(call_id))
 
 
 async def test_reads_are_served_while_writes_fail_and_audited_once_the_disk_is_back(

@@ -13,6 +13,7 @@ import json
 import time
 import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from ivr.speech.transcribe import (
     transcribe_samples,
 )
 from ivr.stamp import new_id, now_iso
-from ivr.store import Store
+from ivr.store import NewCall, Store
 from media.frame import Pcm
 from media.resample import resample
 from tests.conftest import AppFactory, Caller, add_user
@@ -198,17 +199,17 @@ async def add_recording(
 ) -> str:
     """A finished recording (a real stereo WAV, caller left) of a call to ``number``."""
     call_id, rec_id = new_id("c"), new_id("r")
-    await store.create_call(
-        {
-            "id": call_id,
-            "number": number,
-            "contact_id": contact_id,
-            "flow_id": "f",
-            "flow_version": "v1",
-            "codec": "pcm_s16le",
-            "sample_rate": rate,
-            "started_at": now_iso(),
-        }
+    await store.calls.create(
+        NewCall(
+            id=call_id,
+            number=number,
+            contact_id=contact_id,
+            flow_id="f",
+            flow_version="v1",
+            codec="pcm_s16le",
+            sample_rate=rate,
+            started_at=now_iso(),
+        )
     )
     relative = f"test/{rec_id}.wav"
     path = store.recordings_dir / relative
@@ -235,13 +236,19 @@ async def add_recording(
     return rec_id
 
 
+async def job_state(store: Store, rec_id: str) -> str | None:
+    """The state of a recording's transcription job (None: it has none)."""
+    job = await store.transcripts.job(rec_id)
+    return None if job is None else job.state
+
+
 async def wait_jobs(store: Store, rec_ids: list[str], timeout_s: float = 40.0) -> dict[str, Any]:
     """Every job's row once none is pending or running (bounded)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        jobs = {r: await store.transcription_job(r) for r in rec_ids}
-        if all(j is not None and j["state"] not in ("pending", "running") for j in jobs.values()):
-            return jobs
+        jobs = {r: await store.transcripts.job(r) for r in rec_ids}
+        if all(j is not None and j.state not in ("pending", "running") for j in jobs.values()):
+            return {r: asdict(j) for r, j in jobs.items() if j is not None}
         assert time.monotonic() < deadline, f"jobs not finished in {timeout_s} s: {jobs}"
         await asyncio.sleep(0.2)
 
@@ -257,13 +264,13 @@ async def test_a_restart_with_jobs_pending_finishes_them_and_drops_a_deleted_one
     pending = await add_recording(store, clip, rate=8000)
     deleted = await add_recording(store, clip)
     # Finishing a recording to transcribe queued it, in the same statement.
-    assert (await store.transcription_job(pending) or {}).get("state") == "pending"
+    assert await job_state(store, pending) == "pending"
     # A server was working on the first job when it died; the third was deleted
     # by something that left its job behind.
     claimed = await store.claim_transcription()
     assert claimed is not None
     assert claimed["recording_id"] == interrupted
-    await store.delete_recording(deleted)
+    await store.recordings.delete(deleted)
     await store.close()
 
     store = Store(tmp_path / "data")  # the restart
@@ -280,14 +287,14 @@ async def test_a_restart_with_jobs_pending_finishes_them_and_drops_a_deleted_one
     assert jobs[deleted]["state"] == "dropped"
     assert "deleted" in jobs[deleted]["last_error"]
     for rec_id in (interrupted, pending):
-        transcript = await store.transcript(rec_id)
+        transcript = await store.transcripts.get(rec_id)
         assert transcript is not None
-        assert transcript["engine"] == "pocketsphinx"
-        assert transcript["model"] == "en-us"
-        text = " ".join(s["text"] for s in transcript["segments"] if s["channel"] == "caller")
+        assert transcript.engine == "pocketsphinx"
+        assert transcript.model == "en-us"
+        text = " ".join(s.text for s in transcript.segments if s.channel == "caller")
         assert len(words_of(text) & CONTENT_WORDS) >= 2, text
-        assert all(s["engine"] == "pocketsphinx" for s in transcript["segments"])
-    assert await store.transcript(deleted) is None
+        assert all(s.engine == "pocketsphinx" for s in transcript.segments)
+    assert await store.transcripts.get(deleted) is None
     await store.close()
 
 
@@ -300,17 +307,17 @@ async def test_a_stop_mid_job_puts_it_back_without_counting_the_attempt(tmp_path
     worker = TranscriptionWorker(store, NUMBERS, poll_s=0.1)
     worker.start()
     deadline = time.monotonic() + 10
-    while (await store.transcription_job(rec_id) or {}).get("state") != "running":
+    while await job_state(store, rec_id) != "running":
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)  # the worker process is starting or decoding
     started = time.monotonic()
     await worker.stop()
     assert time.monotonic() - started < 5  # a decode in progress is ended, not waited for
-    job = await store.transcription_job(rec_id)
+    job = await store.transcripts.job(rec_id)
     assert job is not None
-    assert (job["state"], job["attempts"]) == ("pending", 0)
-    assert await store.transcript(rec_id) is None
+    assert (job.state, job.attempts) == ("pending", 0)
+    assert await store.transcripts.get(rec_id) is None
 
     worker = TranscriptionWorker(store, NUMBERS, poll_s=0.1)
     worker.start()
@@ -332,10 +339,10 @@ async def test_a_recording_deleted_while_it_is_transcribed_leaves_nothing(tmp_pa
     worker.start()
     try:
         deadline = time.monotonic() + 10
-        while (await store.transcription_job(rec_id) or {}).get("state") != "running":
+        while await job_state(store, rec_id) != "running":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-        await store.delete_recording(rec_id)
+        await store.recordings.delete(rec_id)
         jobs = await wait_jobs(store, [rec_id])
     finally:
         await worker.stop()
@@ -345,7 +352,7 @@ async def test_a_recording_deleted_while_it_is_transcribed_leaves_nothing(tmp_pa
     segment = {"channel": "caller", "start_s": 0, "end_s": 1, "text": "hi", "confidence": 1}
     head = {"engine": "pocketsphinx", "model": "en-us", "language": "en", "audio_s": 1, "cpu_s": 1}
     assert await store.save_transcript(rec_id, head, [segment]) is False
-    assert await store.transcript(rec_id) is None
+    assert await store.transcripts.get(rec_id) is None
     assert await count(store, "SELECT COUNT(*) FROM transcript_segments") == 0
     assert await count(store, "SELECT COUNT(*) FROM transcripts") == 0
     await store.close()
@@ -367,7 +374,7 @@ async def test_a_failing_job_is_tried_a_bounded_number_of_times(tmp_path: Path) 
     assert jobs[broken]["attempts"] == MAX_ATTEMPTS
     assert "AudioFileError" in jobs[broken]["last_error"]
     assert jobs[switched_off]["state"] == "dropped"
-    assert await store.transcript(broken) is None
+    assert await store.transcripts.get(broken) is None
     await store.close()
 
 
@@ -377,8 +384,8 @@ async def test_transcripts_follow_their_recording_into_exports_erasures_and_purg
     store = Store(tmp_path / "data")
     await store.open()
     quiet = np.zeros(8000, np.int16)
-    caller = await store.contact_id("+15557770001")
-    other = await store.contact_id("+15557770002")
+    caller = await store.calls.contact_id("+15557770001")
+    other = await store.calls.contact_id("+15557770002")
     kept = await add_recording(store, quiet, contact_id=caller)
     expired = await add_recording(store, quiet, contact_id=other, expires_at="2000-01-01T00:00:00Z")
     head = {"engine": "pocketsphinx", "model": "en-us", "language": "en", "audio_s": 1, "cpu_s": 1}
@@ -391,7 +398,7 @@ async def test_transcripts_follow_their_recording_into_exports_erasures_and_purg
             "confidence": 1,
         }
         assert await store.save_transcript(rec_id, head, [segment])
-        assert (await store.transcription_job(rec_id) or {}).get("state") == "done"
+        assert await job_state(store, rec_id) == "done"
 
     since, until = privacy.default_window()
     out = tmp_path / "export.zip"
@@ -409,7 +416,7 @@ async def test_transcripts_follow_their_recording_into_exports_erasures_and_purg
 
     purged = await privacy.purge_expired(store, datetime.now(UTC))
     assert (purged["recordings"], purged["transcripts"]) == (1, 1)
-    assert await store.transcript(expired) is None
+    assert await store.transcripts.get(expired) is None
 
     receipt = await privacy.erase(store, "contact", "+15557770001", None)
     assert receipt["erased"]["recordings"] == 1
@@ -510,7 +517,7 @@ async def test_a_caller_who_presses_1_and_speaks_is_transcribed_and_no_one_else(
 
     # Transcription off for the number: recorded, never queued, never transcribed.
     store = client.app[store_key]
-    assert await store.transcription_job(off_rec) is None
+    assert await store.transcripts.job(off_rec) is None
     resp = await client.get(f"/v1/recordings/{off_rec}/transcript", headers=bearer(supervisor))
     assert resp.status == 404
     assert (await resp.json())["error"] == {
@@ -525,7 +532,7 @@ async def test_a_caller_who_presses_1_and_speaks_is_transcribed_and_no_one_else(
     # The transcript goes with its recording.
     resp = await client.delete(f"/v1/recordings/{rec_id}", headers=bearer(supervisor))
     assert resp.status == 204
-    assert await store.transcript(rec_id) is None
+    assert await store.transcripts.get(rec_id) is None
     segments = "SELECT COUNT(*) FROM transcript_segments WHERE recording_id = ?"
     assert await count(store, segments, rec_id) == 0
 

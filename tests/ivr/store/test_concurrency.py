@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ivr.store import Store
-from tests.ivr.speech.test_transcribe import add_recording
+from tests.ivr.speech.test_transcribe import add_recording, job_state
 
 
 async def test_claiming_a_transcription_leaves_no_statement_open_for_a_concurrent_commit(
@@ -28,8 +28,6 @@ async def test_claiming_a_transcription_leaves_no_statement_open_for_a_concurren
             assert job is not None
             claimed.append(job["recording_id"])
         assert sorted(claimed) == sorted(recordings)
-        assert [(await store.transcription_job(r) or {}).get("state") for r in recordings] == [
-            "running"
-        ] * 3
+        assert [await job_state(store, r) for r in recordings] == ["running"] * 3
     finally:
         await store.close()

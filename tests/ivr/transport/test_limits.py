@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
@@ -20,6 +19,7 @@ from aiohttp.test_utils import TestClient
 
 from ivr.call import session as session_module
 from ivr.server.keys import store_key
+from ivr.store import RecordingRow
 from media.frame import Pcm
 from tests.conftest import AppFactory, Caller, add_user, noise_frames
 from tests.threaded_caller import ThreadedCaller
@@ -40,16 +40,14 @@ async def start_recorded_call(client: Client, frames: list[Pcm]) -> ThreadedCall
     return caller
 
 
-async def finish_and_check(
-    client: Client, caller: ThreadedCaller, sent: list[Pcm]
-) -> dict[str, Any]:
+async def finish_and_check(client: Client, caller: ThreadedCaller, sent: list[Pcm]) -> RecordingRow:
     """Wait for the honest call to end and check its recording against ``sent``."""
     hangup = await asyncio.to_thread(caller.result)
     assert caller.close_code == 1000
     store = client.app[store_key]
-    rec = await store.get_recording(hangup["stats"]["recording_id"])
-    assert rec["status"] == "complete"
-    found = assert_on_timeline(caller_channel(store.recording_path(rec["path"])), sent)
+    rec = await store.recordings.get(hangup["stats"]["recording_id"])
+    assert rec.status == "complete"
+    found = assert_on_timeline(caller_channel(store.recording_path(rec.path)), sent)
     stats = hangup["stats"]
     # What reached the server in time is in the file (the jitter buffer's last
     # few frames at the hangup excepted); nothing was made up.
@@ -101,9 +99,9 @@ async def test_a_dtmf_flood_is_cut_off_and_the_call_beside_it_stays_exact(
     await asyncio.sleep(2.0)
     await finish_and_check(client, honest, sent)
     store = client.app[store_key]
-    events = await store.call_events(answered["call_id"])
+    events = await store.calls.events(answered["call_id"])
     # The flood left a bounded trace: the burst the limit allows, not everything sent.
-    assert len([e for e in events if e["type"] == "dtmf"]) <= 50
+    assert len([e for e in events if e.type == "dtmf"]) <= 50
     assert sent_count > 50
 
 
@@ -141,7 +139,7 @@ async def test_a_call_with_too_many_events_is_closed(
     assert caller.close_code == 1008
     error = await caller.wait_for("error", code="too_many_events")
     assert "more than 40 events" in error["message"]
-    events = await client.app[store_key].call_events(answered["call_id"])
+    events = await client.app[store_key].calls.events(answered["call_id"])
     assert 40 <= len(events) <= 45  # the cap, plus the end of the call
 
 
@@ -157,7 +155,7 @@ async def test_a_calls_events_are_served_a_page_at_a_time(
     await caller.closed_wait()
     call_id = answered["call_id"]
     store = client.app[store_key]
-    own = len(await store.call_events(call_id))
+    own = len(await store.calls.events(call_id))
     await store.add_events(
         [(call_id, "2026-01-01T00:00:00.000Z", "dtmf", json.dumps({"n": i})) for i in range(1200)]
     )
@@ -207,7 +205,7 @@ async def test_ticks_the_clock_skips_are_silence_on_the_recordings_time_line(
         time.sleep(0.5)  # noqa: ASYNC251 - the stall under test: no tick runs for 0.5 s
     rec = await finish_and_check(client, caller, sent)
     resp = await client.get(
-        f"/v1/recordings/{rec['id']}", headers={"Authorization": f"Bearer {token}"}
+        f"/v1/recordings/{rec.id}", headers={"Authorization": f"Bearer {token}"}
     )
     shown = await resp.json()
     gaps = shown["gaps"]
@@ -221,7 +219,7 @@ async def test_ticks_the_clock_skips_are_silence_on_the_recordings_time_line(
     assert _metric(metrics, "ivr_clock_ticks_skipped_total") >= 30
     assert _metric(metrics, "ivr_recording_gap_seconds_total") >= 0.6
     resp = await client.get(
-        f"/v1/calls/{rec['call_id']}", headers={"Authorization": f"Bearer {token}"}
+        f"/v1/calls/{rec.call_id}", headers={"Authorization": f"Bearer {token}"}
     )
     trace = (await resp.json())["recording_trace"]
     assert "Silence where the server stalled" in trace[-1]

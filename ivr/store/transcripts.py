@@ -1,0 +1,228 @@
+"""Transcripts, their segments, and the durable queue of transcription jobs.
+
+A recording to transcribe gets its job in the statement that finishes it (a
+trigger of the schema); :meth:`TranscriptRepository.enqueue` catches up on
+any that lack one. A job is claimed (``running``, one more attempt) and
+finished (``done``, ``failed``, ``dropped``, or ``pending`` again).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import aiosqlite
+
+from ivr.stamp import now_iso
+from ivr.store import dialect
+from ivr.store.base import Repository
+from ivr.store.rows import (
+    ClaimedJob,
+    JobRow,
+    JobState,
+    NewTranscript,
+    SegmentRow,
+    TranscriptRow,
+)
+
+_TABLES = ("transcript_segments", "transcripts", "transcription_jobs")
+_SEGMENT = (
+    "recording_id",
+    "channel",
+    "start_s",
+    "end_s",
+    "text",
+    "confidence",
+    "engine",
+    "model",
+)
+_HEAD = ("recording_id", "engine", "model", "language", "audio_s", "cpu_s", "created_at")
+_JOB = (
+    "recording_id",
+    "state",
+    "attempts",
+    "last_error",
+    "created_at",
+    "updated_at",
+    "finished_at",
+)
+_ENQUEUE = dialect.insert_absent(
+    "transcription_jobs",
+    ("recording_id", "state", "attempts", "created_at", "updated_at"),
+    ("recording_id",),
+    select=(
+        "SELECT r.id, 'pending', 0, ?, ? FROM recordings r "
+        "WHERE r.transcribe = 1 AND r.status IN ('complete', 'interrupted', 'truncated') "
+        "AND NOT EXISTS (SELECT 1 FROM transcription_jobs j WHERE j.recording_id = r.id)"
+    ),
+)
+_CLAIM = (
+    "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
+    "updated_at = ? WHERE recording_id = (SELECT recording_id FROM "
+    "transcription_jobs WHERE state = 'pending' ORDER BY created_at, recording_id "
+    "LIMIT 1)" + dialect.returning("recording_id", "attempts")
+)
+
+
+async def delete_for(db: aiosqlite.Connection, recording_ids: Sequence[str]) -> None:
+    """Delete the recordings' transcripts, segments and jobs inside the caller's unit of work."""
+    for table in _TABLES:
+        await db.execute(
+            f"DELETE FROM {table} WHERE recording_id IN {dialect.in_list(recording_ids)}",
+            recording_ids,
+        )
+
+
+class TranscriptRepository(Repository):
+    """``transcripts``, ``transcript_segments`` and ``transcription_jobs``."""
+
+    # -- the queue -------------------------------------------------------------------
+
+    async def requeue(self) -> int:
+        """At start-up: jobs a stop or crash left running go back to the queue."""
+        return await self._db.write(
+            "UPDATE transcription_jobs SET state = 'pending', updated_at = ? "
+            "WHERE state = 'running'",
+            (now_iso(),),
+        )
+
+    async def enqueue(self) -> int:
+        """Queue every finished recording to transcribe that has no job yet."""
+        at = now_iso()
+        return await self._db.write(_ENQUEUE, (at, at))
+
+    async def claim(self) -> ClaimedJob | None:
+        """Take the oldest pending job (now running, one more attempt) with its recording."""
+        # One worker call runs the UPDATE and reads its RETURNING row to the end:
+        # through a cursor (execute, then fetch) the write statement stays open
+        # between the two calls, and a commit in that gap fails with "cannot
+        # commit transaction - SQL statements in progress".
+        async with self._db.transaction() as db:
+            rows = list(await db.execute_fetchall(_CLAIM, (now_iso(),)))
+        if not rows:
+            return None
+        rec_id, attempts = rows[0]["recording_id"], rows[0]["attempts"]
+        rec = await self._db.one(
+            "SELECT r.path, r.pauses, r.status, r.sample_rate, c.number FROM recordings r "
+            "JOIN calls c ON c.id = r.call_id WHERE r.id = ?",
+            (rec_id,),
+        )
+        if rec is None:
+            return ClaimedJob(rec_id, attempts)
+        return ClaimedJob(
+            rec_id,
+            attempts,
+            path=rec["path"],
+            pauses=json.loads(rec["pauses"] or "[]"),
+            status=rec["status"],
+            sample_rate=rec["sample_rate"],
+            number=rec["number"],
+        )
+
+    async def finish(
+        self, recording_id: str, state: JobState, error: str | None = None, *, refund: bool = False
+    ) -> None:
+        """Set a job's state: ``pending`` again, or final (``done``, ``failed``, ``dropped``).
+
+        ``refund``: the attempt did not count (the server stopped under it).
+        """
+        at = now_iso()
+        await self._db.write(
+            "UPDATE transcription_jobs SET state = ?, last_error = COALESCE(?, last_error), "
+            "attempts = attempts - ?, updated_at = ?, finished_at = ? WHERE recording_id = ?",
+            (
+                state,
+                error,
+                int(refund),
+                at,
+                None if state in ("pending", "running") else at,
+                recording_id,
+            ),
+        )
+
+    async def job(self, recording_id: str) -> JobRow | None:
+        """A recording's job, or None if it has none."""
+        row = await self._db.one(
+            "SELECT * FROM transcription_jobs WHERE recording_id = ?", (recording_id,)
+        )
+        return None if row is None else JobRow(**{c: row[c] for c in _JOB})
+
+    # -- transcripts -----------------------------------------------------------------
+
+    async def save(self, transcript: NewTranscript) -> bool:
+        """Store a transcript with its segments and mark its job done; False if it is gone."""
+        rec_id, at = transcript.recording_id, now_iso()
+        engine, model = transcript.engine, transcript.model
+        rows = [
+            (rec_id, s.channel, s.start_s, s.end_s, s.text, s.confidence, engine, model)
+            for s in transcript.segments
+        ]
+        head = (
+            rec_id,
+            transcript.engine,
+            transcript.model,
+            transcript.language,
+            transcript.audio_s,
+            transcript.cpu_s,
+            at,
+        )
+        try:
+            async with self._db.transaction() as db:
+                await db.execute(
+                    "DELETE FROM transcript_segments WHERE recording_id = ?", (rec_id,)
+                )
+                await db.executemany(dialect.insert("transcript_segments", _SEGMENT), rows)
+                await db.execute(dialect.upsert("transcripts", _HEAD, ("recording_id",)), head)
+                await db.execute(
+                    "UPDATE transcription_jobs SET state = 'done', last_error = NULL, "
+                    "updated_at = ?, finished_at = ? WHERE recording_id = ?",
+                    (at, at, rec_id),
+                )
+        except dialect.IntegrityFailure:  # the recording was deleted meanwhile
+            return False
+        return True
+
+    async def get(self, recording_id: str) -> TranscriptRow | None:
+        """A recording's transcript with its segments in time order, or None."""
+        head = await self._db.one(
+            "SELECT * FROM transcripts WHERE recording_id = ?", (recording_id,)
+        )
+        if head is None:
+            return None
+        rows = await self._db.all(
+            f"SELECT {', '.join(_SEGMENT[1:])} FROM transcript_segments "
+            "WHERE recording_id = ? ORDER BY start_s, channel, id",
+            (recording_id,),
+        )
+        segments = tuple(SegmentRow(**{c: r[c] for c in _SEGMENT[1:]}) for r in rows)
+        return TranscriptRow(**{c: head[c] for c in _HEAD}, segments=segments)
+
+    async def exists(self, recording_id: str) -> bool:
+        """Whether the recording has a transcript."""
+        found = await self._db.value(
+            "SELECT 1 FROM transcripts WHERE recording_id = ?", (recording_id,)
+        )
+        return found is not None
+
+    async def count_of(self, recording_ids: Sequence[str]) -> int:
+        """How many of these recordings have a transcript."""
+        found = await self._db.value(
+            f"SELECT COUNT(*) FROM transcripts WHERE recording_id IN "
+            f"{dialect.in_list(recording_ids)}",
+            recording_ids,
+        )
+        return int(found or 0)
+
+    async def delete(self, recording_id: str) -> int:
+        """Delete a recording's transcript, segments and job; 1 if there was a transcript."""
+        async with self._db.transaction() as db:
+            cur = await db.execute(
+                "DELETE FROM transcripts WHERE recording_id = ?", (recording_id,)
+            )
+            await db.execute(
+                "DELETE FROM transcript_segments WHERE recording_id = ?", (recording_id,)
+            )
+            await db.execute(
+                "DELETE FROM transcription_jobs WHERE recording_id = ?", (recording_id,)
+            )
+        return max(cur.rowcount, 0)
