@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from ivr.errors import StorageUnavailable
 from ivr.stamp import now_iso
-from ivr.store import Store, User
+from ivr.store import AuditEntry, Store, User
 
 log = logging.getLogger("ivr.audit")
 
@@ -103,30 +103,12 @@ class AuditLog:
                 self._retry_later()
 
     async def _append_pending(self) -> None:
-        """Append every waiting entry in one transaction (the caller holds the lock)."""
-        async with self._store.transaction() as db:
-            async with db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
-                row = await cur.fetchone()
-            prev = str(row[0]) if row else GENESIS
+        """Append every waiting entry in one unit of work (the caller holds the lock)."""
+        async with self._store.audit.appending() as tail:
+            prev = tail.last_hash or GENESIS
             for entry in self._pending:
                 digest = entry_hash(prev, entry)
-                await db.execute(
-                    "INSERT INTO audit (at, actor_id, actor_role, action, object_type, "
-                    "object_id, outcome, detail, prev_hash, hash) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        entry["at"],
-                        entry["actor_id"],
-                        entry["actor_role"],
-                        entry["action"],
-                        entry["object_type"],
-                        entry["object_id"],
-                        entry["outcome"],
-                        json.dumps(entry["detail"], sort_keys=True),
-                        prev,
-                        digest,
-                    ),
-                )
+                await tail.add(entry, prev, digest)
                 prev = digest
         if len(self._pending) > 1:
             log.warning("audit: %d entries kept while the disk failed are written", self.pending)
@@ -165,39 +147,23 @@ class AuditLog:
         action: str | None = None,
         actor_id: str | None = None,
         object_id: str | None = None,
-    ) -> list[dict[str, Any]]:
-        where: list[str] = ["seq > ?"]
-        args: list[int | str] = [after]
-        for col, value in (("action", action), ("actor_id", actor_id), ("object_id", object_id)):
-            if value is not None:
-                where.append(f"{col} = ?")
-                args.append(value)
-        sql = f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
-        async with self._store.db.execute(sql, (*args, limit)) as cur:
-            rows = await cur.fetchall()
-        return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+    ) -> list[AuditEntry]:
+        """Entries after ``seq`` ``after``, oldest first, matching the exact filters given."""
+        return await self._store.audit.entries(
+            after=after, limit=limit, action=action, actor_id=actor_id, object_id=object_id
+        )
 
 
 async def verify(store: Store) -> Verdict:
     """Walk the whole chain; the first entry whose hash does not follow is reported."""
     prev = GENESIS
     n = 0
-    async with store.db.execute("SELECT * FROM audit ORDER BY seq") as cur:
-        async for r in cur:
+    async with contextlib.aclosing(store.audit.walk()) as entries:
+        async for entry in entries:
             n += 1
-            entry = {
-                "at": r["at"],
-                "actor_id": r["actor_id"],
-                "actor_role": r["actor_role"],
-                "action": r["action"],
-                "object_type": r["object_type"],
-                "object_id": r["object_id"],
-                "outcome": r["outcome"],
-                "detail": json.loads(r["detail"]),
-            }
-            if r["prev_hash"] != prev:
-                return Verdict(False, n, r["seq"], "its link to the entry before is broken")
-            if entry_hash(prev, entry) != r["hash"]:
-                return Verdict(False, n, r["seq"], "its content does not match its hash")
-            prev = r["hash"]
+            if entry.prev_hash != prev:
+                return Verdict(False, n, entry.seq, "its link to the entry before is broken")
+            if entry_hash(prev, entry.content()) != entry.hash:
+                return Verdict(False, n, entry.seq, "its content does not match its hash")
+            prev = entry.hash
     return Verdict(True, n)

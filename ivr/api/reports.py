@@ -68,8 +68,8 @@ async def audit_log(request: web.Request) -> web.Response:
     await audit_of(request).record(
         user, "audit.read", "ok", object_type="audit", detail={"count": len(items)}
     )
-    nxt = str(items[-1]["seq"]) if len(items) == limit else None
-    return web.json_response({"items": items, "next": nxt})
+    nxt = str(items[-1].seq) if len(items) == limit else None
+    return web.json_response({"items": [e.public() for e in items], "next": nxt})
 
 
 async def billing(request: web.Request) -> web.Response:

@@ -23,7 +23,7 @@ from typing import IO, Any
 from ivr.privacy.csvcell import write_row
 from ivr.privacy.subject import DEFAULT_EXPORT_WINDOW, Kind
 from ivr.stamp import iso, now_iso
-from ivr.store import Store
+from ivr.store import CallRow, RecordingRow, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,53 +60,71 @@ class _Hashing(io.RawIOBase):
 
 async def export(store: Store, req: ExportRequest, out: Path) -> dict[str, Any]:
     """Write the subject's ZIP to ``out``; returns the manifest."""
-    where = "c.started_at >= ? AND c.started_at < ?"
-    args: list[Any] = [req.since, req.until]
     if req.kind == "contact":
-        where += " AND p.number = ?"
+        call_rows = await store.calls.in_window(req.since, req.until, contact=req.subject)
     else:
-        where += " AND c.agent_id = ?"
-    args.append(req.subject)
-    sql = (
-        f"SELECT c.*, p.number AS contact FROM calls c LEFT JOIN contacts p "
-        f"ON p.id = c.contact_id WHERE {where} ORDER BY c.started_at"
-    )
-    async with store.db.execute(sql, args) as cur:
-        calls = [dict(r) for r in await cur.fetchall()]
-    ids = [c["id"] for c in calls]
-    marks = ",".join("?" * len(ids)) or "NULL"
-    async with store.db.execute(
-        f"SELECT * FROM consents WHERE call_id IN ({marks}) ORDER BY created_at", ids
-    ) as cur:
-        consents = [
-            {**dict(r), "evidence": json.loads(r["evidence"])} for r in await cur.fetchall()
-        ]
-    async with store.db.execute(
-        f"SELECT * FROM recordings WHERE call_id IN ({marks}) AND "
-        "status != 'recording' ORDER BY started_at",
-        ids,
-    ) as cur:
-        recordings = [dict(r) for r in await cur.fetchall()]
-    rec_ids = [r["id"] for r in recordings]
-    rmarks = ",".join("?" * len(rec_ids)) or "NULL"
-    async with store.db.execute(
-        f"SELECT * FROM qa_notes WHERE recording_id IN ({rmarks})", rec_ids
-    ) as cur:
-        notes = [dict(r) for r in await cur.fetchall()]
-    files = [(r["id"], store.recording_path(r["path"])) for r in recordings]
+        call_rows = await store.calls.in_window(req.since, req.until, agent_id=req.subject)
+    ids = [c.id for c in call_rows]
+    consents = [c.public() for c in await store.calls.consents_of(ids)]
+    recording_rows = await store.recordings.finished_of(ids)
+    rec_ids = [r.id for r in recording_rows]
+    notes = [asdict(n) for n in await store.recordings.notes_of(rec_ids)]
+    files = [(r.id, store.recording_path(r.path)) for r in recording_rows]
     transcripts = [
         (rec_id, asdict(transcript))
         for rec_id in rec_ids
         if (transcript := await store.transcripts.get(rec_id)) is not None
     ]
-    for c in calls:
-        for key in ("recording_decision", "stats"):
-            if c.get(key):
-                c[key] = json.loads(c[key])
+    calls = [_call_doc(c) for c in call_rows]
+    recordings = [_recording_doc(r) for r in recording_rows]
     subject = {"kind": req.kind, "value": req.subject}
     return await asyncio.to_thread(
         _write_zip, out, subject, req, calls, consents, recordings, notes, files, transcripts
     )
+
+
+def _call_doc(call: CallRow) -> dict[str, Any]:
+    """A call in ``calls.json``: every column, its contact's number, the decision decoded."""
+    doc = asdict(call)
+    doc["subject_erased"] = int(call.subject_erased)
+    return doc
+
+
+def _recording_doc(rec: RecordingRow) -> dict[str, Any]:
+    """A recording in ``recordings.json``: the recording's own columns as they are stored.
+
+    The QA tags, pauses and gaps stay the JSON text they are in the table,
+    and ``transcribe`` the 0 or 1, as exports have always had them.
+    """
+    doc = {k: getattr(rec, k) for k in RECORDING_COLUMNS}
+    doc["transcribe"] = int(rec.transcribe)
+    for key in ("tags", "pauses", "gaps"):
+        doc[key] = json.dumps(doc[key])
+    return doc
+
+
+RECORDING_COLUMNS = (
+    "id",
+    "call_id",
+    "path",
+    "status",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "format",
+    "sha256",
+    "size_bytes",
+    "transcribe",
+    "expires_at",
+    "score",
+    "tags",
+    "pauses",
+    "gaps",
+    "truncated_at_s",
+    "truncated_reason",
+)
 
 
 def _write_zip(

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from ivr.privacy.subject import count_transcripts, delete_transcripts
 from ivr.stamp import expiry, iso, new_id
-from ivr.store import Store
+from ivr.store import RetentionRun, Store
 
 log = logging.getLogger("ivr.privacy")
 
@@ -23,54 +23,32 @@ async def purge_expired(
     store: Store, now: datetime, requested_by: str | None = None
 ) -> dict[str, Any]:
     """Delete every finished recording whose retention has run out at ``now``."""
-    async with store.db.execute(
-        "SELECT id, path, size_bytes FROM recordings WHERE status != 'recording' "
-        "AND expires_at IS NOT NULL AND expires_at <= ?",
-        (iso(now),),
-    ) as cur:
-        rows = [dict(r) for r in await cur.fetchall()]
-    for r in rows:
+    expired = await store.privacy.expired(iso(now))
+    for r in expired:
         with contextlib.suppress(Exception):
-            store.recording_path(r["path"]).unlink(missing_ok=True)
-    ids = [r["id"] for r in rows]
-    transcripts = await count_transcripts(store, ids)
-    receipt = {
-        "id": new_id("t"),
-        "at": iso(now),
-        "requested_by": requested_by,
-        "recordings": len(ids),
-        "transcripts": transcripts,
-        "bytes": sum(r["size_bytes"] or 0 for r in rows),
-    }
-    async with store.transaction() as db:
-        if ids:
-            await delete_transcripts(store, ids)
-            await db.execute(
-                f"DELETE FROM recordings WHERE id IN ({','.join('?' * len(ids))})", ids
-            )
-        await db.execute(
-            "INSERT INTO retention_runs (id, at, requested_by, recordings, transcripts, bytes) "
-            "VALUES (:id, :at, :requested_by, :recordings, :transcripts, :bytes)",
-            receipt,
-        )
+            store.recording_path(r.path).unlink(missing_ok=True)
+    ids = [r.id for r in expired]
+    run = RetentionRun(
+        id=new_id("t"),
+        at=iso(now),
+        requested_by=requested_by,
+        recordings=len(ids),
+        transcripts=await store.transcripts.count_of(ids),
+        bytes=sum(r.size_bytes or 0 for r in expired),
+    )
+    await store.privacy.purge(run, ids)
     if ids:
         log.info("retention: deleted %d recording(s)", len(ids))
-    return receipt
+    return asdict(run)
 
 
 async def apply_retention(store: Store, number_id: str, retention_days: int) -> int:
     """A number's new ``retention_days`` applies to its existing recordings too."""
-    async with store.db.execute(
-        "SELECT r.id, r.started_at FROM recordings r JOIN calls c ON c.id = r.call_id "
-        "WHERE c.number = ?",
-        (number_id,),
-    ) as cur:
-        rows = list(await cur.fetchall())
-    async with store.transaction() as db:
-        for r in rows:
-            started = datetime.fromisoformat(r["started_at"].replace("Z", "+00:00"))
-            await db.execute(
-                "UPDATE recordings SET expires_at = ? WHERE id = ?",
-                (expiry(retention_days, started), r["id"]),
-            )
-    return len(rows)
+    started = await store.recordings.started_of_number(number_id)
+    await store.recordings.set_expiries(
+        [
+            (rec_id, expiry(retention_days, datetime.fromisoformat(at.replace("Z", "+00:00"))))
+            for rec_id, at in started
+        ]
+    )
+    return len(started)

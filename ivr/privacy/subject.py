@@ -14,14 +14,11 @@ import logging
 import os
 import secrets
 from datetime import timedelta
-from typing import Literal
 
+from ivr.store import Kind as Kind  # re-exported: whom an operation is about
 from ivr.store import Store
 
 log = logging.getLogger("ivr.privacy")
-
-Kind = Literal["contact", "agent"]
-
 
 DEFAULT_EXPORT_WINDOW = timedelta(days=183)
 
@@ -43,21 +40,3 @@ def pseudonym(store: Store, kind: Kind, value: str) -> str:
     """A stable keyed hash standing for a subject; not reversible without the key."""
     digest = hmac.new(_key(store), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
     return f"ps_{digest[:24]}"
-
-
-async def count_transcripts(store: Store, recording_ids: list[str]) -> int:
-    marks = ",".join("?" * len(recording_ids)) or "NULL"
-    async with store.db.execute(
-        f"SELECT COUNT(*) FROM transcripts WHERE recording_id IN ({marks})", recording_ids
-    ) as cur:
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def delete_transcripts(store: Store, recording_ids: list[str]) -> None:
-    """Delete the recordings' transcripts, segments and jobs (the caller commits)."""
-    marks = ",".join("?" * len(recording_ids)) or "NULL"
-    for table in ("transcript_segments", "transcripts", "transcription_jobs"):
-        await store.db.execute(
-            f"DELETE FROM {table} WHERE recording_id IN ({marks})", recording_ids
-        )

@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 from ivr.stamp import now_iso
-from ivr.store import Store
+from ivr.store import RecordingEnd, Store
 from media.errors import AudioFileError
 from media.wavfile import PARTIAL_SUFFIX, repair_header, sha256_file
 
@@ -26,23 +26,22 @@ log = logging.getLogger("ivr.repair")
 
 @dataclass(slots=True)
 class RepairReport:
+    """What a start-up repair found: recordings repaired, calls closed, orphans deleted."""
+
     recordings: list[str] = field(default_factory=list)
     calls_closed: int = 0
     orphans_deleted: int = 0
 
 
 async def repair(store: Store) -> RepairReport:
+    """Repair what a crash left: cut-off recordings, unended calls, orphan files."""
     report = RepairReport()
-    async with store.db.execute(
-        "SELECT id, path, sample_rate, channels FROM recordings WHERE status = 'recording'"
-    ) as cur:
-        rows = list(await cur.fetchall())
     known: set[str] = set()
-    for row in rows:
-        final = store.recording_path(row["path"])
+    for rec in await store.recordings.unfinished():
+        final = store.recording_path(rec.path)
         partial = final.with_name(final.name + PARTIAL_SUFFIX)
         known.add(str(partial))
-        fields: dict[str, object] = {"status": "interrupted", "ended_at": now_iso()}
+        end: RecordingEnd = {"status": "interrupted", "ended_at": now_iso()}
         try:
             if partial.exists():
                 frames = await asyncio.to_thread(repair_header, partial)
@@ -52,25 +51,19 @@ async def repair(store: Store) -> RepairReport:
             else:
                 frames = 0
             if final.exists():
-                fields.update(
-                    duration_s=frames / row["sample_rate"],
-                    sha256=await asyncio.to_thread(sha256_file, final),
-                    size_bytes=final.stat().st_size,
-                )
+                digest = await asyncio.to_thread(sha256_file, final)
+                size = final.stat().st_size
+                duration = frames / rec.sample_rate
+                end |= {"duration_s": duration, "sha256": digest, "size_bytes": size}
         except (AudioFileError, OSError) as exc:
-            log.error("recording %s could not be repaired: %s", row["id"], exc)
-        await store.finish_recording(row["id"], **fields)
-        report.recordings.append(row["id"])
-        log.warning("recording %s was cut off; repaired and marked interrupted", row["id"])
+            log.error("recording %s could not be repaired: %s", rec.id, exc)
+        await store.recordings.finish(rec.id, **end)
+        report.recordings.append(rec.id)
+        log.warning("recording %s was cut off; repaired and marked interrupted", rec.id)
     for partial in store.recordings_dir.rglob(f"*{PARTIAL_SUFFIX}"):
         if str(partial) not in known:
             partial.unlink(missing_ok=True)
             report.orphans_deleted += 1
             log.warning("deleted %s: a partial recording with no row", partial.name)
-    async with store.transaction() as db:
-        cur2 = await db.execute(
-            "UPDATE calls SET ended_at = ?, end_reason = 'error' WHERE ended_at IS NULL",
-            (now_iso(),),
-        )
-    report.calls_closed = cur2.rowcount
+    report.calls_closed = await store.calls.close_unended(now_iso())
     return report

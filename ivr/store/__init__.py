@@ -3,7 +3,8 @@
 An embedded SQLite database (WAL) and the recordings folder. :class:`Store`
 opens it and exposes one repository per aggregate (``store.users``,
 ``store.catalog``, ``store.calls``, ``store.recordings``,
-``store.transcripts``), which take and return the typed rows of
+``store.transcripts``, ``store.privacy``, ``store.audit``,
+``store.analytics``), which take and return the typed rows of
 :mod:`ivr.store.rows`: the interface a PostgreSQL backend will implement too
 (what SQL differs is in :mod:`ivr.store.dialect`).
 """

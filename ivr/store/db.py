@@ -3,8 +3,9 @@
 :class:`Store` opens the database, creates and migrates the schema
 (``PRAGMA user_version`` counts the migrations applied), owns the shared
 connection's write lock and the storage health, and exposes one repository
-per aggregate: ``users``, ``catalog``, ``calls``, ``recordings`` and
-``transcripts``. Those take and return the typed rows of :mod:`ivr.store.rows`.
+per aggregate: ``users``, ``catalog``, ``calls``, ``recordings``,
+``transcripts``, ``privacy``, ``audit`` and ``analytics``. Those take and
+return the typed rows of :mod:`ivr.store.rows`.
 
 It also keeps the few methods the call path and the transcription worker
 call through Protocols of their own (:class:`ivr.call.journal.CallRecords`,
@@ -25,9 +26,12 @@ import aiosqlite
 
 from ivr.errors import StoreError
 from ivr.store import dialect
+from ivr.store.analytics import AnalyticsRepository
+from ivr.store.audit import AuditRepository
 from ivr.store.base import Database, StorageHealth
 from ivr.store.calls import CallRepository
 from ivr.store.catalog import CatalogRepository
+from ivr.store.privacy import PrivacyRepository
 from ivr.store.recordings import RecordingRepository
 from ivr.store.rows import (
     CallFields,
@@ -57,6 +61,9 @@ class Store:
         self.calls = CallRepository(self._database)
         self.recordings = RecordingRepository(self._database, self.recordings_dir)
         self.transcripts = TranscriptRepository(self._database)
+        self.privacy = PrivacyRepository(self._database)
+        self.audit = AuditRepository(self._database)
+        self.analytics = AnalyticsRepository(self._database)
 
     # -- life cycle ----------------------------------------------------------------
 

@@ -221,10 +221,10 @@ async def test_agents_get_404_for_another_agents_objects_and_it_is_audited(world
         status, _ = await _call(world.client, "POST", url, world.tokens["bob"], None)
         assert status == 404
     entries = (await audit.entries(limit=10000))[before:]
-    refusals = [e for e in entries if e["outcome"] == "refused"]
+    refusals = [e for e in entries if e.outcome == "refused"]
     live_paths = sum("/recording/" in p for _, p, _ in OBJECT_PATHS)
     assert len(refusals) == 2 * (len(OBJECT_PATHS) - live_paths) + 2
-    assert all(e["detail"] == {"why": "object"} for e in refusals)
+    assert all(e.detail == {"why": "object"} for e in refusals)
 
 
 async def test_lists_hold_only_the_agents_own_calls(world: World) -> None:

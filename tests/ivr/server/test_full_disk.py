@@ -172,16 +172,16 @@ async def test_reads_are_served_while_writes_fail_and_audited_once_the_disk_is_b
 
     await eventually(written)
     entries = await audit.entries(limit=1000)
-    actions = [(e["action"], e["outcome"]) for e in entries]
+    actions = [(e.action, e.outcome) for e in entries]
     tail = actions[actions.index(("recordings.read", "ok")) :]
     assert tail[:3] == [
         ("recordings.read", "ok"),
         ("recordings.audio", "ok"),
         ("storage.refused", "failed"),
     ]
-    refused = next(e for e in entries if e["action"] == "storage.refused")
-    assert refused["actor_role"] == "supervisor"
-    assert refused["detail"] == {"method": "PATCH", "path": f"/v1/recordings/{rec_id}"}
+    refused = next(e for e in entries if e.action == "storage.refused")
+    assert refused.actor_role == "supervisor"
+    assert refused.detail == {"method": "PATCH", "path": f"/v1/recordings/{rec_id}"}
     verdict = await verify(client.app[store_key])
     assert verdict.ok, verdict
     # Writes work again without a restart.

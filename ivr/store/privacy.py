@@ -1,0 +1,168 @@
+"""Privacy jobs: erasure jobs (and the erasure's one unit of work), retention runs.
+
+What an erasure or a purge means is :mod:`ivr.privacy`'s; the statements
+that carry it out are here. An erasure's job row is written before anything
+is deleted, and everything it changes in the database is one transaction
+with the job's receipt, so a crash leaves either the job open (and the next
+start runs it again) or the whole erasure done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import aiosqlite
+
+from ivr.store import dialect
+from ivr.store.base import Repository
+from ivr.store.rows import ErasureJobRow, ErasureScope, ExpiredRecording, RetentionRun
+from ivr.store.transcripts import delete_for
+
+_JOB = ("id", "kind", "subject", "pseudonym", "requested_by", "started_at")
+_RUN = ("id", "at", "requested_by", "recordings", "transcripts", "bytes")
+Receipt = dict[str, Any]
+
+
+def _job(row: aiosqlite.Row) -> ErasureJobRow:
+    receipt = row["receipt"]
+    return ErasureJobRow(
+        **{c: row[c] for c in _JOB},
+        finished_at=row["finished_at"],
+        receipt=None if receipt is None else json.loads(receipt),
+    )
+
+
+class PrivacyRepository(Repository):
+    """``erasure_jobs`` and ``retention_runs``, and the statements erasure and retention run."""
+
+    # -- erasure ---------------------------------------------------------------------
+
+    async def add_erasure(self, job: ErasureJobRow) -> None:
+        """Write an erasure's job, before anything of it is deleted."""
+        await self._db.write(dialect.insert("erasure_jobs", _JOB), [getattr(job, c) for c in _JOB])
+
+    async def erasure(self, job_id: str) -> ErasureJobRow | None:
+        """An erasure job, open or done."""
+        row = await self._db.one("SELECT * FROM erasure_jobs WHERE id = ?", (job_id,))
+        return None if row is None else _job(row)
+
+    async def open_erasures(self) -> list[str]:
+        """The ids of erasures a crash interrupted, oldest first."""
+        rows = await self._db.all(
+            "SELECT id FROM erasure_jobs WHERE finished_at IS NULL ORDER BY started_at"
+        )
+        return [r["id"] for r in rows]
+
+    async def receipts(self) -> list[Receipt]:
+        """The receipts of every finished erasure, oldest first."""
+        rows = await self._db.all(
+            "SELECT receipt FROM erasure_jobs WHERE receipt IS NOT NULL ORDER BY finished_at"
+        )
+        return [json.loads(r["receipt"]) for r in rows]
+
+    async def _ids(self, sql: str, args: Sequence[Any]) -> tuple[str, ...]:
+        return tuple(r[0] for r in await self._db.all(sql, args))
+
+    async def scope(self, job: ErasureJobRow) -> ErasureScope:
+        """The contacts, calls and recordings an erasure covers.
+
+        A contact's calls are those of every contact with the number or the
+        pseudonym (a run cut short may have pseudonymised some already); an
+        agent's, those with their id or the pseudonym.
+        """
+        if job.kind == "contact":
+            contacts = await self._ids(
+                "SELECT id FROM contacts WHERE number = ? OR pseudonym = ?",
+                (job.subject, job.pseudonym),
+            )
+            calls = await self._ids(
+                f"SELECT id FROM calls WHERE contact_id IN {dialect.in_list(contacts)}", contacts
+            )
+        else:
+            contacts = ()
+            calls = await self._ids(
+                "SELECT id FROM calls WHERE agent_id IN (?, ?)", (job.subject, job.pseudonym)
+            )
+        rows = await self._db.all(
+            f"SELECT id, path FROM recordings WHERE call_id IN {dialect.in_list(calls)}", calls
+        )
+        return ErasureScope(contacts, calls, tuple((r["id"], r["path"]) for r in rows))
+
+    async def erase(
+        self, job: ErasureJobRow, scope: ErasureScope, receipt: Callable[[int], Receipt]
+    ) -> Receipt:
+        """Delete and pseudonymise the rows of ``scope``, and close the job, in one unit.
+
+        ``receipt`` is given the number of consent records deleted and returns
+        the receipt to keep; its ``at`` is the job's end. The write-ahead log
+        is emptied afterwards, so the erased values are not left in it.
+        """
+        calls, pseud, subject = list(scope.calls), job.pseudonym, job.subject
+        in_calls = dialect.in_list(calls)
+        consents = 0
+        async with self._db.transaction() as db:
+            await delete_for(db, scope.recording_ids)
+            await db.execute(f"DELETE FROM recordings WHERE call_id IN {in_calls}", calls)
+            if job.kind == "contact":
+                cur = await db.execute(f"DELETE FROM consents WHERE call_id IN {in_calls}", calls)
+                consents = max(cur.rowcount, 0)
+                await db.execute(
+                    "UPDATE calls SET client_ref = NULL, subject_erased = 1 "
+                    f"WHERE id IN {in_calls}",
+                    calls,
+                )
+                await db.execute(
+                    "UPDATE contacts SET number = NULL, pseudonym = ? "
+                    f"WHERE id IN {dialect.in_list(scope.contacts)}",
+                    [pseud, *scope.contacts],
+                )
+            else:
+                async with db.execute("SELECT name FROM users WHERE id = ?", (subject,)) as cur:
+                    user = await cur.fetchone()
+                if user is not None:  # the name appears in the calls' event trail
+                    await db.execute(
+                        f"UPDATE call_events SET data = {dialect.json_with('data', 'agent')} "
+                        f"WHERE call_id IN {in_calls} "
+                        f"AND {dialect.json_field('data', 'agent')} = ?",
+                        [pseud, *calls, user["name"]],
+                    )
+                await db.execute(
+                    "UPDATE calls SET agent_id = ?, agent_name = NULL, "
+                    "subject_erased = 1 WHERE agent_id IN (?, ?)",
+                    (pseud, subject, pseud),
+                )
+                await db.execute(
+                    "UPDATE qa_notes SET author_id = ? WHERE author_id = ?", (pseud, subject)
+                )
+                await db.execute("DELETE FROM users WHERE id = ?", (subject,))
+            kept = receipt(consents)
+            await db.execute(
+                "UPDATE erasure_jobs SET subject = NULL, finished_at = ?, receipt = ? WHERE id = ?",
+                (kept["at"], json.dumps(kept), job.id),
+            )
+        await self._db.conn.execute(dialect.CHECKPOINT)
+        return kept
+
+    # -- retention -------------------------------------------------------------------
+
+    async def expired(self, at: str) -> list[ExpiredRecording]:
+        """Finished recordings whose retention has run out at ``at``."""
+        rows = await self._db.all(
+            "SELECT id, path, size_bytes FROM recordings WHERE status != 'recording' "
+            "AND expires_at IS NOT NULL AND expires_at <= ?",
+            (at,),
+        )
+        return [ExpiredRecording(r["id"], r["path"], r["size_bytes"]) for r in rows]
+
+    async def purge(self, run: RetentionRun, recording_ids: Sequence[str]) -> None:
+        """Delete the recordings (rows, transcripts) and keep the run's receipt, in one unit."""
+        ids = list(recording_ids)
+        async with self._db.transaction() as db:
+            if ids:
+                await delete_for(db, ids)
+                await db.execute(f"DELETE FROM recordings WHERE id IN {dialect.in_list(ids)}", ids)
+            await db.execute(
+                dialect.insert("retention_runs", _RUN), [getattr(run, c) for c in _RUN]
+            )
