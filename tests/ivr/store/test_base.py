@@ -1,0 +1,130 @@
+"""The store's foundations on a real database: units of work, health, the dialect, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ivr.errors import StorageUnavailable, StoreError
+from ivr.store import MIGRATIONS, Store, decode_cursor, dialect
+from ivr.store.base import encode_cursor
+
+
+async def half_a_unit(store: Store, error: Exception) -> None:
+    """Write a team in a unit of work, then fail with ``error`` before it ends."""
+    async with store.transaction() as db:
+        await db.execute(
+            dialect.insert("teams", ("id", "bots", "bot_greeting", "source")),
+            ("half", 1, None, "api"),
+        )
+        await db.execute("UPDATE teams SET bots = 2")
+        raise error
+
+
+async def test_a_unit_of_work_that_fails_is_rolled_back_whole(store: Store) -> None:
+    await store.catalog.save_team("kept", 5, None)
+    with pytest.raises(RuntimeError, match="half way"):
+        await half_a_unit(store, RuntimeError("half way"))
+    assert [(t.id, t.bots) for t in await store.catalog.teams()] == [("kept", 5)]
+    assert not store.health.failing  # a bug is not a disk failure
+
+
+async def test_a_write_the_disk_refuses_is_storage_unavailable_and_marks_health(
+    store: Store,
+) -> None:
+    heard: list[bool] = []
+    store.health.listeners.append(heard.append)
+    with pytest.raises(StorageUnavailable, match="disk is full"):
+        await half_a_unit(store, sqlite3.OperationalError("database or disk is full"))
+    assert store.health.failing
+    assert "disk is full" in store.health.reason
+    assert await store.catalog.teams() == []  # nothing of the unit was kept
+    # The next write that changes something shows the disk is back.
+    await store.catalog.save_team("kept", 2, None)
+    assert not store.health.failing
+    assert heard == [True, False]
+    assert [t.id for t in await store.catalog.teams()] == ["kept"]
+
+
+async def test_a_closed_store_refuses_every_call(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data")
+    with pytest.raises(StoreError, match="not open"):
+        await store.users.all()
+    await store.open()
+    assert await store.schema_version() == len(MIGRATIONS)
+    await store.close()
+    with pytest.raises(StoreError, match="not open"):
+        await store.users.all()
+
+
+async def test_reopening_a_migrated_database_changes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "data")
+    await store.open()
+    await store.catalog.save_team("support", 3, None)
+    await store.close()
+    await store.open()
+    assert await store.schema_version() == len(MIGRATIONS)
+    assert [(t.id, t.bots) for t in await store.catalog.teams()] == [("support", 3)]
+    await store.close()
+
+
+async def test_a_database_newer_than_the_program_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    db = sqlite3.connect(tmp_path / "data" / "ivr.sqlite3")
+    db.execute(dialect.set_schema_version(len(MIGRATIONS) + 1))
+    db.close()
+    store = Store(tmp_path / "data")
+    with pytest.raises(StoreError, match="upgrade the program"):
+        await store.open()
+    await store.close()
+
+
+def test_cursors_round_trip_and_junk_is_refused() -> None:
+    cursor = encode_cursor("2026-01-01T00:00:00.000Z", "c_1")
+    assert decode_cursor(cursor) == ("2026-01-01T00:00:00.000Z", "c_1")
+    with pytest.raises(StoreError, match="bad cursor"):
+        decode_cursor("not a cursor!")
+
+
+# -- the dialect: each function's SQL, run on SQLite ---------------------------------------
+
+
+def test_the_dialect_builds_the_statements_it_names() -> None:
+    assert dialect.marks(3) == "?, ?, ?"
+    assert dialect.in_list([]) == "(NULL)"
+    assert dialect.in_list(["a", "b"]) == "(?, ?)"
+    assert dialect.insert("t", ("a", "b")) == "INSERT INTO t (a, b) VALUES (?, ?)"
+    assert dialect.upsert("t", ("id", "a"), ("id",)) == (
+        "INSERT INTO t (id, a) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET a = excluded.a"
+    )
+    assert dialect.insert_absent("t", ("id",), ("id",)).endswith("ON CONFLICT (id) DO NOTHING")
+    assert dialect.returning("a", "b") == " RETURNING a, b"
+    assert dialect.set_schema_version(7) == "PRAGMA user_version = 7"
+
+
+async def test_the_dialect_runs_on_sqlite(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "d.sqlite3")
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, a INTEGER, data TEXT, s TEXT, e TEXT)")
+    cols = ("id", "a", "data", "s", "e")
+    row = ("x", 1, '{"agent": "Ana"}', "2026-01-01T00:00:00.000Z", "2026-01-01T00:01:30.000Z")
+    db.execute(dialect.insert("t", cols), row)
+    db.execute(dialect.insert_absent("t", cols, ("id",)), ("x", 9, "{}", "", ""))
+    assert db.execute("SELECT a FROM t").fetchall() == [(1,)]  # present: nothing happened
+    db.execute(dialect.upsert("t", ("id", "a"), ("id",)), ("x", 2))
+    assert db.execute("SELECT a FROM t").fetchall() == [(2,)]
+    assert db.execute(f"SELECT id FROM t WHERE id IN {dialect.in_list([])}").fetchall() == []
+    db.execute(f"UPDATE t SET data = {dialect.json_with('data', 'agent')}", ("ps_1",))
+    got = db.execute(f"SELECT {dialect.json_field('data', 'agent')} FROM t").fetchone()
+    assert got == ("ps_1",)
+    seconds = db.execute(f"SELECT {dialect.seconds_between('s', 'e')} FROM t").fetchone()[0]
+    minutes = db.execute(f"SELECT {dialect.minutes_between('s', 'e')} FROM t").fetchone()[0]
+    assert (round(seconds, 3), round(minutes, 3)) == (90.0, 1.5)
+    counted = db.execute(f"SELECT {dialect.count_if('a = 2')}, {dialect.count_if('a = 3')} FROM t")
+    assert counted.fetchone() == (1, 0)
+    returned = db.execute(
+        "UPDATE t SET a = a + 1 WHERE id = 'x'" + dialect.returning("id", "a")
+    ).fetchall()
+    assert returned == [("x", 3)]
+    db.close()
