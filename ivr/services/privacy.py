@@ -1,0 +1,132 @@
+"""Erasure, access export and retention runs, for the API and the CLI alike.
+
+The operations themselves (what is deleted, what goes in the ZIP) are
+:mod:`ivr.privacy`'s; these use cases add who may ask: an Agent exports
+only their own data, only an Owner erases an Owner, nobody erases
+themselves. ``actor`` None is the ``ivr`` command: trusted, recorded as
+``cli`` in receipts, and not audited (see :mod:`ivr.services.context`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ivr import privacy
+from ivr.access.policy import permits
+from ivr.privacy.redact import mask_number
+from ivr.services.context import CLI, Context
+from ivr.services.errors import Conflict, Forbidden, Invalid, Missing
+from ivr.stamp import new_id
+from ivr.store import Kind, User
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    """A written access export: the ZIP and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+
+def _label(kind: Kind, value: str) -> str:
+    """A subject as the audit log may name it: a number masked, an agent's id."""
+    return mask_number(value) if kind == "contact" else value
+
+
+async def agent_subject(ctx: Context, email: str) -> str:
+    """The user id of the agent with this e-mail; :class:`Missing` if there is none."""
+    found = await ctx.store.users.credentials(email)
+    if found is None:
+        raise Missing("no user with that e-mail")
+    return found.user.id
+
+
+async def erase(ctx: Context, actor: User | None, kind: Kind, subject: str) -> dict[str, Any]:
+    """Erase a contact (E.164 number) or an agent (user id); returns the receipt."""
+    if kind == "agent" and actor is not None:
+        target = await ctx.store.users.get(subject)
+        if target is None:
+            raise Missing("no such agent")
+        if target.role == "owner" and actor.role != "owner":
+            raise Forbidden("only an Owner erases an Owner")
+        if target.id == actor.id:
+            raise Conflict("you cannot erase yourself")
+    try:
+        receipt = await privacy.erase(ctx.store, kind, subject, actor.id if actor else CLI)
+    except privacy.SubjectNotFound:
+        raise Missing(f"no such {kind}") from None
+    if kind == "agent":  # the user is gone, and with them every session
+        ctx.sessions_ended(subject, "the session was ended: the user was erased")
+    await ctx.audited(
+        actor,
+        f"privacy.erase_{kind}",
+        "ok",
+        object_type="erasure",
+        object_id=receipt["id"],
+        detail={"erased": receipt["erased"]},
+    )
+    return receipt
+
+
+async def export(
+    ctx: Context,
+    actor: User | None,
+    kind: Kind,
+    subject: str,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    out: Path | None = None,
+) -> Export:
+    """Write the subject's access export (default window: the last six months).
+
+    ``out`` None: a new file under ``<data>/exports/``, for the caller to
+    send and delete.
+    """
+    # An Agent exports only their own data: never a contact, never another agent.
+    if actor is not None and not permits(
+        actor, "privacy.export", {"agent_id": subject if kind == "agent" else None}
+    ):
+        await ctx.audited(
+            actor, "privacy.export", "refused", object_type=kind, detail={"why": "own data only"}
+        )
+        raise Forbidden("an Agent may export only their own data")
+    default_since, default_until = privacy.default_window()
+    since, until = since or default_since, until or default_until
+    if since >= until:
+        raise Invalid("since must be before until", field="since")
+    if out is None:
+        folder = ctx.store.data_dir / "exports"
+        folder.mkdir(exist_ok=True)
+        out = folder / f"{new_id('x')}.zip"
+    manifest = await privacy.export(
+        ctx.store, privacy.ExportRequest(kind, subject, since, until), out
+    )
+    await ctx.audited(
+        actor,
+        "privacy.export",
+        "ok",
+        object_type=kind,
+        object_id=_label(kind, subject),
+        detail={"counts": manifest["counts"]},
+    )
+    return Export(out, manifest)
+
+
+async def purge(ctx: Context, actor: User | None, now: datetime | None = None) -> dict[str, Any]:
+    """Delete every recording past its retention now; returns the run's receipt."""
+    receipt = await privacy.purge_expired(
+        ctx.store, now or datetime.now(UTC), actor.id if actor else CLI
+    )
+    await ctx.audited(
+        actor,
+        "privacy.retention",
+        "ok",
+        object_type="retention",
+        object_id=receipt["id"],
+        detail={"recordings": receipt["recordings"]},
+    )
+    return receipt
