@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from ivr import __version__
-from ivr.errors import InvalidConfig, IvrError, StoreError
+from ivr.errors import InvalidConfig, IvrError
 
 DEFAULT_DATA = Path("data")
 METRICS_TOKEN_ENV = "IVR_METRICS_TOKEN"
@@ -225,8 +225,13 @@ def _metrics_token(args: argparse.Namespace) -> str | None:
 
 
 async def _users_add(args: argparse.Namespace) -> int:
-    from ivr.access.auth import HashParams, generate_password, hash_password
-    from ivr.store import Store
+    """``ivr users add``: the use case the API's ``POST /v1/users`` runs, without an actor.
+
+    That is how the first Owner is made: trusted, and not audited (docs/access.md).
+    """
+    from ivr.access.auth import generate_password
+    from ivr.services import users
+    from ivr.services.context import local
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -236,17 +241,16 @@ async def _users_add(args: argparse.Namespace) -> int:
         generated = False
     else:
         password, generated = generate_password(), True
-    store = Store(args.data)
-    await store.open()
-    try:
-        hashed = await hash_password(password, HashParams())
-        try:
-            user = await store.users.add(args.email, args.name, args.role, hashed, args.team)
-        except StoreError as exc:
-            print(f"ivr: {exc}", file=sys.stderr)
-            return 1
-    finally:
-        await store.close()
+    async with local(args.data) as ctx:
+        user = await users.add_user(
+            ctx,
+            None,
+            email=args.email,
+            name=args.name,
+            role=args.role,
+            password=password,
+            teams=args.team,
+        )
     print(
         f"added {user.role} {user.email} ({user.id})"
         + (f" in team(s) {', '.join(user.teams)}" if user.teams else "")
@@ -257,23 +261,19 @@ async def _users_add(args: argparse.Namespace) -> int:
 
 
 async def _privacy(args: argparse.Namespace) -> int:
+    """``ivr erase``, ``ivr export``, ``ivr purge``: the API's use cases, as ``cli``."""
     import json
-    from datetime import UTC, datetime
 
-    from ivr import privacy, stamp
     from ivr.e164 import is_e164
-    from ivr.store import Store
+    from ivr.services import privacy
+    from ivr.services.context import local
 
     if not (args.data / "ivr.sqlite3").is_file():
         print(f"ivr: no database in {args.data}", file=sys.stderr)
         return 1
-    store = Store(args.data)
-    await store.open()
-    try:
-        await privacy.resume_erasures(store)
+    async with local(args.data, resume_erasures=True) as ctx:
         if args.command == "purge":
-            receipt = await privacy.purge_expired(store, datetime.now(UTC), "cli")
-            print(json.dumps(receipt, indent=2))
+            print(json.dumps(await privacy.purge(ctx, None), indent=2))
             return 0
         if args.contact is not None:
             if not is_e164(args.contact):
@@ -282,53 +282,44 @@ async def _privacy(args: argparse.Namespace) -> int:
             kind: Literal["contact", "agent"] = "contact"
             subject = args.contact
         else:
-            found = await store.users.credentials(args.agent)
-            if found is None:
-                print("ivr: no user with that e-mail", file=sys.stderr)
-                return 1
-            kind, subject = "agent", found.user.id
+            kind, subject = "agent", await privacy.agent_subject(ctx, args.agent)
         if args.command == "erase":
-            receipt = await privacy.erase(store, kind, subject, "cli")
-            print(json.dumps(receipt, indent=2))
+            print(json.dumps(await privacy.erase(ctx, None, kind, subject), indent=2))
             return 0
-        since, until = privacy.default_window()
         try:
-            if args.since:
-                since = stamp.iso(_parse_time(args.since))
-            if args.until:
-                until = stamp.iso(_parse_time(args.until))
+            since = _stamp(args.since)
+            until = _stamp(args.until)
         except ValueError as exc:
             print(f"ivr: {exc}", file=sys.stderr)
             return 1
-        manifest = await privacy.export(
-            store, privacy.ExportRequest(kind, subject, since, until), args.out
+        done = await privacy.export(
+            ctx, None, kind, subject, since=since, until=until, out=args.out
         )
-        print(f"wrote {args.out}: {json.dumps(manifest['counts'])}")
+        print(f"wrote {args.out}: {json.dumps(done.manifest['counts'])}")
         return 0
-    finally:
-        await store.close()
 
 
-def _parse_time(text: str) -> datetime:
-    from datetime import UTC, datetime
+def _stamp(text: str | None) -> str | None:
+    """An ISO 8601 date or time from the command line in the store's UTC form (None: none)."""
+    from datetime import UTC
 
+    from ivr import stamp
+
+    if not text:
+        return None
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return stamp.iso(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
 async def _audit_verify(args: argparse.Namespace) -> int:
-    from ivr.access.audit import verify
-    from ivr.store import Store
+    from ivr.services import audit
+    from ivr.services.context import local
 
     if not (args.data / "ivr.sqlite3").is_file():
         print(f"ivr: no database in {args.data}", file=sys.stderr)
         return 1
-    store = Store(args.data)
-    await store.open()
-    try:
-        verdict = await verify(store)
-    finally:
-        await store.close()
+    async with local(args.data) as ctx:
+        verdict = await audit.verify_chain(ctx)
     if verdict.ok:
         print(f"audit log ok: {verdict.entries} entries, the hash chain is intact")
         return 0

@@ -15,7 +15,17 @@ from ivr.access.audit import AuditLog
 from ivr.access.auth import Authenticator
 from ivr.access.policy import Action, permits
 from ivr.errors import AuthError, StorageUnavailable
-from ivr.server.keys import audit_key, authenticator_key, store_key
+from ivr.server.keys import audit_key, authenticator_key, settings_key, store_key, switchboard_key
+from ivr.services.context import Context
+from ivr.services.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    InvalidFlow,
+    Missing,
+    NonCompliant,
+    ServiceError,
+)
 from ivr.store import Store, User
 
 log = logging.getLogger("ivr.api")
@@ -45,6 +55,30 @@ class ApiError(Exception):
 
 def error(status: int, code: str, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message, **extra}}, status=status)
+
+
+# A use case's refusal as HTTP: the status and the error code of each kind.
+SERVICE_ERRORS: dict[type[ServiceError], tuple[int, str]] = {
+    Invalid: (422, "invalid"),
+    InvalidFlow: (422, "invalid_flow"),
+    NonCompliant: (422, "non_compliant"),
+    Missing: (404, "not_found"),
+    Conflict: (409, "conflict"),
+    Forbidden: (403, "forbidden"),
+}
+
+
+def service_error(exc: ServiceError) -> ApiError:
+    """The error response for a use case's refusal: its status, code, field and problems."""
+    status, code = next(
+        (v for kind, v in SERVICE_ERRORS.items() if isinstance(exc, kind)), (422, "invalid")
+    )
+    extra: dict[str, Any] = {}
+    if exc.field is not None:
+        extra["field"] = exc.field
+    if exc.problems is not None:
+        extra["problems"] = exc.problems
+    return ApiError(status, code, exc.message, **extra)
 
 
 _CODES = {
@@ -133,11 +167,9 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         check_body(request)
         return await handler(request)
     except ApiError as exc:
-        resp = error(exc.status, exc.code, exc.message, **exc.extra)
-        resp.headers.update(exc.headers)
-        if exc.status == 429 and "retry_after_s" in exc.extra:
-            resp.headers["Retry-After"] = str(exc.extra["retry_after_s"])
-        return resp
+        return _api_error(exc)
+    except ServiceError as exc:
+        return _api_error(service_error(exc))
     except StorageUnavailable as exc:
         return await _storage_refused(request, exc)
     except web.HTTPException as exc:
@@ -154,6 +186,14 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path[:200])
         return error(500, "internal", "internal error")
+
+
+def _api_error(exc: ApiError) -> web.Response:
+    resp = error(exc.status, exc.code, exc.message, **exc.extra)
+    resp.headers.update(exc.headers)
+    if exc.status == 429 and "retry_after_s" in exc.extra:
+        resp.headers["Retry-After"] = str(exc.extra["retry_after_s"])
+    return resp
 
 
 # Seconds a client is asked to wait when the store's writes fail.
@@ -194,6 +234,18 @@ def store_of(request: web.Request) -> Store:
 def audit_of(request: web.Request) -> AuditLog:
 
     return request.app[audit_key]
+
+
+def services_of(request: web.Request) -> Context:
+    """What the use cases work with in the running app (:mod:`ivr.services`)."""
+    app = request.app
+    return Context(
+        store=app[store_key],
+        audit=app[audit_key],
+        switchboard=app[switchboard_key],
+        sessions=app[authenticator_key],
+        hash_params=app[settings_key].hash_params,
+    )
 
 
 def bearer(request: web.Request) -> str | None:

@@ -20,12 +20,14 @@ import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from ivr.access.auth import CHEAP, hash_password
+from ivr.access.auth import CHEAP
 from ivr.load.errors import ServerUnusable
 from ivr.load.runner import Target
-from ivr.store import Store
+from ivr.services import users
+from ivr.services.context import local
 
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
@@ -42,13 +44,16 @@ def free_port() -> int:
 async def create_supervisor(data_dir: Path, teams: Sequence[str]) -> tuple[str, str]:
     """A supervisor in ``data_dir``'s store; returns (email, password)."""
     password = secrets.token_urlsafe(18)
-    store = Store(data_dir)
-    await store.open()
-    try:
-        hashed = await hash_password(password, CHEAP)
-        await store.users.add(EMAIL, "Load runner", "supervisor", hashed, tuple(teams))
-    finally:
-        await store.close()
+    async with local(data_dir) as ctx:
+        await users.add_user(
+            replace(ctx, hash_params=CHEAP),
+            None,  # as `ivr users add` does: before the server runs, not audited
+            email=EMAIL,
+            name="Load runner",
+            role="supervisor",
+            password=password,
+            teams=tuple(teams),
+        )
     return EMAIL, password
 
 
