@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict
 from typing import Any, Protocol
 
-from ivr.call.clock import TICK_S, MediaClock
+from ivr.call.clock import TICK_S, Inband, MediaClock
 from ivr.call.journal import CallRecords, Journal
 from ivr.call.leg import Leg
 from ivr.call.metrics import CallMetrics
@@ -206,8 +206,6 @@ class CallSession:
         self._n = switchboard.clock.ticks
         self._last_digit: tuple[str, str, int] | None = None
         self._digit_at: float | None = None  # for the DTMF-to-response histogram
-        self.dtmf_key = -1  # the media clock's detector slot
-        self.last_inbound: Pcm | None = None
         self._events: list[tuple[str, str, dict[str, Any]]] = []
         self._played: dict[str, dict[str, Any]] = {}
         self._notices: list[dict[str, Any]] = []
@@ -248,16 +246,6 @@ class CallSession:
     @property
     def sample_rate(self) -> int:
         return self.caller.sample_rate
-
-    def inband_digit(self, digit: str, onset: int) -> None:
-        """A tone in the caller's audio (the media clock's detector): mask it, then take it."""
-        if self.recording is not None:
-            self.recording.mask_from(onset)
-        self.digits(digit, source="inband")
-
-    def mask_tone(self) -> None:
-        if self.recording is not None:
-            self.recording.mask_last()
 
     def digits(self, digits: str, source: str = "message") -> None:
         for digit in digits:
@@ -364,9 +352,17 @@ class CallSession:
 
     # -- the media clock -------------------------------------------------------
 
-    def tick(self, n: int) -> None:
+    def take_inbound(self) -> Pcm | None:
+        """The caller's frame for this tick, from the jitter buffer (None: silence)."""
+        return self.caller.take_inbound()
+
+    def tick(self, n: int, caller_in: Pcm | None, inband: Inband) -> None:
+        """Tick ``n``: send, record (masking a tone already), fire timers, then take tones.
+
+        ``caller_in`` is the frame :meth:`take_inbound` gave this tick, and
+        ``inband`` what the clock's DTMF detector found in it.
+        """
         self._n = n
-        caller_in = self.last_inbound = self.caller.take_inbound()
         seat = self.seat if self.bridged else None
         if seat is not None:
             agent_in = seat.speak()
@@ -386,7 +382,7 @@ class CallSession:
                 self.caller.send_wire(self.caller.silence_wire)
         rec = self.recording
         if rec is not None:
-            rec.add(caller_in, agent_in)
+            rec.add(caller_in, agent_in, inband.mask_from)
             if rec.failed is not None:
                 self._recording_failed(rec)
         if self._timers and not self.ended:
@@ -394,6 +390,8 @@ class CallSession:
                 if due <= n and self._timers.get(name) == due and not self.ended:
                     del self._timers[name]
                     self._timer_fired(name)
+        for digit, _onset in inband.digits:
+            self.digits(digit, source="inband")
 
     def skipped(self, ticks: int) -> None:
         """The media clock skipped ``ticks`` ticks: the recording writes them as silence."""
