@@ -28,6 +28,7 @@ from ivr.call.recorder import RecorderPool
 from ivr.call.seat import BotSeat, Person, PersonSeat, Seat
 from ivr.call.session import CallSession
 from ivr.config import Config, NumberConfig, TeamConfig
+from ivr.errors import IvrError
 from ivr.flows import Flow
 from ivr.stamp import new_id
 
@@ -38,8 +39,8 @@ log = logging.getLogger("ivr.switch")
 SHUTDOWN_SAVE_S = 30.0
 
 
-class Busy(Exception):
-    """The server is at its call limit."""
+class Busy(IvrError):
+    """The server is at its call limit, or shutting down: no new call."""
 
 
 class Switchboard:

@@ -34,6 +34,8 @@ import time
 from typing import Protocol, cast
 from urllib.parse import urlsplit
 
+from ivr.load.errors import RequestFailed
+
 try:  # websockets ships a C implementation of the XOR mask, and a Python one
     from websockets.speedups import apply_mask as _apply_mask
 except ImportError:  # pragma: no cover
@@ -58,11 +60,11 @@ class Receiver(Protocol):
     def on_close(self, code: int | None, now: float) -> None: ...
 
 
-class HandshakeFailed(ConnectionError):
+class HandshakeFailed(RequestFailed, ConnectionError):
     """The server did not upgrade the connection to a WebSocket."""
 
 
-class ProtocolViolation(ConnectionError):
+class ProtocolViolation(RequestFailed, ConnectionError):
     """The server broke RFC 6455 (a masked frame, a bad length, a stray continuation)."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.e164 import DTMF_DIGITS, is_e164, shown
+from ivr.errors import IvrError
 from media.errors import UnsupportedCodec
 from media.frame import Codec, codec
 
@@ -21,7 +22,7 @@ CALLER_TYPES = ("dial", "dtmf", "hangup")
 AGENT_TYPES = ("login", "ready", "not_ready", "answer", "reject", "hangup", "dtmf")
 
 
-class ProtocolError(Exception):
+class ProtocolError(IvrError):
     """A message the server cannot take; ``code`` is PROTOCOL.md's error code."""
 
     def __init__(self, code: str, message: str) -> None:
