@@ -229,17 +229,7 @@ class CallSession:
         self.sb.metrics.call_started()
         if dialled_at is not None:
             self.sb.metrics.observe_setup(time.monotonic() - dialled_at)
-        self.caller.send_message(
-            {
-                "type": "answered",
-                "call_id": self.id,
-                "codec": self.caller.codec.name,
-                "rate": self.caller.sample_rate,
-                "ptime": 20,
-            }
-        )
-        self.caller.send_message({"type": "recording", "state": "off"})
-        self.caller.send_message({"type": "transcription", "state": "off"})
+        self.caller.answered(self.id)
         self._event("answered", {"codec": self.caller.codec.name, "rate": self.caller.sample_rate})
         self._feed(CallAnswered())
 
