@@ -45,7 +45,8 @@ from ivr.server.keys import (
 from ivr.server.metrics import ServerMetrics, metrics_handler
 from ivr.services.repair import repair
 from ivr.services.seed import seed_and_load
-from ivr.speech.transcribe import TranscriptionWorker, check_languages
+from ivr.speech.transcribe import check_languages
+from ivr.speech.worker import TranscriptionWorker
 from ivr.store import Store
 from ivr.transport import ws
 from ivr.web import add_routes as add_web_routes
