@@ -111,6 +111,8 @@ class Dispatcher(Protocol):
 
     def call_saved(self, call: CallSession) -> None: ...
 
+    def recording_finished(self, recording_id: str) -> None: ...
+
 
 CLOSE_CODES: dict[str, int] = {"shutdown": 1001, "error": 1011}
 
@@ -209,7 +211,7 @@ class CallSession:
         self._events: list[tuple[str, str, dict[str, Any]]] = []
         self._played: dict[str, dict[str, Any]] = {}
         self._notices: list[dict[str, Any]] = []
-        self.journal = Journal(switchboard.records, call_id)
+        self.journal = Journal(switchboard.records, call_id, switchboard.recording_finished)
         self._closer = asyncio.get_running_loop().create_task(
             self._close_when_saved(), name=f"call-{call_id}"
         )

@@ -2,7 +2,8 @@
 
 Start-up (``cleanup_ctx``, in order): open the store, load the prompts, seed
 the store from the config, build the switchboard (and its bots), start the
-media clock. Shutdown first ends every call with reason ``shutdown`` (so each
+media clock and the transcription worker, which each finished recording
+wakes. Shutdown first ends every call with reason ``shutdown`` (so each
 recording is closed and complete), then stops the clock and closes the store.
 """
 
@@ -116,6 +117,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[allowed_origins_key] = frozenset(config.http.allowed_origins)
         clock.start()
         transcriber = TranscriptionWorker(store, switchboard.numbers)
+        # A finished recording may be one to transcribe: the worker looks at once.
+        switchboard.on_recording_finished = lambda _recording_id: transcriber.wake()
         transcriber.start()
         sweeper = asyncio.get_running_loop().create_task(
             _sweep(store, config.limits.retention_sweep_s), name="retention"

@@ -7,7 +7,8 @@ the queue off in a bounded :class:`~concurrent.futures.ProcessPoolExecutor`
 (at most one process per spare core, each scheduled only when a core would
 otherwise idle), so decoding (:func:`ivr.speech.transcribe.transcribe_file`)
 never runs on the event loop and yields the CPU to live calls. It looks at
-the queue every ``poll_s``, and when woken (:meth:`TranscriptionWorker.wake`). A restart
+the queue when woken (:meth:`TranscriptionWorker.wake`: the server wakes it
+when a call's recording is finished) and every ``poll_s`` besides. A restart
 resumes what was pending or running; a failed job is retried up to
 :data:`MAX_ATTEMPTS` times, then marked failed; a job whose recording was
 deleted is dropped. Worker processes die with the server, even a ``kill -9``
@@ -175,7 +176,7 @@ class TranscriptionWorker:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="transcription")
 
     def wake(self) -> None:
-        """Look at the queue now rather than at the next poll."""
+        """Look at the queue now rather than at the next poll (a recording was finished)."""
         self._wake.set()
 
     async def stop(self) -> None:
@@ -220,8 +221,12 @@ class TranscriptionWorker:
         idle_s = time.monotonic() - self._idle_since
         if not self._jobs and self._pool is not None and idle_s > IDLE_POOL_S:
             await self._close_pool()
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+        # cancellation (stop()) that comes while the wake is being delivered
+        # (a job's end sets it), and stop() would then wait for ever.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            async with asyncio.timeout(self.poll_s):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _work(self, job: dict[str, Any]) -> None:
