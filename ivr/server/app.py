@@ -49,7 +49,7 @@ from ivr.services.seed import seed_and_load
 from ivr.speech.transcribe import check_languages
 from ivr.speech.worker import TranscriptionWorker
 from ivr.store import Store
-from ivr.transport import ws
+from ivr.transport import agent, caller
 from ivr.web import add_routes as add_web_routes
 
 log = logging.getLogger("ivr.app")
@@ -223,8 +223,8 @@ def create_app(settings: Settings) -> web.Application:
     else:
         app.cleanup_ctx.append(_metrics_listener)
     app.on_shutdown.append(_on_shutdown)
-    app.router.add_get("/v1/call", ws.call_handler)
-    app.router.add_get("/v1/agent", ws.agent_handler)
+    app.router.add_get("/v1/call", caller.call_handler)
+    app.router.add_get("/v1/agent", agent.agent_handler)
     api.add_routes(app)
     add_web_routes(app)  # the softphone, QA console and admin pages
     return app

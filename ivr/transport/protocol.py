@@ -1,8 +1,9 @@
-"""The WebSocket call protocol's messages (PROTOCOL.md), parsed and checked.
+"""The WebSocket call protocol's messages (docs/protocol.md), parsed and checked.
 
 Pure functions: text in, a typed message or a :class:`ProtocolError` (with
-the protocol's error code) out. The WebSocket handlers in :mod:`ivr.transport.ws` turn
-errors into ``error`` messages and, past the limit, close code 1008.
+the protocol's error code) out. The WebSocket handlers
+(:mod:`ivr.transport.caller`, :mod:`ivr.transport.agent`) turn errors into
+``error`` messages and, past the limit, close code 1008.
 """
 
 from __future__ import annotations
