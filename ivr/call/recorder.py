@@ -102,8 +102,6 @@ class RecorderPool:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
         self._stopped = False
-        self.active = 0
-        self.write_failures = 0
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -129,7 +127,6 @@ class RecorderPool:
 
     def _failed(self, sink: _Sink, path: Path, exc: Exception) -> None:
         sink.error = str(exc)
-        self.write_failures += 1
         log.error("recording %s stopped: %s", path.name, exc)
 
     def submit_open(self, path: Path, sample_rate: int) -> _Sink:
@@ -239,7 +236,6 @@ class Recording:
         self._frames = 0
         self.pauses: list[dict[str, object]] = []
         self.gaps: list[dict[str, object]] = []
-        pool.active += 1
 
     @property
     def failed(self) -> str | None:
@@ -336,7 +332,6 @@ class Recording:
         """Write what is left, finish the file and return what was written."""
         assert not self._closed
         self._closed = True
-        self._pool.active -= 1
         if self.paused:
             self.pauses[-1]["end_s"] = round(self.elapsed_s, 3)
         return await asyncio.wrap_future(

@@ -84,7 +84,6 @@ class CallSession:
         caller: Leg,
         caller_number: str,
         contact_id: str,
-        client_ref: str | None,
         started_at: str | None = None,
     ) -> None:
         self.sb = switchboard
@@ -95,7 +94,6 @@ class CallSession:
         self.caller = caller
         self.caller_number = caller_number
         self.contact_id = contact_id
-        self.client_ref = client_ref
         self.policy = NumberPolicy(
             recording=number.recording,
             transcription=number.transcription,
@@ -122,6 +120,7 @@ class CallSession:
         self.player = PromptPlayer(caller, switchboard.prompts, self.event)
         self.actions = FlowActions(self)
         self.journal = Journal(switchboard.records, call_id, switchboard.recording_finished)
+        # Held: the event loop keeps only a weak reference to a task.
         self._closer = asyncio.get_running_loop().create_task(
             self._close_when_saved(), name=f"call-{call_id}"
         )

@@ -23,13 +23,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p50", 50.0),
-    ("p90", 90.0),
-    ("p99", 99.0),
-    ("p999", 99.9),
-)
-
 DISTRIBUTIONS: dict[str, str] = {
     "setup_answered_ms": "connect to 'answered'",
     "setup_first_frame_ms": "connect to the first audio frame",

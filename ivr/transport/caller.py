@@ -182,7 +182,6 @@ async def _place_call(
         caller=Leg(dial.codec, transport),
         caller_number=dial.from_,
         contact_id=contact_id,
-        client_ref=dial.client_ref,
         started_at=started_at,
     )
     log.info(

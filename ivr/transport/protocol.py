@@ -17,7 +17,6 @@ from ivr.errors import IvrError
 from media.errors import UnsupportedCodec
 from media.frame import Codec, codec
 
-VERSION = 1
 MAX_ERRORS = 50
 CALLER_TYPES = ("dial", "dtmf", "hangup")
 AGENT_TYPES = ("login", "ready", "not_ready", "answer", "reject", "hangup", "dtmf")
