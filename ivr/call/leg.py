@@ -1,6 +1,6 @@
 """A call leg: one party's audio in and out, over some transport.
 
-Inbound frames go through a small jitter buffer (PROTOCOL.md: at most 200 ms
+Inbound frames go through a small jitter buffer (docs/protocol.md: at most 200 ms
 per leg). The media clock takes one frame per tick once the buffer is primed
 (two frames deep); a tick that finds it empty plays silence, counts a late
 frame and primes again. A frame arriving while the buffer is full pushes out

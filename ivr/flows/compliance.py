@@ -1,6 +1,6 @@
 """Flow compliance: a static proof that a number's flow keeps callers' rights.
 
-DESIGN.md part 2. Before a flow is used, this module walks *every* path of its
+docs/compliance.md. Before a flow is used, this module walks *every* path of its
 graph from the start node, not a sample of calls, and proves four rules:
 
 1. ``recording_notice`` / ``consent``: no node that records (a ``ring`` or

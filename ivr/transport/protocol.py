@@ -23,7 +23,7 @@ AGENT_TYPES = ("login", "ready", "not_ready", "answer", "reject", "hangup", "dtm
 
 
 class ProtocolError(IvrError):
-    """A message the server cannot take; ``code`` is PROTOCOL.md's error code."""
+    """A message the server cannot take; ``code`` is docs/protocol.md's error code."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
