@@ -28,6 +28,9 @@ this module has no audio code of its own beyond trimming, fading and levels.
 
 Every failure is :class:`ivr.errors.TtsError`; without espeak-ng its message
 names the Debian package to install.
+
+About 440 lines: rendering, the cache and the prompt folder share the header
+parsing and the level rules above; none of it is on the call path.
 """
 
 from __future__ import annotations
