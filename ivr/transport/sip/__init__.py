@@ -1,1 +1,1 @@
-"""SIP signalling, sans-I/O (RFC 3261): bytes and clock readings in; events, bytes and timers out."""
+"""SIP signalling, sans-I/O (RFC 3261): bytes and `now` in; events, bytes and timers out."""
