@@ -265,7 +265,13 @@ def _parse_response(start: str, headers: tuple[Header, ...], body: bytes) -> Res
 
 def _typed(start: str, headers: tuple[Header, ...]) -> _Fields:
     def values(name: str) -> list[str]:
-        return [v for k, v in headers if k == name]
+        found = [v for k, v in headers if k == name]
+        if name in LIST_HEADERS:  # a built message may hold a list in one value
+            try:
+                return [item for v in found for item in split_list(v)]
+            except Invalid as exc:
+                raise _error(start, headers, f"Bad {name}: {exc}") from None
+        return found
 
     def each(name: str, parse: Callable[[str], T]) -> tuple[T, ...]:
         try:

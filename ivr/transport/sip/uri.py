@@ -26,7 +26,7 @@ _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 # RFC 3261 section 25.1: user-unreserved and password characters, left unescaped.
 _USER_SAFE = "-_.!~*'()&=+$,;?/"
 _PASSWORD_SAFE = "-_.!~*'()&=+$,"
-_ANY_WS = re.compile(r"\s")
+_ANY_WS = re.compile(r"[\s<>\"]")  # never in a URI unescaped (RFC 3986 section 2)
 _PORT_RE = re.compile(r":[0-9]{1,5}")
 
 

@@ -359,3 +359,19 @@ def test_building_a_bad_message_is_our_bug() -> None:
     )
     assert resp.reason == "Busy Here"
     assert serialize(resp).startswith(b"SIP/2.0 486 Busy Here\r\n")
+
+
+def test_a_built_list_header_stays_on_one_line() -> None:
+    resp = make_response(
+        200,
+        [
+            ("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"),
+            ("From", "<sip:a@h>;tag=1"),
+            ("To", "<sip:b@h>;tag=2"),
+            ("Call-ID", "c"),
+            ("CSeq", "1 OPTIONS"),
+            ("Allow", "INVITE, ACK, BYE"),
+        ],
+    )
+    assert resp.allow == ("INVITE", "ACK", "BYE")
+    assert b"\r\nAllow: INVITE, ACK, BYE\r\n" in serialize(resp)

@@ -85,6 +85,9 @@ def test_other_schemes_are_opaque() -> None:
         "sip:alice@host;=x",
         "1sip:alice@host",
         "tel:",
+        "sip:a<b@h",
+        'sip:"a"@h',
+        "urn:<x>",
     ],
 )
 def test_bad_uris(text: str) -> None:
