@@ -339,6 +339,8 @@ def make_response(
 ) -> Response:
     hs = _outgoing(headers, body)
     reason = reason_phrase(status) if reason is None else reason
+    if _CONTROL.search(reason) or not 100 <= status <= 699:
+        raise SipStateError(f"status line cannot be sent: {status} {reason[:40]!r}")
     fields = _checked(f"SIP/2.0 {status} {reason}", hs)
     return Response(headers=hs, body=body, status=status, reason=reason, **fields)
 

@@ -347,6 +347,10 @@ def test_building_a_bad_message_is_our_bug() -> None:
         make_response(200, [("Via", "SIP/2.0/UDP h;branch=z9hG4bK1")])
     with pytest.raises(SipStateError, match="cannot be sent"):
         make_response(200, [("Subject", "a\r\nInjected: 1")])
+    with pytest.raises(SipStateError, match="status line cannot be sent"):
+        make_response(404, [], reason="Not Found\r\nInjected: 1")
+    with pytest.raises(SipStateError, match="status line cannot be sent"):
+        make_response(700, [])
     resp = make_response(
         486,
         [
