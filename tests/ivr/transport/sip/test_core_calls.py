@@ -521,3 +521,75 @@ def test_hanging_up_twice_is_harmless() -> None:
     h.core.bye(call, h.now)
     h.drain()
     assert [request(s).method for s in h.take()] == ["BYE"]
+
+
+def test_the_ack_of_an_earlier_2xx_does_not_confirm_a_re_invite() -> None:
+    h = Harness()
+    call = answered(h)
+    h.udp(sipp_in_dialog("INVITE", call, cseq=2, branch="r1"))
+    h.take_events()
+    h.core.answer_reinvite(call, SDP_ANSWER, h.now)
+    h.drain()
+    h.take()
+    h.udp(sipp_ack(call, cseq=1))  # the first ACK again
+    assert h.take_events() == []
+    assert h.armed() >= {"2xx", "no-ack"}
+    h.udp(sipp_ack(call, cseq=2).replace(b"-1-5", b"-1-ack2"))
+    assert h.take_events() == [AckReceived(call, None)]
+
+
+def test_requests_while_our_bye_is_out_get_481() -> None:
+    h = Harness()
+    call = answered(h)
+    h.core.bye(call, h.now)
+    h.drain()
+    h.take()
+    h.udp(
+        sipp_in_dialog(
+            "INFO", call, cseq=3, branch="i3", body=b"5", content_type="application/dtmf"
+        )
+    )
+    h.udp(sipp_in_dialog("INVITE", call, cseq=4, branch="r4"))
+    assert h.statuses() == [481, 481]
+    assert h.take_events() == []
+
+
+def test_hanging_up_during_a_re_invite_ends_it_with_487() -> None:
+    h = Harness()
+    call = answered(h)
+    h.udp(sipp_in_dialog("INVITE", call, cseq=2, branch="r1", body=SDP_HOLD,
+                         content_type="application/sdp"))  # fmt: skip
+    h.take()
+    h.take_events()
+    h.core.bye(call, h.now)
+    h.drain()
+    sent = h.take()
+    assert response(sent[0]).status == 487
+    assert request(sent[1]).method == "BYE"
+
+
+def test_answers_need_sdp() -> None:
+    h = Harness()
+    h.udp(sipp_invite())
+    call = h.incoming().call
+    with pytest.raises(SipStateError, match="SDP"):
+        h.core.answer(call, b"", h.now)
+    with pytest.raises(SipStateError, match="SDP"):
+        h.core.answer_reinvite(call, b"", h.now)
+
+
+def test_a_re_invite_with_a_body_we_cannot_read_is_415() -> None:
+    h = Harness()
+    call = answered(h)
+    h.udp(sipp_in_dialog("INVITE", call, cseq=2, branch="r1", body=b"x", content_type="text/plain"))
+    assert h.statuses() == [415]
+    assert h.take_events() == []
+
+
+def test_supported_option_tags_are_announced() -> None:
+    h = Harness(supported=frozenset({"timer"}))
+    h.udp(sipp_invite())
+    call = h.incoming().call
+    h.core.answer(call, SDP_ANSWER, h.now)
+    h.drain()
+    assert response(h.take()[-1]).supported == ("timer",)

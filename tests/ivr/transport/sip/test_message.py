@@ -379,3 +379,25 @@ def test_a_built_list_header_stays_on_one_line() -> None:
     )
     assert resp.allow == ("INVITE", "ACK", "BYE")
     assert b"\r\nAllow: INVITE, ACK, BYE\r\n" in serialize(resp)
+
+
+def test_typed_values_print_back() -> None:
+    msg = request(linphone_invite())
+    assert str(msg.from_) == '"Bob" <sip:bob@sip.linphone.org>;tag=Qm7vN~3xZ'
+    assert str(msg.content_type) == "application/sdp"
+    assert str(msg.top_via) == msg.top_via.raw
+    quoted = request(sipp_invite().replace(b"From: sipp <", b'From: "a \\"b\\"" <'))
+    assert str(quoted.from_).startswith('"a \\"b\\"" <sip:')
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        b"SIP/2.0/U@P 192.0.2.10:5061",
+        b"SIP/2.0/UDP 192.0.2.10/x:5061",
+        b"SIP/2.0/UDP host:5061 extra",
+    ],
+)
+def test_bad_vias(via: bytes) -> None:
+    err = refused(sipp_invite().replace(b"SIP/2.0/UDP 192.0.2.10:5061", via))
+    assert err.reason.startswith("Bad Via")

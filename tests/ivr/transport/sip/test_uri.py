@@ -85,6 +85,7 @@ def test_other_schemes_are_opaque() -> None:
         "sip:alice@host;=x",
         "1sip:alice@host",
         "tel:",
+        "tel:;phone-context=x",
         "sip:a<b@h",
         'sip:"a"@h',
         "urn:<x>",
