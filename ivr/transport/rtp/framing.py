@@ -17,9 +17,9 @@ and lays each released packet at its own timestamp:
   filling it would only add delay. The part-built frame is completed with
   silence and a new frame grid starts at the packet;
 * before it: the part already played (overlap, a retransmission) is cut
-  off, and a packet wholly behind is dropped; a jump backwards larger than
-  ``max_fill_samples`` is a sender that reset its timestamps, and restarts
-  the grid.
+  off, and a packet wholly behind is dropped; audio a jump backwards larger
+  than ``max_fill_samples`` is a sender that reset its timestamps, and
+  restarts the grid.
 
 Silence spans are placed the same way, without octets to copy: a
 telephone-event's packets cover the time from the event's timestamp for its
@@ -80,7 +80,7 @@ class FrameAssembler:
     def audio(self, timestamp: int, payload: bytes, *, restart: bool = False) -> list[bytes]:
         """Place a payload of one octet per sample at ``timestamp``; return whole frames."""
         out: list[bytes] = []
-        skip = self._place(timestamp, len(payload), restart, out)
+        skip = self._place(timestamp, len(payload), restart, out, backwards=True)
         if skip < len(payload):
             self._append(payload[skip:], out)
         return out
@@ -88,7 +88,7 @@ class FrameAssembler:
     def silent(self, timestamp: int, samples: int, *, restart: bool = False) -> list[bytes]:
         """Place ``samples`` of silence at ``timestamp`` (a telephone-event's span)."""
         out: list[bytes] = []
-        skip = self._place(timestamp, samples, restart, out)
+        skip = self._place(timestamp, samples, restart, out, backwards=False)
         remaining = samples - skip
         if remaining > self.max_fill_samples:
             # More than a gap's worth at once (an event whose updates were
@@ -112,8 +112,15 @@ class FrameAssembler:
         self._next_ts = None
         return out
 
-    def _place(self, timestamp: int, length: int, restart: bool, out: list[bytes]) -> int:
-        """Move to ``timestamp``; return how many leading samples are already placed."""
+    def _place(
+        self, timestamp: int, length: int, restart: bool, out: list[bytes], *, backwards: bool
+    ) -> int:
+        """Move to ``timestamp``; return how many leading samples are already placed.
+
+        Only audio may move the grid ``backwards``: a silence span keeps its
+        event's timestamp in every packet, so its repeated end packets fall
+        far behind once audio has resumed, and are simply dropped.
+        """
         if self._next_ts is None:
             self._next_ts = timestamp
             return 0
@@ -131,7 +138,7 @@ class FrameAssembler:
         if behind < length:
             self.trimmed_samples += behind
             return behind
-        if behind > self.max_fill_samples:
+        if backwards and behind > self.max_fill_samples:
             self._pad(out)
             self._next_ts = timestamp
             self.resyncs += 1

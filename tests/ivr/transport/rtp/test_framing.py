@@ -160,3 +160,16 @@ def test_packets_of_any_size_lose_nothing(sizes: list[int], start: int) -> None:
     joined = b"".join(frames + assembler.flush())
     assert joined.startswith(sent)
     assert assembler.concealed_samples == assembler.trimmed_samples == 0
+
+
+def test_an_events_repeated_end_far_behind_the_audio_is_dropped_not_replayed() -> None:
+    # The end packet of an event keeps the event's timestamp; once the audio
+    # has resumed and moved on by more than the fill limit, a late copy of it
+    # must not pull the grid back and play its silence again.
+    assembler = FrameAssembler(SILENCE, max_fill_samples=800)
+    assembler.audio(0, audio(160, 1))
+    assert len(assembler.silent(160, 800)) == 5
+    assert len(assembler.audio(960, audio(480, 2))) == 3
+    assert assembler.silent(160, 800) == []
+    assert assembler.position == 960 + 480
+    assert assembler.resyncs == 0
