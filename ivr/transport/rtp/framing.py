@@ -30,11 +30,32 @@ audio, and the frames after it keep their place.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ivr.transport.rtp.errors import InvalidField
 from ivr.transport.rtp.sequence import TIMESTAMP_MOD, timestamp_delta
+from media import g711
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz: media.frame.samples_per_frame(8000)
 DEFAULT_MAX_FILL_SAMPLES = 800  # 100 ms: gaps up to this are losses, filled with silence
+PCMU = "pcmu"
+PCMA = "pcma"
+SILENCE = {PCMU: g711.ULAW_SILENCE, PCMA: g711.ALAW_SILENCE}
+
+
+def transcode(payload: bytes, source: str, target: str) -> bytes:
+    """G.711 octets from one law to the other (or unchanged, if the same).
+
+    RFC 3264 section 6.1 lets a peer send any format of the answer, and a
+    re-INVITE may leave only the other law; a leg keeps its codec, so the
+    edges translate. Through 16-bit PCM, as G.711's own tables do.
+    """
+    if source == target:
+        return payload
+    codes = np.frombuffer(payload, dtype=np.uint8)
+    if source == PCMU:
+        return bytes(g711.alaw_encode(g711.ulaw_decode(codes)).tobytes())
+    return bytes(g711.ulaw_encode(g711.alaw_decode(codes)).tobytes())
 
 
 class FrameAssembler:

@@ -25,9 +25,11 @@ same SDP gets the same version back.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ivr.transport.rtp.errors import InvalidField, NoCommonCodec, OfferAnswerError, SdpError
+from ivr.transport.rtp.receiver import RtpReceiver
 from ivr.transport.rtp.sdp import (
     Attribute,
     Connection,
@@ -37,6 +39,7 @@ from ivr.transport.rtp.sdp import (
     SessionDescription,
     parse_ms,
 )
+from ivr.transport.rtp.sender import RtpSender
 
 PROFILE = "RTP/AVP"  # RFC 3551; RTP/SAVP and others need keys we do not have
 CLOCK_RATE = 8000
@@ -79,6 +82,36 @@ class AudioStream:
     def formats(self) -> dict[int, str]:
         """``receive_formats`` as the mapping :class:`RtpReceiver` takes."""
         return dict(self.receive_formats)
+
+    def receiver(self) -> RtpReceiver:
+        """The receive path for this stream, handing out frames in ``codec``."""
+        return RtpReceiver(self.formats, self.codec)
+
+    def sender(self, randbits: Callable[[int], int]) -> RtpSender:
+        """The send path for this stream, with a random SSRC, sequence and timestamp."""
+        tx = RtpSender.start(
+            self.payload_type,
+            randbits,
+            ptime_ms=self.ptime_ms,
+            event_payload_type=self.event_payload_type,
+            events=self.peer_events,
+            codec=self.codec,
+        )
+        tx.sending = self.send
+        return tx
+
+    def update(self, tx: RtpSender, rx: RtpReceiver) -> None:
+        """A re-INVITE changed the stream: the same SSRC and sequence go on with its terms.
+
+        The leg keeps its codec: if the new stream's law is the other one,
+        the sender and receiver translate (pass ``keep_codec`` to
+        :func:`answer` to avoid it whenever the offer allows).
+        """
+        tx.configure(
+            self.payload_type, self.ptime_ms, self.event_payload_type, self.peer_events, self.codec
+        )
+        tx.sending = self.send
+        rx.formats = self.formats
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +159,14 @@ def answer(
     address: str,
     port: int,
     direction: str = "sendrecv",
+    keep_codec: str | None = None,
 ) -> Negotiated:
-    """Answer ``offer`` with our audio at ``address``:``port`` (the public ones, if NATed)."""
+    """Answer ``offer`` with our audio at ``address``:``port`` (the public ones, if NATed).
+
+    ``keep_codec`` is the leg's law in a re-INVITE: it is still what we
+    send if the new offer has it, whatever its rank (section 6.1 makes the
+    offerer's preference a SHOULD), because a leg keeps its codec.
+    """
     media: list[Media] = []
     reasons: list[str] = []
     stream: AudioStream | None = None
@@ -135,7 +174,7 @@ def answer(
         try:
             if stream is not None:
                 raise _Refused("we take one audio stream, and have it")
-            stream, answered = _accept(offer, offered, index, port, direction)
+            stream, answered = _accept(offer, offered, index, port, direction, keep_codec)
             media.append(answered)
         except _Refused as refused:
             reasons.append(f"m-line {index + 1} ({offered.media} {offered.proto}): {refused}")
@@ -203,7 +242,7 @@ def take_answer(our_offer: SessionDescription, peer_answer: SessionDescription) 
 
 
 def _accept(
-    offer: SessionDescription, m: Media, index: int, port: int, local: str
+    offer: SessionDescription, m: Media, index: int, port: int, local: str, keep: str | None
 ) -> tuple[AudioStream, Media]:
     if m.media.lower() != "audio":
         raise _Refused("not audio")
@@ -235,7 +274,8 @@ def _accept(
     attributes.append(Attribute(ours))
     answered = Media("audio", port, m.proto, tuple(formats), attributes=tuple(attributes))
     receive = tuple((int(f), _kind(maps[int(f)])) for f in formats)
-    return _stream(offer, m, index, codecs, event_pt, events, receive, ours), answered
+    sending = sorted(codecs, key=lambda c: c[1] != keep)  # stable: the offer's order otherwise
+    return _stream(offer, m, index, sending, event_pt, events, receive, ours), answered
 
 
 def _stream(

@@ -30,23 +30,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from ivr.transport.rtp.errors import InvalidField, MalformedEvent, MalformedPacket
 from ivr.transport.rtp.events import DigitEvent, DigitTracker, parse_events
-from ivr.transport.rtp.framing import DEFAULT_MAX_FILL_SAMPLES, FRAME_SAMPLES, FrameAssembler
+from ivr.transport.rtp.framing import (
+    DEFAULT_MAX_FILL_SAMPLES,
+    FRAME_SAMPLES,
+    PCMA,
+    PCMU,
+    SILENCE,
+    FrameAssembler,
+    transcode,
+)
 from ivr.transport.rtp.packet import RtpPacket, parse_packet
 from ivr.transport.rtp.reorder import DEFAULT_MAX_HOLD_S, DEFAULT_WINDOW, ReorderBuffer
 from ivr.transport.rtp.sequence import LossReport, SourceStatistics
-from media import g711
 
-CLOCK_RATE = 8000  # G.711 and its telephone-events (RFC 3551 section 4.5.14)
-PCMU = "pcmu"
-PCMA = "pcma"
+CLOCK_RATE = 8000  # G.711's (RFC 3551 section 4.5.14), and so its telephone-events'
+
 TELEPHONE_EVENT = "telephone-event"
 COMFORT_NOISE = "cn"
 KINDS = (PCMU, PCMA, TELEPHONE_EVENT, COMFORT_NOISE)
-SILENCE = {PCMU: g711.ULAW_SILENCE, PCMA: g711.ALAW_SILENCE}
 MIN_SEQUENTIAL = 2  # RFC 3550 appendix A.1: packets in sequence before a new source counts
 
 _Item = tuple[RtpPacket, float]
@@ -284,7 +287,7 @@ class RtpReceiver:
             if kind in (PCMU, PCMA):
                 restart = packet.marker or self._quiet
                 self._quiet = False
-                payload = self._transcode(packet.payload, kind)
+                payload = transcode(packet.payload, kind, self.codec)
                 out.frames += self.assembler.audio(packet.timestamp, payload, restart=restart)
             elif kind == TELEPHONE_EVENT:
                 self._event(packet, arrival_s, out)
@@ -307,12 +310,3 @@ class RtpReceiver:
         span = sum(e.duration for e in events)
         self._quiet = False
         out.frames += self.assembler.silent(packet.timestamp, span, restart=packet.marker)
-
-    def _transcode(self, payload: bytes, kind: str) -> bytes:
-        """The other G.711 law to the leg's (RFC 3264 section 6.1: any answered format may come)."""
-        if kind == self.codec:
-            return payload
-        codes = np.frombuffer(payload, dtype=np.uint8)
-        if kind == PCMU:
-            return bytes(g711.alaw_encode(g711.ulaw_decode(codes)).tobytes())
-        return bytes(g711.ulaw_encode(g711.alaw_decode(codes)).tobytes())

@@ -36,6 +36,7 @@ from ivr.transport.rtp.events import (
     TelephoneEvent,
     event_code,
 )
+from ivr.transport.rtp.framing import PCMA, PCMU, SILENCE, transcode
 from ivr.transport.rtp.packet import SEQUENCE_MOD, TIMESTAMP_MOD, RtpPacket
 from ivr.transport.rtp.sequence import timestamp_delta
 
@@ -73,19 +74,23 @@ class RtpSender:
         ptime_ms: int = 20,
         event_payload_type: int | None = None,
         events: Iterable[int] = DIGITS_ALL,
+        codec: str | None = None,
+        frame_codec: str | None = None,
     ) -> None:
-        if ptime_ms not in PTIMES_MS:
-            raise InvalidField(f"ptime must be one of {PTIMES_MS} ms, not {ptime_ms}")
+        """``codec`` is the law on the wire (by default the static one of ``payload_type``,
+        RFC 3551 table 4: 8 is PCMA, else PCMU); ``frame_codec`` the leg's (by default the same).
+        """
         RtpPacket(payload_type, sequence, timestamp, ssrc)  # checks the fields' ranges
-        self.payload_type = payload_type
-        self.event_payload_type = event_payload_type
-        self.events = frozenset(events)
+        codec = _static_law(payload_type) if codec is None else codec
         self.ssrc = ssrc
-        self.ptime_ms = ptime_ms
-        self.packet_samples = CLOCK_RATE * ptime_ms // 1000
+        self.frame_codec = codec if frame_codec is None else frame_codec
+        if self.frame_codec not in SILENCE:
+            raise InvalidField(f"frames are {PCMU} or {PCMA}, not {self.frame_codec!r}")
+        self.codec = codec
+        self._pending = bytearray()  # audio waiting for a whole packet, in ``codec``
+        self.configure(payload_type, ptime_ms, event_payload_type, events, codec)
         self._sequence = sequence
         self._timestamp = timestamp  # of the next frame pushed
-        self._pending = bytearray()
         self._pending_ts = timestamp
         self._talkspurt = True
         self._sending = True
@@ -102,6 +107,7 @@ class RtpSender:
         ptime_ms: int = 20,
         event_payload_type: int | None = None,
         events: Iterable[int] = DIGITS_ALL,
+        codec: str | None = None,
     ) -> RtpSender:
         """A sender with a random SSRC, sequence and timestamp (``secrets.randbits``)."""
         return cls(
@@ -112,7 +118,36 @@ class RtpSender:
             ptime_ms=ptime_ms,
             event_payload_type=event_payload_type,
             events=events,
+            codec=codec,
         )
+
+    def configure(
+        self,
+        payload_type: int,
+        ptime_ms: int,
+        event_payload_type: int | None = None,
+        events: Iterable[int] = DIGITS_ALL,
+        codec: str | None = None,
+    ) -> None:
+        """Set what a (re-)negotiation agreed; the SSRC, sequence and timestamp go on.
+
+        A re-INVITE may leave only the other G.711 law: the leg's frames
+        are then translated to ``codec`` on the way out.
+        """
+        if ptime_ms not in PTIMES_MS:
+            raise InvalidField(f"ptime must be one of {PTIMES_MS} ms, not {ptime_ms}")
+        codec = _static_law(payload_type) if codec is None else codec
+        if codec not in SILENCE:
+            raise InvalidField(f"RTP carries {PCMU} or {PCMA} here, not {codec!r}")
+        RtpPacket(payload_type, 0, 0, 0)
+        if codec != self.codec:  # audio waiting for a packet goes out in the new law
+            self._pending[:] = transcode(bytes(self._pending), self.codec, codec)
+        self.codec = codec
+        self.payload_type = payload_type
+        self.event_payload_type = event_payload_type
+        self.events = frozenset(events)
+        self.ptime_ms = ptime_ms
+        self.packet_samples = CLOCK_RATE * ptime_ms // 1000
 
     @property
     def timestamp(self) -> int:
@@ -159,7 +194,7 @@ class RtpSender:
             return out
         if not self._pending:
             self._pending_ts = ts
-        self._pending += frame
+        self._pending += transcode(frame, self.frame_codec, self.codec)
         size = self.packet_samples
         while len(self._pending) >= size:
             payload = bytes(self._pending[:size])
@@ -220,3 +255,7 @@ class RtpSender:
         self.packets_sent += 1
         self.octets_sent += len(payload)
         return packet.to_bytes()
+
+
+def _static_law(payload_type: int) -> str:
+    return PCMA if payload_type == 8 else PCMU

@@ -326,3 +326,14 @@ def test_comfort_noise_offered_is_answered_so_the_peer_may_use_it() -> None:
     assert result.sdp.media[0].values("rtpmap") == ["0 PCMU/8000", "13 CN/8000"]
     assert result.stream is not None
     assert result.stream.formats == {0: "pcmu", 13: "cn"}
+
+
+def test_a_reinvite_keeps_the_legs_codec_when_the_offer_still_has_it() -> None:
+    body = SIPP_UAC.replace(b"RTP/AVP 0", b"RTP/AVP 0 8")
+    kept = answer(parse_sdp(body), OURS, address="203.0.113.7", port=4, keep_codec="pcma")
+    assert kept.sdp.media[0].formats == ("0", "8")  # the offer's order stays in the answer
+    assert kept.stream is not None
+    assert (kept.stream.codec, kept.stream.payload_type) == ("pcma", 8)
+    fresh = answer(parse_sdp(body), OURS, address="203.0.113.7", port=4)
+    assert fresh.stream is not None
+    assert fresh.stream.codec == "pcmu"
