@@ -54,7 +54,7 @@ OFFER_EVENT_PT = 101
 OFFER_EVENTS = "0-16"
 # What we take: the 16 digits, and flash (16), which is accepted and ignored.
 RECEIVABLE_EVENTS = frozenset(range(17))
-DEFAULT_EVENTS = frozenset(range(16))  # RFC 4733 section 2.4.1: no fmtp means 0-15
+DEFAULT_EVENTS = frozenset(range(16))  # RFC 4733 section 2.4: no events parameter means 0-15
 SENDING = ("sendrecv", "sendonly")
 RECEIVING = ("sendrecv", "recvonly")
 _PLACEHOLDER = Origin("-", 0, 0, "0.0.0.0")  # replaced by LocalSession.describe
@@ -324,7 +324,7 @@ def choose_ptime(ptime_ms: int | None, maxptime_ms: int | None) -> int:
 
 
 def parse_event_list(value: str | None) -> frozenset[int]:
-    """An RFC 4733 events list (``0-15,66,70``); absent means 0-15 (section 2.4.1)."""
+    """An RFC 4733 events list (``0-15,66,70``); absent means 0-15 (section 2.4)."""
     if value is None:
         return DEFAULT_EVENTS
     events: set[int] = set()

@@ -72,6 +72,7 @@ class ReceiverStatistics:
     packets: int  # valid RTP packets counted by appendix A.1, every source
     expected: int  # appendix A.3, every source
     lost: int  # appendix A.3: expected - received, every source (negative: duplicates)
+    fraction_lost: int  # appendix A.3, in 1/256, over the last report interval (see report())
     jitter: float  # appendix A.8, timestamp units, current source
     jitter_ms: float
     malformed: int  # datagrams that were not RTP, and malformed event payloads
@@ -143,6 +144,7 @@ class RtpReceiver:
         self._old_reorder = {"duplicates": 0, "late": 0, "skipped": 0}
         self._sources = 0
         self._restarts = 0
+        self._fraction_lost = 0
         self._counts = dict.fromkeys(("malformed", "unproven", "cn", "events", "unknown"), 0)
 
     @property
@@ -188,7 +190,9 @@ class RtpReceiver:
         """The current source and appendix A.3's report numbers (starts a new interval)."""
         if self._source is None:
             return None
-        return self._source.stats.ssrc, self._source.stats.report()
+        loss = self._source.stats.report()
+        self._fraction_lost = loss.fraction_lost
+        return self._source.stats.ssrc, loss
 
     def statistics(self) -> ReceiverStatistics:
         stats = None if self._source is None else self._source.stats
@@ -200,6 +204,7 @@ class RtpReceiver:
             packets=self._old["packets"] + (0 if stats is None else stats.received),
             expected=self._old["expected"] + (0 if stats is None else stats.expected),
             lost=self._old["lost"] + (0 if stats is None else stats.lost),
+            fraction_lost=self._fraction_lost,
             jitter=0.0 if stats is None else stats.jitter,
             jitter_ms=0.0 if stats is None else stats.jitter_ms,
             malformed=self._counts["malformed"],

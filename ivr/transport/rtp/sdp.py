@@ -395,8 +395,8 @@ def _parse_rtpmap(value: str) -> tuple[int, RtpMap]:
 
 
 def parse_ms(value: str, what: str = "ptime") -> int:
-    """A ``ptime``/``maxptime`` value in whole ms (``20``; ``20.0`` is taken too)."""
-    match = re.fullmatch(r"\s*([0-9]{1,6})(?:\.0*)?\s*", value)
+    """A ``ptime``/``maxptime`` value in whole ms (``20``; ``20.0`` or ``22.5`` are cut to ms)."""
+    match = re.fullmatch(r"\s*([0-9]{1,6})(?:\.[0-9]*)?\s*", value)
     if match is None or int(match.group(1)) == 0:
         raise SdpError(f"{what} {value[:24]!r} is not a positive number of milliseconds")
     return int(match.group(1))

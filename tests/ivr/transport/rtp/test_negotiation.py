@@ -83,7 +83,7 @@ def test_linphone_gets_pcma_first_telephone_event_at_8khz_and_its_video_refused(
     result = answer(parse_sdp(LINPHONE), OURS, address="203.0.113.7", port=40000)
     audio, video = result.sdp.media
     assert audio.formats == ("8", "0", "101")  # 102 and 100 are telephone-event at 48 and 16 kHz
-    assert audio.values("fmtp") == ["101 0-15"]  # no fmtp offered: 0-15 (RFC 4733 2.4.1)
+    assert audio.values("fmtp") == ["101 0-15"]  # no fmtp offered: 0-15 (RFC 4733 section 2.4)
     assert (video.media, video.port, video.formats) == ("video", 0, ("96", "97"))
     assert video.attributes == ()
     stream = result.stream

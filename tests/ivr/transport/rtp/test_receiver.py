@@ -281,6 +281,7 @@ def test_statistics_follow_appendix_a_on_a_scripted_loss_and_jitter_pattern() ->
     ssrc, block = report
     assert ssrc == SSRC
     assert block.fraction_lost == (20 << 8) // 200  # the first interval is the whole call
+    assert rx.statistics().fraction_lost == block.fraction_lost
     assert block.cumulative_lost == 20
     assert block.extended_highest == 1199
     assert block.jitter == int(jitter)

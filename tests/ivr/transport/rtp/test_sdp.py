@@ -13,6 +13,7 @@ from ivr.transport.rtp.sdp import (
     Connection,
     Origin,
     RtpMap,
+    parse_ms,
     parse_sdp,
 )
 from tests.ivr.transport.rtp.offers import BARESIP, LINPHONE, SIPP_UAC, SIPP_UAC_PCAP
@@ -158,9 +159,11 @@ def test_a_body_over_the_limit_is_refused_before_parsing() -> None:
         parse_sdp(body)
 
 
-def test_ptime_as_a_decimal_is_taken() -> None:
-    sdp = parse_sdp(SIPP_UAC + b"a=ptime:20.0\r\n")
-    assert sdp.media[0].values("ptime") == ["20.0"]
+@pytest.mark.parametrize(("value", "ms"), [("20", 20), ("20.0", 20), (" 30 ", 30), ("22.5", 22)])
+def test_ptime_as_a_decimal_is_taken(value: str, ms: int) -> None:
+    sdp = parse_sdp(SIPP_UAC + f"a=ptime:{value}\r\n".encode())
+    assert sdp.media[0].values("ptime") == [value]
+    assert parse_ms(value) == ms
 
 
 @given(st.binary(max_size=300))
