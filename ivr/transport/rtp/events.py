@@ -30,6 +30,7 @@ previous segment ended).
 
 from __future__ import annotations
 
+import re
 import struct
 from collections import deque
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ DEFAULT_VOLUME = 10  # -10 dBm0, a usual DTMF level
 END_REPEATS = 3  # section 2.5.1.4: the final packet is sent three times
 EVENT_TIMEOUT_S = 0.5  # no update for this long: the end packets were lost
 _REMEMBERED = 32  # presses remembered, to ignore their late retransmissions
+DEFAULT_EVENTS = frozenset(range(16))  # section 2.4: no events parameter means 0-15
 
 _BLOCK = struct.Struct("!BBH")
 
@@ -87,6 +89,31 @@ def event_code(digit: str) -> int:
     if code < 0:
         raise InvalidField(f"{digit!r} is not a DTMF digit; use one of {DIGITS}")
     return code
+
+
+def parse_event_list(value: str | None) -> frozenset[int]:
+    """An RFC 4733 events list (``0-15,66,70``); absent means 0-15 (section 2.4)."""
+    if value is None:
+        return DEFAULT_EVENTS
+    events: set[int] = set()
+    for item in value.replace(" ", "").split(","):
+        match = re.fullmatch(r"([0-9]{1,3})(?:-([0-9]{1,3}))?", item)
+        if match:
+            low = int(match.group(1))
+            high = int(match.group(2) or low)
+            events.update(range(low, min(high, 255) + 1))
+    return frozenset(events)
+
+
+def render_event_list(events: frozenset[int]) -> str:
+    """Events as an RFC 4733 list of ranges: ``0-15``, ``0-11,16``."""
+    parts: list[str] = []
+    for e in sorted(events):
+        if parts and e - 1 == int(parts[-1].split("-")[-1]):
+            parts[-1] = f"{parts[-1].split('-')[0]}-{e}"
+        else:
+            parts.append(str(e))
+    return ",".join(parts)
 
 
 def parse_events(payload: bytes) -> tuple[TelephoneEvent, ...]:

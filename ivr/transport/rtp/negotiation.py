@@ -24,11 +24,11 @@ same SDP gets the same version back.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ivr.transport.rtp.errors import InvalidField, NoCommonCodec, OfferAnswerError, SdpError
+from ivr.transport.rtp.events import DEFAULT_EVENTS, parse_event_list, render_event_list
 from ivr.transport.rtp.receiver import RtpReceiver
 from ivr.transport.rtp.sdp import (
     Attribute,
@@ -54,7 +54,6 @@ OFFER_EVENT_PT = 101
 OFFER_EVENTS = "0-16"
 # What we take: the 16 digits, and flash (16), which is accepted and ignored.
 RECEIVABLE_EVENTS = frozenset(range(17))
-DEFAULT_EVENTS = frozenset(range(16))  # RFC 4733 section 2.4: no events parameter means 0-15
 SENDING = ("sendrecv", "sendonly")
 RECEIVING = ("sendrecv", "recvonly")
 _PLACEHOLDER = Origin("-", 0, 0, "0.0.0.0")  # replaced by LocalSession.describe
@@ -64,7 +63,7 @@ _PLACEHOLDER = Origin("-", 0, 0, "0.0.0.0")  # replaced by LocalSession.describe
 class AudioStream:
     """What the media driver needs from a finished offer/answer."""
 
-    codec: str  # "pcmu" or "pcma": the leg's codec, and what we send
+    codec: str  # "pcmu" or "pcma": what we send (the leg's codec, when the call starts)
     payload_type: int  # the payload type we send audio with
     event_payload_type: int | None  # the one we send telephone-events with (None: none)
     peer_events: frozenset[int]  # the events the peer takes from us
@@ -261,7 +260,9 @@ def _accept(
     formats = [f for f in m.formats if _pt(f) in taken]
     attributes = [Attribute("rtpmap", maps[int(f)].value(int(f))) for f in formats]
     if event_pt is not None:
-        attributes.append(Attribute("fmtp", f"{event_pt} {_render(events & RECEIVABLE_EVENTS)}"))
+        attributes.append(
+            Attribute("fmtp", f"{event_pt} {render_event_list(events & RECEIVABLE_EVENTS)}")
+        )
     attributes.append(Attribute("ptime", str(OUR_PTIME_MS)))
     offered = offer.direction(m)
     ours = _direction(
@@ -321,31 +322,6 @@ def choose_ptime(ptime_ms: int | None, maxptime_ms: int | None) -> int:
         return OUR_PTIME_MS if OUR_PTIME_MS in allowed else max(allowed)
     fitting = [p for p in allowed if p <= ptime_ms]
     return max(fitting) if fitting else min(allowed)
-
-
-def parse_event_list(value: str | None) -> frozenset[int]:
-    """An RFC 4733 events list (``0-15,66,70``); absent means 0-15 (section 2.4)."""
-    if value is None:
-        return DEFAULT_EVENTS
-    events: set[int] = set()
-    for item in value.replace(" ", "").split(","):
-        match = re.fullmatch(r"([0-9]{1,3})(?:-([0-9]{1,3}))?", item)
-        if match:
-            low = int(match.group(1))
-            high = int(match.group(2) or low)
-            events.update(range(low, min(high, 255) + 1))
-    return frozenset(events)
-
-
-def _render(events: frozenset[int]) -> str:
-    """Events as ranges: ``0-15``, ``0-11,16``."""
-    parts: list[str] = []
-    for e in sorted(events):
-        if parts and e - 1 == int(parts[-1].split("-")[-1]):
-            parts[-1] = f"{parts[-1].split('-')[0]}-{e}"
-        else:
-            parts.append(str(e))
-    return ",".join(parts)
 
 
 def _pt(fmt: str) -> int | None:

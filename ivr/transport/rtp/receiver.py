@@ -46,7 +46,6 @@ from ivr.transport.rtp.reorder import DEFAULT_MAX_HOLD_S, DEFAULT_WINDOW, Reorde
 from ivr.transport.rtp.sequence import LossReport, SourceStatistics
 
 CLOCK_RATE = 8000  # G.711's (RFC 3551 section 4.5.14), and so its telephone-events'
-
 TELEPHONE_EVENT = "telephone-event"
 COMFORT_NOISE = "cn"
 KINDS = (PCMU, PCMA, TELEPHONE_EVENT, COMFORT_NOISE)

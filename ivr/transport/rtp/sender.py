@@ -88,13 +88,13 @@ class RtpSender:
             raise InvalidField(f"frames are {PCMU} or {PCMA}, not {self.frame_codec!r}")
         self.codec = codec
         self._pending = bytearray()  # audio waiting for a whole packet, in ``codec``
+        self._presses: deque[_Press] = deque()
         self.configure(payload_type, ptime_ms, event_payload_type, events, codec)
         self._sequence = sequence
         self._timestamp = timestamp  # of the next frame pushed
         self._pending_ts = timestamp
         self._talkspurt = True
         self._sending = True
-        self._presses: deque[_Press] = deque()
         self.packets_sent = 0
         self.octets_sent = 0  # payload octets, as the SR counts them (RFC 3550 6.4.1)
 
@@ -146,6 +146,8 @@ class RtpSender:
         self.payload_type = payload_type
         self.event_payload_type = event_payload_type
         self.events = frozenset(events)
+        if event_payload_type is None:
+            self._presses.clear()  # the peer takes no events any more: presses not sent yet go
         self.ptime_ms = ptime_ms
         self.packet_samples = CLOCK_RATE * ptime_ms // 1000
 
@@ -217,8 +219,9 @@ class RtpSender:
     def _press_tick(self, ts: int, out: list[bytes]) -> bool:
         """Send the key press's packets for this tick; True if it replaces the audio."""
         press = self._presses[0]
-        assert self.event_payload_type is not None
         pt = self.event_payload_type
+        if pt is None:  # configure() empties the queue before this can happen
+            raise InvalidField("a key press queued for a peer that takes no telephone-events")
         if press.elapsed >= press.samples:
             # Over: the final packet is repeated at the update interval while audio resumes.
             press.since_end += FRAME_SAMPLES

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ivr.transport.rtp.errors import InvalidField, NoCommonCodec, OfferAnswerError
+from ivr.transport.rtp.events import parse_event_list, render_event_list
 from ivr.transport.rtp.negotiation import (
     LocalSession,
     answer,
     choose_ptime,
     offer,
-    parse_event_list,
     take_answer,
 )
 from ivr.transport.rtp.sdp import parse_sdp
@@ -303,6 +303,13 @@ def test_an_answer_that_does_not_fit_is_refused(
 )
 def test_event_lists_are_read_as_rfc4733_ranges(value: str | None, events: set[int]) -> None:
     assert parse_event_list(value) == frozenset(events)
+    if events:
+        assert parse_event_list(render_event_list(frozenset(events))) == frozenset(events)
+
+
+def test_event_lists_are_written_as_ranges() -> None:
+    assert render_event_list(frozenset({*range(12), 16})) == "0-11,16"
+    assert render_event_list(frozenset({3, 5, 6, 7})) == "3,5-7"
 
 
 def test_an_offer_of_events_we_do_not_take_drops_telephone_event() -> None:

@@ -192,3 +192,12 @@ def test_flush_sends_the_audio_short_of_a_packet() -> None:
     packet = parse_packet(datagram)
     assert (packet.payload, packet.timestamp, packet.marker) == (tone(160, 0), 123456, True)
     assert tx.flush() == []
+
+
+def test_a_renegotiation_without_events_drops_the_presses_not_yet_sent() -> None:
+    tx = sender(event_payload_type=101)
+    assert tx.send_digit("1", duration_ms=100)
+    assert [parse_packet(d).payload_type for d in tx.push(tone(160, 0))] == [101]
+    tx.configure(0, 20)  # a re-INVITE answer without telephone-event
+    assert [parse_packet(d).payload_type for d in tx.push(tone(160, 1))] == [0]
+    assert not tx.send_digit("2")
