@@ -150,6 +150,11 @@ class RtpReceiver:
     def ssrc(self) -> int | None:
         return None if self._source is None else self._source.stats.ssrc
 
+    @property
+    def last_arrival_s(self) -> float | None:
+        """When the last RTP packet came (any SSRC): the driver's media timeout reads it."""
+        return self._last_arrival_s
+
     def receive(self, datagram: bytes, arrival_s: float) -> Received:
         """Take one datagram from the RTP port; a malformed one is counted and dropped."""
         try:

@@ -47,6 +47,15 @@ def test_20ms_packets_go_to_the_leg_exactly_like_websocket_frames() -> None:
         assert np.array_equal(pcm, expected)
 
 
+def test_the_last_arrival_is_kept_for_a_media_timeout() -> None:
+    rx = RtpReceiver(FORMATS)
+    assert rx.last_arrival_s is None
+    rx.receive(b"junk", 1.0)
+    assert rx.last_arrival_s is None  # only RTP counts
+    feed(rx, audio_packets(3), start_s=5.0)
+    assert rx.last_arrival_s == 5.04
+
+
 def test_swapped_packets_are_played_in_order() -> None:
     p = audio_packets(4)
     frames = feed(RtpReceiver(FORMATS), [p[0], p[2], p[1], p[3]])
