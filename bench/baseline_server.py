@@ -2,7 +2,7 @@
 
 Per call it only sends one 320-byte frame every 20 ms (pcm_s16le at 8 kHz:
 digital silence) and discards what it receives. It speaks just enough of
-PROTOCOL.md for the load runner to drive it: ``dial`` is answered with
+docs/protocol.md for the load runner to drive it: ``dial`` is answered with
 ``answered``, ``hangup`` with ``hangup`` and its ``stats``, then it closes.
 No flow, no store, no recording.
 

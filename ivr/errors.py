@@ -1,22 +1,41 @@
-"""Errors of the softswitch.
+"""Errors of the softswitch: one tree, rooted at :class:`IvrError`.
 
-Tree::
+Most of the tree is defined here; a class that belongs to one package is
+defined there, derives from a class of this tree, and is named below with
+its module. Tree::
 
     IvrError
     ├── InvalidConfig      bad data at load time: carries the file and the path inside it
+    │   └── InvalidScenario    (ivr.load.errors) a load scenario that cannot be run
     ├── InvalidState       our own misuse of the flow engine (also an AssertionError)
     ├── TtsError           text could not be rendered to speech
     ├── StoreError         the database or the recordings folder refused an operation
     │   ├── NotFound       no such object (or one this user may not see)
     │   └── StorageUnavailable  a write failed for want of a working disk (full, I/O
     │                      error); nothing of it was kept, and it may be tried again
+    ├── AuthError          bad credentials or token
+    ├── Busy               (ivr.call.switchboard) the server is at its call limit, or stopping
+    ├── ProtocolError      (ivr.transport.protocol) a WebSocket message the server cannot
+    │                      take; carries the protocol's error code (docs/protocol.md)
     ├── TranscriptionError (ivr.speech.transcribe) a recording could not be transcribed
     │   └── NoModel        no speech model ships for the number's language
-    └── AuthError          bad credentials or token
+    ├── LoadError          (ivr.load.errors) a load run that cannot go on
+    │   └── ServerUnusable     the server is unreachable, refuses to sign in, answers no call
+    ├── RequestFailed      (ivr.load.errors) one request of the load runner failed; it goes on
+    │   ├── HandshakeFailed    (ivr.load.wsclient) no WebSocket upgrade (a ConnectionError too)
+    │   ├── ProtocolViolation  (ivr.load.wsclient) the server broke RFC 6455 (a ConnectionError too)
+    │   └── ApiFailed          (ivr.load.verify) an API read was not answered 200
+    ├── ApiError           (ivr.api.base) a refused API request, with its HTTP status
+    └── SubjectNotFound    (ivr.privacy.subject) no data about the erasure's or export's subject
+
+``ApiError`` and ``SubjectNotFound`` are listed where they belong; they are
+to derive from :class:`IvrError` with the store and API side's next change.
+``media`` keeps a tree of its own (:class:`media.errors.MediaError`): it sits
+below ``ivr`` and never imports it.
 
 A caller pressing a wrong key or saying nothing is a branch of the flow, never
 an exception. These errors become HTTP statuses or WebSocket close codes only
-at the edges (``ivr.api``, ``ivr.transport.ws``).
+at the edges (``ivr.api``, ``ivr.transport``).
 """
 
 from __future__ import annotations

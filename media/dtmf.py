@@ -51,15 +51,18 @@ How the detector decides:
    the run's twist, measured with a fit that absorbs small frequency offsets,
    is within ``NORMAL_TWIST_DB`` / ``REVERSE_TWIST_DB``. Tones of 20 ms or
    less never reach ``ACCEPT_MS``, tones of 40 ms always do, and the report
-   comes at most 45 ms after the tone began, although it can only leave at
-   the end of a 20 ms frame.
+   comes at most ``REPORT_DELAY_MS`` (45 ms) after the tone began, although it
+   can only leave at the end of a 20 ms frame.
 5. A reported digit is held while its tones stay present (looser limits) and
    released after ``RELEASE_BLOCKS`` blocks without them, so a digit held for
    seconds is reported once and a 50 ms gap separates two.
 
 The onset reported with each digit is the tone's first sample (from step 4),
 relative to the first sample of the batch that reports it, typically within
-a few samples: what masking needs.
+a few samples: what masking needs. It lies at most
+``DETECTION_DELAY_FRAMES`` 20 ms frames before the reporting frame, so a
+recorder that holds that many frames back can silence a tone from its very
+first sample.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media.errors import BadFrame, UnknownDigit, UnknownKey
-from media.frame import Pcm, samples_per_frame
+from media.frame import PTIME_MS, Pcm, samples_per_frame
 
 # ITU-T Q.23, Table 1: the keypad and its frequencies.
 KEYPAD = ("123A", "456B", "789C", "*0#D")
@@ -99,6 +102,16 @@ RELATIVE_PEAK_DB = 6.0  # Asterisk uses 8 dB over 12.75 ms; ours spans 20 ms, in
 # still reports a tone within 45 ms of its start (23 + 20 + ~1).
 ACCEPT_MS = 23.0
 RELEASE_BLOCKS = 2  # blocks without the held digit's tones that release it
+# How late a digit is reported after its tone's first sample, for the media
+# clock's frames of PTIME_MS (whole blocks): the run's estimate reaches ACCEPT_MS
+# at most one block after the tone has lasted that long, the report then waits
+# for the end of the frame that holds the block, and the onset estimate may be
+# up to ONSET_ERROR_MS early (test_onset_to_event_delay_is_at_most_45ms).
+ONSET_ERROR_MS = 2.0
+REPORT_DELAY_MS = ACCEPT_MS + BLOCK_MS + (PTIME_MS - BLOCK_MS) + ONSET_ERROR_MS
+# Frames before the reporting one that a reported tone may have begun in: what a
+# recorder must hold back, unwritten, to mask every tone from its first sample.
+DETECTION_DELAY_FRAMES = math.ceil((REPORT_DELAY_MS - PTIME_MS) / PTIME_MS)
 HOLD_LEVEL_DB = 6.0  # a held digit's pair may drop this much below MIN_LEVEL_DBM0
 HOLD_TONE_SHARE = 0.25  # and its tones carry this share
 

@@ -20,6 +20,7 @@ import contextlib
 import hashlib
 import os
 import struct
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -80,11 +81,64 @@ def read_stereo(path: Path) -> tuple[npt.NDArray[np.int16], int]:
     return data, int(rate)
 
 
-def write_mono(path: Path, samples: Pcm, sample_rate: int) -> None:
-    """Write a mono 16-bit WAV atomically (temporary name, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(str(tmp), samples, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+def write_mono(path: Path, samples: Pcm, sample_rate: int, *, mode: int = 0o644) -> None:
+    """Write a mono 16-bit PCM WAV atomically: a temporary file beside it, then a rename.
+
+    Readers never see half a file, and two writers of one path cannot clash
+    (each writes its own temporary file). The file gets ``mode`` (prompts are
+    shared: readable by all); a failure leaves no temporary file behind and
+    raises :class:`AudioFileError`.
+    """
+    data = np.ascontiguousarray(samples, dtype="<i2")
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(wav_header(sample_rate, 1, data.nbytes))
+            f.write(data.data.cast("B"))
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise AudioFileError(f"cannot write audio file {path.name}: {exc}") from exc
+
+
+def parse_wav_stream(data: bytes) -> tuple[Pcm, int]:
+    """Mono 16-bit PCM samples and their rate from a WAV held in memory, as a pipe gives it.
+
+    A program that streams a WAV to a pipe (espeak-ng's ``--stdout``) writes
+    its header before it knows the length, so the RIFF and ``data`` sizes are
+    placeholders (0x7ffff000): the data chunk is taken to run to the end of
+    the bytes, whatever its header says. :class:`AudioFileError` for anything
+    but 16-bit mono PCM.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioFileError("not a WAV stream")
+    pos = 12
+    fmt: tuple[int, int, int, int] | None = None
+    while pos + 8 <= len(data):
+        chunk_id = data[pos : pos + 4]
+        (size,) = struct.unpack_from("<I", data, pos + 4)
+        body = pos + 8
+        if chunk_id == b"fmt ":
+            audio_format, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, body)
+            fmt = (audio_format, channels, rate, bits)
+        elif chunk_id == b"data":
+            if fmt is None:
+                raise AudioFileError("the WAV stream has no format before its data")
+            audio_format, channels, rate, bits = fmt
+            if (audio_format, channels, bits) != (1, 1, 16):
+                raise AudioFileError(
+                    f"the WAV stream is format {audio_format}, {channels} channel(s), "
+                    f"{bits} bits; expected 16-bit mono PCM"
+                )
+            end = min(body + size, len(data))
+            end -= (end - body) % 2
+            return np.frombuffer(data[body:end], dtype="<i2").astype(np.int16), rate
+        pos = body + size + (size & 1)
+    raise AudioFileError("the WAV stream has no data")
 
 
 def sha256_file(path: Path) -> str:

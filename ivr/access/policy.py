@@ -1,4 +1,4 @@
-"""Who may do what: ACCESS.md's matrix as one pure function.
+"""Who may do what: docs/access.md's matrix as one pure function.
 
 ``permits(user, action)`` answers for the role; ``permits(user, action, obj)``
 also checks the object: an Agent reaches only calls they handled (``own``),
@@ -48,7 +48,7 @@ _CALL_DATA: dict[Role, Reach] = {"agent": "own", "supervisor": "all", "admin": "
 _STAFF: dict[Role, Reach] = {"supervisor": "all", "admin": "all"}
 _ADMIN: dict[Role, Reach] = {"admin": "all"}
 
-# action -> role -> reach; a role that is missing may never do it (ACCESS.md).
+# action -> role -> reach; a role that is missing may never do it (docs/access.md).
 MATRIX: dict[Action, dict[Role, Reach]] = {
     "session": _ALL,
     "users.read": {"supervisor": "all", "admin": "all", "owner": "all"},

@@ -1,4 +1,4 @@
-"""The REST API under ``/v1`` (ACCESS.md).
+"""The REST API under ``/v1`` (docs/access.md).
 
 Every handler asks :func:`ivr.access.policy.permits` before it touches data, and
 records what it did in the audit log. Errors are JSON

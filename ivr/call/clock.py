@@ -1,17 +1,31 @@
 """The media clock: one per process, one tick every 20 ms for every live call.
 
-Ticks are paced against a start time (start + n x 20 ms), never by sleeping
-20 ms after the previous tick, so the schedule does not drift. A tick that
-runs late is run at once to catch up; if the loop falls more than
-``MAX_CATCH_UP`` ticks behind (a stalled process), the missed ticks are
-skipped instead of being sent in a burst. Skipped ticks still count: the
-tick number jumps by as many, so timers keep wall-clock time, and every call
-hears of them (:meth:`Tickable.skipped`) so that its recording writes them
-as silence and stays on the call's time line.
+A tick runs in three phases, in this order, for all calls together:
 
-Everything a tick does is synchronous: each call's :meth:`Tickable.tick`
-sends and collects frames without awaiting, so one slow peer cannot hold
-the others up. A call whose tick raises is failed alone; the clock goes on.
+1. **collect**: each call gives up its caller's inbound frame for this tick
+   (:meth:`Tickable.take_inbound`: the jitter buffer's next frame, or None
+   for silence);
+2. **detect**: in-band DTMF (ITU-T Q.24) runs over those frames, one batch
+   per sample rate (:class:`media.dtmf.DtmfDetector`), each call in its own
+   detector slot kept here;
+3. **tick**: each call does its tick's work with its frame and what the
+   detector made of it (:class:`Inband`: a digit and its onset, or a tone
+   still sounding). So the masking decision for a frame is taken before the
+   recorder sees it; the recorder's delay line reaches back to a tone's
+   first sample (:mod:`ivr.call.recorder`).
+
+Ticks are paced against a start time (start + n x 20 ms), never by sleeping
+20 ms after the previous tick, so the schedule does not drift
+(:class:`TickSchedule`). A tick that runs late is run at once to catch up; if
+the loop falls more than ``MAX_CATCH_UP`` ticks behind (a stalled process),
+the missed ticks are skipped instead of being sent in a burst. Skipped ticks
+still count: the tick number jumps by as many, so timers keep wall-clock
+time, and every call hears of them (:meth:`Tickable.skipped`) so that its
+recording writes them as silence and stays on the call's time line.
+
+Everything a tick does is synchronous: each call sends and collects frames
+without awaiting, so one slow peer cannot hold the others up. A call whose
+phase raises is failed alone; the clock goes on.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,50 +61,112 @@ def ticks_to_skip(late_s: float) -> int:
     return int(late_s / TICK_S)
 
 
+@dataclass(slots=True)
+class TickSchedule:
+    """When the ticks are due: tick ``k`` at ``start + k * TICK_S``, whatever ran before.
+
+    Pure arithmetic on the times it is given, so the catch-up and skip rules
+    can be checked without a loop or a real clock.
+    """
+
+    start: float
+    done: int = 0
+    """Ticks run or skipped so far; the next one is ``done + 1``."""
+
+    def due_in(self, now: float) -> float:
+        """Seconds from ``now`` until the next tick is due (0 or less: it is due)."""
+        return self.start + (self.done + 1) * TICK_S - now
+
+    def run(self, now: float) -> tuple[int, float]:
+        """The next tick runs at ``now``: (ticks to skip before it, how late it runs).
+
+        The skipped ticks and this one count as done. Lateness is never
+        negative: a tick is not run early.
+        """
+        late = now - (self.start + (self.done + 1) * TICK_S)
+        skip = ticks_to_skip(late)
+        self.done += skip + 1
+        return skip, max(late, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Inband:
+    """What in-band DTMF detection made of one call's frame of this tick (ITU-T Q.24)."""
+
+    digits: tuple[tuple[str, int], ...] = ()
+    """Digits reported with this frame, each with its tone's first sample, counted
+    from this frame's first sample: negative when the tone began in an earlier
+    frame (it is reported some 40 ms after it began)."""
+    sounding: bool = False
+    """A reported tone is still sounding at this frame's end."""
+
+    @property
+    def mask_from(self) -> int | None:
+        """Where the caller's audio must be silenced from, in this frame's samples.
+
+        The earliest reported onset, or 0 (the whole frame) while a tone
+        sounds; None when this frame holds no tone.
+        """
+        starts = [onset for _, onset in self.digits]
+        if self.sounding:
+            starts.append(0)
+        return min(starts) if starts else None
+
+
+QUIET = Inband()
+"""No tone in this frame: what nearly every call gets on nearly every tick."""
+
+
 class Tickable(Protocol):
-    key: str
-    dtmf_key: int  # set by the clock: the call's slot in the DTMF detector
-    last_inbound: Pcm | None  # the caller's frame of the last tick (None: silence)
+    """What the media clock needs of a call."""
+
+    @property
+    def key(self) -> str:
+        """Unique among the live calls."""
 
     @property
     def sample_rate(self) -> int:
         """The caller's rate: which detector listens to this call."""
 
-    def tick(self, n: int) -> None:
-        """Do this call's work for tick ``n``."""
+    def take_inbound(self) -> Pcm | None:
+        """Phase 1: the caller's frame for this tick (None: silence)."""
+
+    def tick(self, n: int, inbound: Pcm | None, inband: Inband) -> None:
+        """Phase 3: do this call's work for tick ``n`` with its caller's frame and its DTMF."""
 
     def skipped(self, ticks: int) -> None:
         """``ticks`` ticks never ran (the process stalled); the next tick comes after them."""
 
-    def inband_digit(self, digit: str, onset: int) -> None:
-        """A DTMF tone was detected; it began ``onset`` samples from this tick's frame start."""
-
-    def mask_tone(self) -> None:
-        """A detected tone is still sounding in this tick's frame."""
-
     def fail(self, exc: BaseException) -> None:
-        """The tick raised: end this call with an error."""
+        """A phase raised: end this call with an error."""
 
 
 @dataclass(frozen=True, slots=True)
-class ClockStatistics:
-    ticks: int
-    calls: int
-    ticks_skipped: int
-    late_ms_max: float
-    late_ms_last: float
+class _Slot:
+    """A call on the clock, and its slot in the DTMF detector of its rate."""
+
+    call: Tickable
+    rate: int
+    key: int
 
 
 class MediaClock:
-    """Ticks all live calls together."""
+    """Ticks all live calls together.
 
-    def __init__(self, *, now: Callable[[], float] = time.monotonic) -> None:
+    ``now`` and ``sleep`` are the clock it keeps time by: the monotonic clock
+    and the event loop's sleep, or a test's fakes.
+    """
+
+    def __init__(
+        self,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.ticks = 0
-        self._calls: dict[str, Tickable] = {}
+        self._slots: dict[str, _Slot] = {}
         self._now = now
-        self._skipped = 0
-        self._late_max = 0.0
-        self._late_last = 0.0
+        self._sleep = sleep
         self._task: asyncio.Task[None] | None = None
         self.on_tick_lateness: Callable[[float], None] | None = None
         self.on_skip: Callable[[int], None] | None = None
@@ -108,29 +184,65 @@ class MediaClock:
             key = self._next_key[rate]
             self._next_key[rate] += 1
         self._detectors[rate].add(key)
-        call.dtmf_key = key
-        call.last_inbound = None
-        self._calls[call.key] = call
+        self._slots[call.key] = _Slot(call, rate, key)
 
     def remove(self, call: Tickable) -> None:
-        if self._calls.pop(call.key, None) is not None:
-            rate = call.sample_rate
-            self._detectors[rate].remove(call.dtmf_key)
-            self._free_keys[rate].append(call.dtmf_key)
+        slot = self._slots.pop(call.key, None)
+        if slot is not None:
+            self._detectors[slot.rate].remove(slot.key)
+            self._free_keys[slot.rate].append(slot.key)
 
     def __len__(self) -> int:
-        return len(self._calls)
+        return len(self._slots)
 
     def tick(self) -> None:
-        """Run one tick for every call (tests call this directly)."""
+        """Run one tick for every call, phase by phase (tests call this directly)."""
         self.ticks += 1
         n = self.ticks
-        for call in list(self._calls.values()):
+        slots, frames = self._collect()
+        found = self._detect(slots, frames)
+        for slot, frame, inband in zip(slots, frames, found, strict=True):
             try:
-                call.tick(n)
+                slot.call.tick(n, frame, inband)
             except Exception as exc:
-                self._failed(call, exc)
-        self._detect()
+                self._failed(slot.call, exc)
+
+    def _collect(self) -> tuple[list[_Slot], list[Pcm | None]]:
+        """Phase 1: every call's inbound frame; a call that cannot give one is failed."""
+        slots: list[_Slot] = []
+        frames: list[Pcm | None] = []
+        for slot in list(self._slots.values()):
+            try:
+                frame = slot.call.take_inbound()
+            except Exception as exc:
+                self._failed(slot.call, exc)
+                continue
+            slots.append(slot)
+            frames.append(frame)
+        return slots, frames
+
+    def _detect(self, slots: list[_Slot], frames: list[Pcm | None]) -> list[Inband]:
+        """Phase 2: in-band DTMF over every call's frame, one batch per rate."""
+        found = [QUIET] * len(slots)
+        for rate, detector in self._detectors.items():
+            group = [i for i, slot in enumerate(slots) if slot.rate == rate]
+            if not group:
+                continue
+            batch = np.zeros((len(group), samples_per_frame(rate)), dtype=np.int16)
+            for row, i in enumerate(group):
+                frame = frames[i]
+                if frame is not None:
+                    batch[row] = frame
+            keys = [slots[i].key for i in group]
+            reported: dict[int, list[tuple[str, int]]] = {}
+            for key, digit, onset in detector.process(keys, batch):
+                reported.setdefault(key, []).append((digit, onset))
+            for i, key in zip(group, keys, strict=True):
+                digits = reported.get(key)
+                sounding = detector.holding(key)
+                if digits is not None or sounding:
+                    found[i] = Inband(tuple(digits or ()), sounding)
+        return found
 
     def skip(self, ticks: int) -> None:
         """Skip ``ticks`` ticks at once: no frames for them, but they count.
@@ -138,41 +250,18 @@ class MediaClock:
         Each call is told, so its recording writes the skipped span as silence.
         """
         self.ticks += ticks
-        self._skipped += ticks
         if self.on_skip is not None:
             self.on_skip(ticks)
-        for call in list(self._calls.values()):
+        for slot in list(self._slots.values()):
             try:
-                call.skipped(ticks)
+                slot.call.skipped(ticks)
             except Exception as exc:
-                self._failed(call, exc)
+                self._failed(slot.call, exc)
 
     def _failed(self, call: Tickable, exc: Exception) -> None:
         log.exception("call %s failed in the media clock", call.key)
         self.remove(call)
         call.fail(exc)
-
-    def _detect(self) -> None:
-        """Run in-band DTMF detection over every call's inbound frame, per rate, batched."""
-        calls = list(self._calls.values())
-        for rate, detector in self._detectors.items():
-            group = [c for c in calls if c.sample_rate == rate]
-            if not group:
-                continue
-            frames = np.zeros((len(group), samples_per_frame(rate)), dtype=np.int16)
-            for i, call in enumerate(group):
-                if call.last_inbound is not None:
-                    frames[i] = call.last_inbound
-            by_key = {c.dtmf_key: c for c in group}
-            for key, digit, onset in detector.process([c.dtmf_key for c in group], frames):
-                call = by_key[key]
-                try:
-                    call.inband_digit(digit, onset)
-                except Exception as exc:
-                    self._failed(call, exc)
-            for call in group:
-                if detector.holding(call.dtmf_key) and call.key in self._calls:
-                    call.mask_tone()
 
     def start(self) -> None:
         if self._task is None:
@@ -186,30 +275,18 @@ class MediaClock:
             self._task = None
 
     async def _run(self) -> None:
-        start = self._now()
-        k = 0
+        schedule = TickSchedule(self._now())
         while True:
-            k += 1
-            target = start + k * TICK_S
-            delay = target - self._now()
+            delay = schedule.due_in(self._now())
             if delay > 0:
-                await asyncio.sleep(delay)
-            late = self._now() - target
-            skip = ticks_to_skip(late)
+                await self._sleep(delay)
+            skip, late = schedule.run(self._now())
             if skip:
-                k += skip
                 log.warning("media clock %.0f ms late: skipped %d ticks", late * 1000, skip)
                 self.skip(skip)
-            self._late_last = max(late, 0.0) * 1000
-            self._late_max = max(self._late_max, self._late_last)
             if self.on_tick_lateness is not None:
-                self.on_tick_lateness(self._late_last / 1000)
+                self.on_tick_lateness(late)
             self.tick()
             if delay <= 0:
                 # Behind schedule: still let the readers run between ticks.
-                await asyncio.sleep(0)
-
-    def statistics(self) -> ClockStatistics:
-        return ClockStatistics(
-            self.ticks, len(self._calls), self._skipped, self._late_max, self._late_last
-        )
+                await self._sleep(0)

@@ -15,6 +15,10 @@ cannot hold a call's other facts back forever.
 
 The journal writes through :class:`CallRecords`, the part of the store the
 call path needs. The call path holds no SQL, and does not import the store.
+Once a recording's file is closed and its row saved as finished (which is
+what queues it for transcription), ``on_recording_finished`` hears of it:
+the server wakes the transcription worker with it, without the call path
+knowing of speech.
 """
 
 from __future__ import annotations
@@ -73,9 +77,15 @@ class CallRecords(Protocol):
 class Journal:
     """One call's facts, written in order by one task; ``saved`` once all are."""
 
-    def __init__(self, records: CallRecords, call_id: str) -> None:
+    def __init__(
+        self,
+        records: CallRecords,
+        call_id: str,
+        on_recording_finished: Callable[[str], None] | None = None,
+    ) -> None:
         self._records = records
         self.call_id = call_id
+        self._on_recording_finished = on_recording_finished
         self._ops: asyncio.Queue[Op | None] = asyncio.Queue()
         self.saved = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._work(), name=f"journal-{call_id}")
@@ -135,8 +145,17 @@ class Journal:
                 fields["truncated_at_s"] = round(done.duration_s, 3)
                 fields["truncated_reason"] = done.error[:200]
             await records.finish_recording(rec.id, **fields)
+            self._recording_finished(rec.id)
 
         self._ops.put_nowait(finish)
+
+    def _recording_finished(self, recording_id: str) -> None:
+        if self._on_recording_finished is None:
+            return
+        try:
+            self._on_recording_finished(recording_id)
+        except Exception:  # a listener's failure is not the recording's
+            log.exception("call %s: on_recording_finished failed", self.call_id)
 
     def ended(
         self,

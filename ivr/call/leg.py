@@ -1,6 +1,6 @@
 """A call leg: one party's audio in and out, over some transport.
 
-Inbound frames go through a small jitter buffer (PROTOCOL.md: at most 200 ms
+Inbound frames go through a small jitter buffer (docs/protocol.md: at most 200 ms
 per leg). The media clock takes one frame per tick once the buffer is primed
 (two frames deep); a tick that finds it empty plays silence, counts a late
 frame and primes again. A frame arriving while the buffer is full pushes out
@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from media.errors import BadFrame
-from media.frame import Codec, Pcm
+from media.frame import PTIME_MS, Codec, Pcm
 
 MAX_JITTER_FRAMES = 10  # 200 ms
 PRIME_FRAMES = 2  # 40 ms of playout delay
@@ -115,3 +115,23 @@ class Leg:
     def send_message(self, message: dict[str, Any]) -> None:
         if self.transport is not None:
             self.transport.send_message(message)
+
+    def answered(self, call_id: str) -> None:
+        """Tell this leg's party that ``call_id`` is up, in this leg's codec and rate.
+
+        docs/protocol.md: ``answered``, then the indicators' state until the
+        call says otherwise, ``recording`` and ``transcription`` both ``off``.
+        A caller gets this when the call is placed, a person agent when they
+        answer; from then on audio flows both ways.
+        """
+        self.send_message(
+            {
+                "type": "answered",
+                "call_id": call_id,
+                "codec": self.codec.name,
+                "rate": self.sample_rate,
+                "ptime": PTIME_MS,
+            }
+        )
+        self.send_message({"type": "recording", "state": "off"})
+        self.send_message({"type": "transcription", "state": "off"})

@@ -2,7 +2,7 @@
 
 Each prompt is held as PCM at every call rate, padded to whole 20 ms frames,
 with the SHA-256 of exactly the samples a caller hears at that rate (the
-consent evidence of DESIGN.md part 3 names it). Wire encodings per codec are
+consent evidence of docs/compliance.md names it). Wire encodings per codec are
 built on first use and kept, so the media clock only slices a list.
 """
 

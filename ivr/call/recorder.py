@@ -1,12 +1,20 @@
 """The recorder: stereo WAV files (caller left, agent right), off the event loop.
 
 The media clock hands each recorded call one frame per channel per tick
-(:meth:`Recording.add`), sample-aligned to the clock. Frames are gathered in
-one-second blocks; a full block goes to a single I/O thread shared by all
-recordings, which writes it and makes the WAV header true
-(:class:`media.wavfile.RecordingWriter`). So memory per recording is bounded
-by two blocks, a crash loses at most the last second, and the event loop
-never touches the disk. The one thread keeps every file's writes in order.
+(:meth:`Recording.add`), sample-aligned to the clock, with the in-band DTMF
+decision for it: where the caller's audio must be silenced because a tone
+sounds (ITU-T Q.24 detection, :mod:`media.dtmf`). A tone is reported some
+40 ms after it began, so the recorder's input is a delay line: the newest
+:data:`MASK_DELAY_FRAMES` frames (the detector's
+:data:`media.dtmf.DETECTION_DELAY_FRAMES`) are held back, unwritten, and a
+tone reported now is silenced from its first sample, in them too.
+
+Frames are gathered in one-second blocks; a full block goes to a single I/O
+thread shared by all recordings, which writes it and makes the WAV header
+true (:class:`media.wavfile.RecordingWriter`). So memory per recording is
+bounded by two blocks, a crash loses at most the last second (and the frames
+held back), and the event loop never touches the disk. The one thread keeps
+every file's writes in order.
 
 A recording stays on its call's time line whatever happens: ticks the media
 clock had to skip (a stalled process) are written as silence and listed as
@@ -33,6 +41,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from media.dtmf import DETECTION_DELAY_FRAMES
 from media.errors import AudioFileError
 from media.frame import FRAMES_PER_SECOND, PTIME_MS, Pcm, samples_per_frame
 from media.wavfile import RecordingWriter, sha256_file
@@ -41,10 +50,9 @@ log = logging.getLogger("ivr.recorder")
 T = TypeVar("T")
 
 BLOCK_FRAMES = FRAMES_PER_SECOND  # one second per block
-# Frames held back before they are written, so that a DTMF tone can be masked
-# from its first sample once it is detected (at most ~45 ms after its onset,
-# plus the 20 ms frame it was found in).
-MASK_DELAY_FRAMES = 5
+# The delay line: frames held back before they are written, so that a DTMF tone
+# reported late can still be masked from its first sample.
+MASK_DELAY_FRAMES = DETECTION_DELAY_FRAMES
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +102,6 @@ class RecorderPool:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
         self._stopped = False
-        self.active = 0
-        self.write_failures = 0
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -121,7 +127,6 @@ class RecorderPool:
 
     def _failed(self, sink: _Sink, path: Path, exc: Exception) -> None:
         sink.error = str(exc)
-        self.write_failures += 1
         log.error("recording %s stopped: %s", path.name, exc)
 
     def submit_open(self, path: Path, sample_rate: int) -> _Sink:
@@ -199,6 +204,17 @@ def _interleave(
     return block
 
 
+def _silenced(frame: Pcm | None, cut: int) -> Pcm | None:
+    """``frame`` with every sample from ``cut`` on set to 0 (None: all silence)."""
+    if frame is None or cut <= 0:
+        return None
+    if cut >= len(frame):
+        return frame
+    masked = frame.copy()
+    masked[cut:] = 0
+    return masked
+
+
 class Recording:
     """One call's recording while it runs."""
 
@@ -210,8 +226,9 @@ class Recording:
         self._pool = pool
         self._n = samples_per_frame(sample_rate)
         # Frame references of the block being gathered (None for silence), the
-        # last MASK_DELAY_FRAMES of them still open to masking; the I/O thread
-        # turns a full block into one interleaved array. The tick only appends.
+        # newest MASK_DELAY_FRAMES of them the delay line, still open to masking;
+        # the I/O thread turns a full block into one interleaved array. The
+        # tick only appends (and, while a tone sounds, replaces a few).
         self._callers: list[Pcm | None] = []
         self._agents: list[Pcm | None] = []
         self._sink = pool.submit_open(path, sample_rate)
@@ -219,20 +236,23 @@ class Recording:
         self._frames = 0
         self.pauses: list[dict[str, object]] = []
         self.gaps: list[dict[str, object]] = []
-        self.masked_samples = 0
-        pool.active += 1
 
     @property
     def failed(self) -> str | None:
         """Why the file stopped being written (a full disk...), or None while all is well."""
         return self._sink.error
 
-    def add(self, caller: Pcm | None, agent: Pcm | None) -> None:
+    def add(self, caller: Pcm | None, agent: Pcm | None, mask_from: int | None = None) -> None:
         """Append one 20 ms frame per channel (None, or paused, is silence).
 
-        The newest :data:`MASK_DELAY_FRAMES` frames are held back from the
-        writer, so that :meth:`mask_from` can still silence a tone's beginning.
+        ``mask_from`` is the in-band DTMF decision for this frame: silence the
+        caller from that sample of it on (0: the whole frame, a tone still
+        sounding). A negative ``mask_from`` is a tone that began in an earlier
+        frame; it is silenced from there in the delay line as well. Frames
+        beyond the delay line are written already and stay as they are.
         """
+        if mask_from is not None:
+            caller = self._mask(mask_from, caller)
         callers = self._callers
         if self.paused:
             callers.append(None)
@@ -243,6 +263,21 @@ class Recording:
         self._frames += 1
         if len(callers) == BLOCK_FRAMES + MASK_DELAY_FRAMES:
             self._flush()
+
+    def _mask(self, start: int, frame: Pcm | None) -> Pcm | None:
+        """``frame`` silenced from sample ``start`` on, and the held frames from ``start`` too.
+
+        Frames are references to what the legs decoded (the agent hears the
+        same arrays), so a partly silenced frame is a copy.
+        """
+        n = self._n
+        callers = self._callers
+        held = min(len(callers), MASK_DELAY_FRAMES)
+        for back in range(held, 0, -1):  # the oldest held frame first
+            begins = -back * n  # its first sample, from the new frame's start
+            if begins + n > start:
+                callers[-back] = _silenced(callers[-back], start - begins)
+        return _silenced(frame, start)
 
     def _flush(self) -> None:
         callers = self._callers
@@ -273,32 +308,6 @@ class Recording:
         else:
             self.gaps.append({"start_s": round(start, 3), "end_s": end, "reason": reason})
 
-    def mask_from(self, onset: int) -> None:
-        """Silence the caller from ``onset`` samples after the newest frame's start on.
-
-        ``onset`` is negative when the tone began in an earlier frame; frames
-        already handed to the writer (beyond the delay line) cannot be reached.
-        """
-        callers = self._callers
-        held = min(len(callers), MASK_DELAY_FRAMES)
-        start_of = -(held - 1) * self._n  # the oldest held frame's start
-        for i in range(len(callers) - held, len(callers)):
-            end = start_of + self._n
-            frame = callers[i]
-            if frame is not None and end > onset:
-                cut = max(onset - start_of, 0)
-                masked = frame.copy()
-                masked[cut:] = 0
-                self.masked_samples += self._n - cut
-                callers[i] = masked
-            start_of = end
-
-    def mask_last(self) -> None:
-        """Silence the caller in the newest frame (a tone still sounding)."""
-        if self._callers and self._callers[-1] is not None:
-            self._callers[-1] = None
-            self.masked_samples += self._n
-
     @property
     def elapsed_s(self) -> float:
         """Seconds of audio so far (the recording's own time line)."""
@@ -323,7 +332,6 @@ class Recording:
         """Write what is left, finish the file and return what was written."""
         assert not self._closed
         self._closed = True
-        self._pool.active -= 1
         if self.paused:
             self.pauses[-1]["end_s"] = round(self.elapsed_s, 3)
         return await asyncio.wrap_future(

@@ -204,18 +204,7 @@ class PersonSeat(Seat):
         rate, mine = call.sample_rate, self.leg.sample_rate
         self._to_call = StreamResampler(mine, rate) if mine != rate else None
         self._to_agent = StreamResampler(rate, mine) if mine != rate else None
-        self.leg.send_message(
-            {
-                "type": "answered",
-                "call_id": call.id,
-                "codec": self.leg.codec.name,
-                "rate": mine,
-                "ptime": 20,
-            }
-        )
-        # The indicators' state until the call says otherwise (as a caller gets them).
-        self.leg.send_message({"type": "recording", "state": "off"})
-        self.leg.send_message({"type": "transcription", "state": "off"})
+        self.leg.answered(call.id)
 
     def speak(self) -> Pcm | None:
         pcm = self.leg.take_inbound()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ivr.call.clock import MediaClock
@@ -28,6 +29,7 @@ from ivr.call.recorder import RecorderPool
 from ivr.call.seat import BotSeat, Person, PersonSeat, Seat
 from ivr.call.session import CallSession
 from ivr.config import Config, NumberConfig, TeamConfig
+from ivr.errors import IvrError
 from ivr.flows import Flow
 from ivr.stamp import new_id
 
@@ -38,8 +40,8 @@ log = logging.getLogger("ivr.switch")
 SHUTDOWN_SAVE_S = 30.0
 
 
-class Busy(Exception):
-    """The server is at its call limit."""
+class Busy(IvrError):
+    """The server is at its call limit, or shutting down: no new call."""
 
 
 class Switchboard:
@@ -74,6 +76,9 @@ class Switchboard:
         self._queues: dict[str, deque[CallSession]] = {t: deque() for t in self.teams}
         self._idle_seq = 0
         self.shutting_down = False
+        # Told each finished recording's id once its row is saved (the server
+        # wakes the transcription worker with it).
+        self.on_recording_finished: Callable[[str], None] | None = None
         for team_id, team in self.teams.items():
             self._sync_bots(team_id, team)
 
@@ -305,6 +310,11 @@ class Switchboard:
 
     def call_ended(self, call: CallSession) -> None:
         self.calls.pop(call.id, None)
+
+    def recording_finished(self, recording_id: str) -> None:
+        """A call's recording is closed and saved as finished (and queued, if it is transcribed)."""
+        if self.on_recording_finished is not None:
+            self.on_recording_finished(recording_id)
 
     async def shutdown(self, save_timeout_s: float = SHUTDOWN_SAVE_S) -> None:
         """End every call with reason ``shutdown`` and wait until all are saved.

@@ -22,7 +22,7 @@ SHIPPED_PROMPTS = Path(__file__).resolve().parent.parent.parent / "prompts"
 
 
 class NumberConfig(Strict):
-    """Per-number settings (DESIGN.md part 1)."""
+    """Per-number settings (docs/config.md)."""
 
     name: str
     flow: str

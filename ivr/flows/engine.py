@@ -23,6 +23,10 @@ Semantics worth knowing:
   number's switch, the line's ``record``, consent (``opt_in``: an option with
   ``consent: granted`` was chosen; ``notice``: a ``notice: recording`` node was
   played to its end) and the sample draw.
+
+Why one module of about 500 lines: the phase table and its handlers are one
+state machine; events and actions live in :mod:`ivr.flows.events`, the node
+models in :mod:`ivr.flows.nodes`.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from media.dtmf import generate as dtmf_tone
 from media.errors import UnsupportedCodec
 from media.frame import Codec, Pcm, codec, samples_per_frame, supported_codecs
 
-# PROTOCOL.md, "Codecs": the codecs a call may use, and the rates of each.
+# docs/protocol.md, "Codecs": the codecs a call may use, and the rates of each.
 CODEC_RATES: dict[str, tuple[int, ...]] = supported_codecs()
 
 SIGNATURE_SAMPLES = 20  # 2**20 frames: 5.8 hours of talk per call
@@ -47,7 +47,7 @@ def heard(codec: Codec, pcm: Pcm) -> Pcm:
 
 
 def wire_codec(name: str, sample_rate: int) -> Codec:
-    """The codec ``name`` at ``sample_rate``; ValueError if PROTOCOL.md has no such pair."""
+    """The codec ``name`` at ``sample_rate``; ValueError if docs/protocol.md has no such pair."""
     try:
         return codec(name, sample_rate)
     except UnsupportedCodec as exc:

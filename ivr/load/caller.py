@@ -15,6 +15,10 @@ frame's lateness against the call's 20 ms schedule, frames received while
 recorded, and the server's ``stats``. Its outcome says whether the call went
 as the behaviour expects; the recording itself is checked after the run
 (:mod:`ivr.load.verify`).
+
+Why one module of about 550 lines: the caller and the agent are the two ends
+of one call and share its message handling and measurements; split, each
+half would import the other's internals.
 """
 
 from __future__ import annotations

@@ -23,13 +23,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-PERCENTILES: tuple[tuple[str, float], ...] = (
-    ("p50", 50.0),
-    ("p90", 90.0),
-    ("p99", 99.0),
-    ("p999", 99.9),
-)
-
 DISTRIBUTIONS: dict[str, str] = {
     "setup_answered_ms": "connect to 'answered'",
     "setup_first_frame_ms": "connect to the first audio frame",
@@ -264,3 +257,22 @@ class Histogram:
         for v in values:
             h.add(v)
         return h
+
+
+STAT_LABELS = {
+    "p50": "p50",
+    "p90": "p90",
+    "p99": "p99",
+    "p999": "p99.9",
+    "max": "max",
+    "min": "min",
+}
+
+
+def fmt(v: Any) -> str:
+    """A figure as the summary and the page show it: 1 or 2 decimals, ``-`` for none."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+    return str(v)

@@ -35,7 +35,7 @@ import soundfile as sf
 
 from ivr.load.audio import WireCodec, expected_talk, heard
 from ivr.load.caller import CallResult
-from ivr.load.errors import ServerUnusable
+from ivr.load.errors import RequestFailed, ServerUnusable
 from media.frame import Pcm
 
 PARALLEL = 8
@@ -96,7 +96,9 @@ class Api:
             return await resp.read()
 
 
-class ApiFailed(Exception):
+class ApiFailed(RequestFailed):
+    """An API read answered with another status than 200."""
+
     def __init__(self, status: int, path: str) -> None:
         super().__init__(f"GET {path}: HTTP {status}")
         self.status = status

@@ -21,6 +21,8 @@ What it implements of RFC 6455, and nothing more:
 
 :class:`FrameReader` and :func:`encode_frame` are pure (bytes in, frames or
 bytes out); :class:`WsConnection` only moves bytes between them and a socket.
+The codec and its driver share one module (about 410 lines) so that the
+per-frame path stays in one place to read and to profile.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import struct
 import time
 from typing import Protocol, cast
 from urllib.parse import urlsplit
+
+from ivr.load.errors import RequestFailed
 
 try:  # websockets ships a C implementation of the XOR mask, and a Python one
     from websockets.speedups import apply_mask as _apply_mask
@@ -58,11 +62,11 @@ class Receiver(Protocol):
     def on_close(self, code: int | None, now: float) -> None: ...
 
 
-class HandshakeFailed(ConnectionError):
+class HandshakeFailed(RequestFailed, ConnectionError):
     """The server did not upgrade the connection to a WebSocket."""
 
 
-class ProtocolViolation(ConnectionError):
+class ProtocolViolation(RequestFailed, ConnectionError):
     """The server broke RFC 6455 (a masked frame, a bad length, a stray continuation)."""
 
 

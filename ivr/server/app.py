@@ -2,7 +2,8 @@
 
 Start-up (``cleanup_ctx``, in order): open the store, load the prompts, seed
 the store from the config, build the switchboard (and its bots), start the
-media clock. Shutdown first ends every call with reason ``shutdown`` (so each
+media clock and the transcription worker, which each finished recording
+wakes. Shutdown first ends every call with reason ``shutdown`` (so each
 recording is closed and complete), then stops the clock and closes the store.
 """
 
@@ -45,9 +46,10 @@ from ivr.server.keys import (
 from ivr.server.metrics import ServerMetrics, metrics_handler
 from ivr.services.repair import repair
 from ivr.services.seed import seed_and_load
-from ivr.speech.transcribe import TranscriptionWorker, check_languages
+from ivr.speech.transcribe import check_languages
+from ivr.speech.worker import TranscriptionWorker
 from ivr.store import Store
-from ivr.transport import ws
+from ivr.transport import agent, caller
 from ivr.web import add_routes as add_web_routes
 
 log = logging.getLogger("ivr.app")
@@ -115,6 +117,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[allowed_origins_key] = frozenset(config.http.allowed_origins)
         clock.start()
         transcriber = TranscriptionWorker(store, switchboard.numbers)
+        # A finished recording may be one to transcribe: the worker looks at once.
+        switchboard.on_recording_finished = lambda _recording_id: transcriber.wake()
         transcriber.start()
         sweeper = asyncio.get_running_loop().create_task(
             _sweep(store, config.limits.retention_sweep_s), name="retention"
@@ -219,8 +223,8 @@ def create_app(settings: Settings) -> web.Application:
     else:
         app.cleanup_ctx.append(_metrics_listener)
     app.on_shutdown.append(_on_shutdown)
-    app.router.add_get("/v1/call", ws.call_handler)
-    app.router.add_get("/v1/agent", ws.agent_handler)
+    app.router.add_get("/v1/call", caller.call_handler)
+    app.router.add_get("/v1/agent", agent.agent_handler)
     api.add_routes(app)
     add_web_routes(app)  # the softphone, QA console and admin pages
     return app

@@ -47,6 +47,6 @@ audit_key = web.AppKey("audit", AuditLog)
 metrics_key = web.AppKey("metrics", ServerMetrics)
 limiter_key = web.AppKey("limiter", LoginLimiter)
 allowed_origins_key = web.AppKey("allowed_origins", frozenset[str])
-"""The config's http.allowed_origins, canonical (ivr.transport.ws.check_origin)."""
+"""The config's http.allowed_origins, canonical (ivr.transport.origin.check_origin)."""
 metrics_runner_key = web.AppKey("metrics_runner", web.AppRunner)
 """The separate /metrics listener's runner, when ``Settings.metrics_port`` is set."""

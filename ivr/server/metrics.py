@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 
-# PROTOCOL.md, "hangup": every reason a call can end with (pre-created, so each shows 0).
+# docs/protocol.md, "hangup": every reason a call can end with (pre-created, so each shows 0).
 HANGUP_REASONS = ("caller", "agent", "flow", "no_answer", "timeout", "shutdown", "error")
 # docs/protocol.md, "Limits": the error codes a connection is closed with for a limit.
 WS_LIMITS = ("rate_limited", "too_many_events", "too_many_errors")
@@ -116,7 +116,7 @@ class ServerMetrics:
         self._calls_active.inc()
 
     def call_ended(self, reason: str) -> None:
-        """A call ended with hangup ``reason`` (PROTOCOL.md's reasons; others are counted too)."""
+        """A call ended with hangup ``reason`` (one of docs/protocol.md's reasons, or another)."""
         self._calls_active.dec()
         self._calls_ended.labels(reason).inc()
 

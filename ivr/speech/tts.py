@@ -22,8 +22,15 @@ Keys: ``voice`` (default ``en-us``), ``speed`` in words per minute (default
 160), ``kind`` (``speech``, the default, or ``music`` for the hold loop, whose
 text is only a description) and ``seconds`` (the loop length of music).
 
+WAV files and resampling are :mod:`media`'s (:mod:`media.wavfile`,
+:func:`media.resample.resample`, the anti-aliased resampler the calls use):
+this module has no audio code of its own beyond trimming, fading and levels.
+
 Every failure is :class:`ivr.errors.TtsError`; without espeak-ng its message
 names the Debian package to install.
+
+About 440 lines: rendering, the cache and the prompt folder share the header
+parsing and the level rules above; none of it is on the call path.
 """
 
 from __future__ import annotations
@@ -31,15 +38,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
-import os
 import shutil
-import struct
 import subprocess
 import sys
-import tempfile
 import unicodedata
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -48,6 +50,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ivr.errors import TtsError
+from media.errors import AudioFileError
+from media.resample import resample
+from media.wavfile import parse_wav_stream, read_mono, write_mono
 
 Samples = npt.NDArray[np.int16]
 
@@ -70,7 +75,6 @@ HOLD_RMS_DBFS = -20.0
 _RENDER_TIMEOUT_S = 60.0
 _CACHE_FORMAT = 1  # bump when the cached file's layout changes
 _FULL_SCALE = 32767.0
-_RESAMPLE_BLOCK = 8192  # output samples per block of the resampler
 
 
 def espeak_available() -> bool:
@@ -150,37 +154,11 @@ def render(
 
 
 def _parse_wav(data: bytes) -> tuple[Samples, int]:
-    """Mono 16-bit PCM from a RIFF/WAVE byte string.
-
-    espeak-ng streams to stdout before it knows the length, so its RIFF and
-    ``data`` sizes are placeholders (0x7ffff000): the data chunk is taken to
-    run to the end of the bytes, whatever its header says.
-    """
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise TtsError("espeak-ng did not write a WAV stream")
-    pos = 12
-    fmt: tuple[int, int, int, int] | None = None
-    while pos + 8 <= len(data):
-        chunk_id = data[pos : pos + 4]
-        (size,) = struct.unpack_from("<I", data, pos + 4)
-        body = pos + 8
-        if chunk_id == b"fmt ":
-            audio_format, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", data, body)
-            fmt = (audio_format, channels, rate, bits)
-        elif chunk_id == b"data":
-            if fmt is None:
-                raise TtsError("espeak-ng's WAV stream has no format before its data")
-            audio_format, channels, rate, bits = fmt
-            if (audio_format, channels, bits) != (1, 1, 16):
-                raise TtsError(
-                    f"espeak-ng wrote format {audio_format}, {channels} channel(s), "
-                    f"{bits} bits; expected 16-bit mono PCM"
-                )
-            end = min(body + size, len(data))
-            end -= (end - body) % 2
-            return np.frombuffer(data[body:end], dtype="<i2").astype(np.int16), rate
-        pos = body + size + (size & 1)
-    raise TtsError("espeak-ng's WAV stream has no data")
+    """Mono 16-bit PCM from espeak-ng's ``--stdout`` (:func:`media.wavfile.parse_wav_stream`)."""
+    try:
+        return parse_wav_stream(data)
+    except AudioFileError as exc:
+        raise TtsError(f"espeak-ng's output cannot be used: {exc}") from exc
 
 
 def tts_cache_key(text: str, voice: str, speed_wpm: int = DEFAULT_SPEED_WPM) -> str:
@@ -227,20 +205,11 @@ def render_cached(
 
 
 def write_wav(path: Path, samples: Samples, sample_rate: int) -> None:
-    """Write mono 16-bit PCM to ``path`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    """Write mono 16-bit PCM to ``path`` atomically, readable by all (prompts are shared)."""
     try:
-        with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(sample_rate)
-            out.writeframes(samples.astype("<i2").tobytes())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; prompts are shipped and shared
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+        write_mono(path, samples, sample_rate, mode=0o644)
+    except AudioFileError as exc:
+        raise TtsError(str(exc)) from exc
 
 
 # --- the shipped prompts ---------------------------------------------------
@@ -321,7 +290,7 @@ def render_prompt(prompt: PromptText, sample_rate: int = PROMPT_SAMPLE_RATE) -> 
     if prompt.kind == "music":
         return render_hold_music(sample_rate, prompt.seconds)
     samples, rate = render(prompt.text, prompt.voice, speed_wpm=prompt.speed_wpm)
-    audio = _resample(samples.astype(np.float64), rate, sample_rate)
+    audio = resample(samples, rate, sample_rate).astype(np.float64)
     audio = _trim_silence(audio, round(PROMPT_EDGE_SILENCE_S * sample_rate))
     audio = _fade_edges(audio, round(0.005 * sample_rate))
     return _to_int16(audio, peak_dbfs=PROMPT_PEAK_DBFS)
@@ -340,57 +309,6 @@ def render_prompt_dir(prompts_dir: Path) -> list[Path]:
         write_wav(wav, render_prompt(prompt), PROMPT_SAMPLE_RATE)
         written.append(wav)
     return written
-
-
-def _kaiser_sinc_bank(
-    up: int, down: int, zero_crossings: int = 16, beta: float = 8.0
-) -> tuple[npt.NDArray[np.float64], int]:
-    """Polyphase low-pass taps for resampling by ``up / down`` (in lowest terms).
-
-    A windowed-sinc FIR (Kaiser window, beta 8: about 80 dB stop band) with its
-    cut-off at 95% of the lower Nyquist frequency, so downsampling does not
-    alias. Row ``p`` holds the taps for an output sample that falls ``p / up``
-    of an input sample after an input sample; each row sums to 1 (unit DC
-    gain). Returns the bank and the half-width in input samples.
-    """
-    cutoff = 0.5 * min(1.0, up / down) * 0.95  # cycles per input sample
-    half = math.ceil(zero_crossings / (2.0 * cutoff))
-    offsets = np.arange(-half + 1, half + 1, dtype=np.float64)  # k - floor(t)
-    phases = np.arange(up, dtype=np.float64)[:, None] / up
-    t = offsets[None, :] - phases  # input sample minus the output instant
-    taps = 2.0 * cutoff * np.sinc(2.0 * cutoff * t)
-    window = np.kaiser(2 * half + 1, beta)
-    # Evaluate the window at the fractional positions by linear interpolation.
-    taps *= np.interp(t, np.arange(-half, half + 1, dtype=np.float64), window)
-    taps /= taps.sum(axis=1, keepdims=True)
-    return taps, half
-
-
-def _resample(x: npt.NDArray[np.float64], rate_in: int, rate_out: int) -> npt.NDArray[np.float64]:
-    """Band-limited resampling of mono float samples from ``rate_in`` to ``rate_out``.
-
-    A rational polyphase windowed-sinc FIR (:func:`_kaiser_sinc_bank`), kept
-    here so that rendering prompts needs only espeak-ng and numpy. Output
-    sample ``n`` sits at input time ``n * rate_in / rate_out``; the signal is
-    taken as zero outside its ends.
-    """
-    if rate_in == rate_out or x.size == 0:
-        return x.copy()
-    g = math.gcd(rate_in, rate_out)
-    up, down = rate_out // g, rate_in // g
-    bank, half = _kaiser_sinc_bank(up, down)
-    n_out = (x.size * up) // down
-    padded = np.concatenate([np.zeros(half), x, np.zeros(half + 1)])
-    taps = np.arange(1, 2 * half + 1)[None, :]
-    out = np.empty(n_out, dtype=np.float64)
-    for first in range(0, n_out, _RESAMPLE_BLOCK):  # blocks bound the memory used
-        pos = np.arange(first, min(first + _RESAMPLE_BLOCK, n_out), dtype=np.int64) * down
-        base, phase = pos // up, pos % up
-        # Row n reads x[base - half + 1 .. base + half], shifted by the padding.
-        out[first : first + pos.size] = np.einsum(
-            "ij,ij->i", padded[base[:, None] + taps], bank[phase]
-        )
-    return out
 
 
 def _trim_silence(
@@ -520,8 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     for wav in written:
-        with wave.open(str(wav), "rb") as f:
-            print(f"{wav}  {f.getnframes() / f.getframerate():6.2f} s")
+        samples, rate = read_mono(wav)
+        print(f"{wav}  {len(samples) / rate:6.2f} s")
     return 0
 
 

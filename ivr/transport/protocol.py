@@ -1,8 +1,9 @@
-"""The WebSocket call protocol's messages (PROTOCOL.md), parsed and checked.
+"""The WebSocket call protocol's messages (docs/protocol.md), parsed and checked.
 
 Pure functions: text in, a typed message or a :class:`ProtocolError` (with
-the protocol's error code) out. The WebSocket handlers in :mod:`ivr.transport.ws` turn
-errors into ``error`` messages and, past the limit, close code 1008.
+the protocol's error code) out. The WebSocket handlers
+(:mod:`ivr.transport.caller`, :mod:`ivr.transport.agent`) turn errors into
+``error`` messages and, past the limit, close code 1008.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.e164 import DTMF_DIGITS, is_e164, shown
+from ivr.errors import IvrError
 from media.errors import UnsupportedCodec
 from media.frame import Codec, codec
 
-VERSION = 1
 MAX_ERRORS = 50
 CALLER_TYPES = ("dial", "dtmf", "hangup")
 AGENT_TYPES = ("login", "ready", "not_ready", "answer", "reject", "hangup", "dtmf")
 
 
-class ProtocolError(Exception):
-    """A message the server cannot take; ``code`` is PROTOCOL.md's error code."""
+class ProtocolError(IvrError):
+    """A message the server cannot take; ``code`` is docs/protocol.md's error code."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

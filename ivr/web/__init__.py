@@ -1,10 +1,10 @@
 """The web pages: the softphone (``/``), the QA console (``/qa``), the admin dashboard (``/admin``).
 
-DESIGN.md part 10. The pages are plain HTML, CSS and JavaScript modules
+docs/web.md. The pages are plain HTML, CSS and JavaScript modules
 served from this package's ``static`` folder with no build step. They hold no
 data and no rights of their own: every action goes through the REST API or
 the WebSockets with the user's bearer token, so the API's access rules
-decide what anyone sees (ACCESS.md). Recordings are never static files; the
+decide what anyone sees (docs/access.md). Recordings are never static files; the
 QA console streams them from ``/v1/recordings/{id}/audio`` (docs/web.md says
 how).
 

@@ -1,6 +1,6 @@
 """The sans-I/O core and media/ import no I/O: checked on their source with ``ast``.
 
-DESIGN.md: the flow engine is a pure state machine, and ``media/`` is numpy (plus
+docs/architecture.md: the flow engine is a pure state machine, and ``media/`` is numpy (plus
 soundfile in :mod:`media.wavfile` only) and never imports asyncio, aiohttp or
 ``ivr``. Every import counts, also one inside a function, a relative one, or a
 call of ``__import__`` / ``importlib.import_module`` with a literal name.
@@ -76,7 +76,7 @@ def imported_modules(source: str, relpath: str) -> set[str]:
 
 
 def forbidden(relpath: str, source: str) -> list[str]:
-    """The imports of ``relpath`` that break DESIGN.md's rules."""
+    """The imports of ``relpath`` that break docs/architecture.md's rules."""
     banned = set(IO_MODULES)
     if relpath.startswith("ivr/flows/"):
         banned |= FLOWS_BANNED

@@ -344,6 +344,38 @@ def test_onset_to_event_delay_is_at_most_45ms(sample_rate: int) -> None:
     assert min(delays_ms) >= 23.0  # never before the tone could be known to last
 
 
+@pytest.mark.parametrize("sample_rate", RATES)
+def test_every_onset_lies_within_the_detection_delay(sample_rate: int) -> None:
+    """A recorder holding DETECTION_DELAY_FRAMES frames back reaches every tone's first sample.
+
+    Over the accepted Q.24 cases (offsets, twist, levels, noise), each digit is
+    reported with an onset no further back than that many frames before the
+    reporting frame; and one frame fewer would not do, so the delay line is the
+    shortest that masks every tone from its start.
+    """
+    frame = samples_per_frame(sample_rate)
+    conditions: list[dict[str, Any]] = [
+        {},
+        {"freq_offset": 0.015},
+        {"freq_offset": -0.015},
+        {"twist_db": 8.0},
+        {"twist_db": -4.0},
+        {"level_dbm0": -26.0},
+        {"level_dbm0": 0.0},
+        {"snr_db": 15.0, "seed": 3},
+    ]
+    reach = []  # samples from the reporting frame's start back to the onset
+    for duration_ms in (40, 200):
+        for condition in conditions:
+            signals, digits, _ = tone_cases(sample_rate, duration_ms, leads=3, **condition)
+            heard = run_calls(signals, sample_rate)
+            assert sum(len(h) for h in heard) >= len(digits) - 1, condition
+            reach += [(h.reported - frame) - h.onset for calls in heard for h in calls]
+    assert max(reach) <= dtmf.DETECTION_DELAY_FRAMES * frame
+    assert max(reach) > (dtmf.DETECTION_DELAY_FRAMES - 1) * frame
+    assert dtmf.REPORT_DELAY_MS <= 45.0
+
+
 # --- detection: what must not be heard --------------------------------------------------
 
 

@@ -216,3 +216,34 @@ def test_any_split_of_a_stream_gives_the_same_output(
         from_rate // math.gcd(from_rate, to_rate)
     )
     assert np.abs(streamed.astype(int) - one_go.astype(int)).max(initial=0) <= 1
+
+
+# -- espeak-ng's rate to the prompts' (ivr.speech.tts renders the shipped prompts with it) --
+
+
+def test_espeak_rate_keeps_a_tone_in_band() -> None:
+    rate_in, rate_out = 22050, 16000
+    t = np.arange(rate_in) / rate_in
+    x = np.rint(10000.0 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.int16)
+    y = resample(x, rate_in, rate_out).astype(np.float64)
+    assert y.size == rate_out
+    middle = y[2000:14000]  # away from the zero-padded ends
+    t_out = np.arange(2000, 14000) / rate_out
+    assert float(2.0 * np.abs(np.mean(middle * np.exp(-2j * np.pi * 1000.0 * t_out)))) == (
+        pytest.approx(10000.0, rel=0.01)
+    )
+    expected = 10000.0 * np.sin(2 * np.pi * 1000.0 * t_out)
+    assert float(np.max(np.abs(middle - expected))) < 20.0
+
+
+def test_espeak_rate_removes_what_would_alias() -> None:
+    """10 kHz is above the 8 kHz Nyquist of 16 kHz: it must not fold to 6 kHz."""
+    rate_in, rate_out = 22050, 16000
+    t = np.arange(rate_in) / rate_in
+    x = np.rint(10000.0 * np.sin(2 * np.pi * 10000.0 * t)).astype(np.int16)
+    y = resample(x, rate_in, rate_out).astype(np.float64)[2000:14000]
+    t_out = np.arange(2000, 14000) / rate_out
+    assert float(2.0 * np.abs(np.mean(y * np.exp(-2j * np.pi * 6000.0 * t_out)))) < (
+        10000.0 * 10 ** (-60 / 20)
+    )
+    assert float(np.max(np.abs(y))) < 10.0

@@ -1,4 +1,4 @@
-"""The recording writer's own WAV header and block writes, read back by other readers."""
+"""WAV files: the recording writer's header and blocks, prompts written whole, streams parsed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import pytest
 import soundfile as sf
 
 from media.errors import AudioFileError
-from media.wavfile import RecordingWriter, sha256_file, wav_header
+from media.wavfile import (
+    RecordingWriter,
+    parse_wav_stream,
+    read_mono,
+    sha256_file,
+    wav_header,
+    write_mono,
+)
 
 
 @pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (8000, 2), (16000, 2), (48000, 1)])
@@ -95,3 +102,62 @@ def test_an_unwritable_folder_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(AudioFileError, match=r"cannot create recording r\.wav"):
         RecordingWriter(blocker / "r.wav", 8000)
+
+
+def test_a_streamed_wav_runs_to_the_end_of_its_bytes() -> None:
+    """espeak-ng's --stdout header carries placeholder sizes; the data runs to EOF."""
+    pcm = np.array([0, 1, -1, 32767, -32768], dtype=np.int16)
+    header = (
+        b"RIFF\x24\xf0\xff\x7fWAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00"
+        b"\x22\x56\x00\x00\x44\xac\x00\x00\x02\x00\x10\x00data\x00\xf0\xff\x7f"
+    )
+    samples, rate = parse_wav_stream(header + pcm.astype("<i2").tobytes())
+    assert rate == 22050
+    assert samples.tolist() == pcm.tolist()
+    # A torn last sample is dropped, not misread.
+    samples, _ = parse_wav_stream(header + pcm.astype("<i2").tobytes() + b"\x01")
+    assert samples.tolist() == pcm.tolist()
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"not a wav at all", "not a WAV"),
+        (b"RIFF\x00\x00\x00\x00WAVE", "no data"),
+        (b"RIFF\x00\x00\x00\x00WAVEdata\x02\x00\x00\x00\x00\x00", "no format"),
+        (
+            b"RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x02\x00"
+            b"\x40\x1f\x00\x00\x00\x7d\x00\x00\x04\x00\x10\x00data\x04\x00\x00\x00\x00\x00\x00\x00",
+            "2 channel",
+        ),
+    ],
+)
+def test_a_stream_that_is_not_mono_16_bit_pcm_is_refused(data: bytes, why: str) -> None:
+    with pytest.raises(AudioFileError, match=why):
+        parse_wav_stream(data)
+
+
+def test_write_mono_is_atomic_and_readable_by_all(tmp_path: Path) -> None:
+    pcm = (np.arange(800) * 37 % 20000 - 10000).astype(np.int16)
+    path = tmp_path / "prompts" / "p.wav"
+    write_mono(path, pcm, 16000)
+    assert [p.name for p in path.parent.iterdir()] == ["p.wav"]  # no temporary left
+    assert path.stat().st_mode & 0o777 == 0o644
+    with wave.open(str(path), "rb") as f:
+        assert (f.getnchannels(), f.getsampwidth(), f.getframerate()) == (1, 2, 16000)
+        assert np.frombuffer(f.readframes(f.getnframes()), dtype="<i2").tolist() == pcm.tolist()
+    samples, rate = read_mono(path)
+    assert rate == 16000
+    assert samples.tolist() == pcm.tolist()
+
+
+def test_write_mono_that_fails_leaves_no_temporary(tmp_path: Path) -> None:
+    """The rename fails (a folder is in the way): the temporary file goes too."""
+    (tmp_path / "p.wav").mkdir()
+    with pytest.raises(AudioFileError, match=r"cannot write audio file p\.wav"):
+        write_mono(tmp_path / "p.wav", np.zeros(10, dtype=np.int16), 8000)
+    assert [p.name for p in tmp_path.iterdir()] == ["p.wav"]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(AudioFileError, match="cannot write"):
+        write_mono(blocker / "p.wav", np.zeros(10, dtype=np.int16), 8000)

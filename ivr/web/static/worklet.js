@@ -1,7 +1,7 @@
 // The softphone's audio worklets, running on the browser's audio thread.
 //
 // ivr-capture: the microphone, low-passed and decimated to the call's rate
-// (resample.js), cut into 20 ms frames of 16-bit PCM (PROTOCOL.md: one frame
+// (resample.js), cut into 20 ms frames of 16-bit PCM (docs/protocol.md: one frame
 // per binary message). Each frame is posted to the page, which sends it.
 //
 // ivr-playback: the server's 20 ms frames through a small jitter buffer,

@@ -1,4 +1,4 @@
-"""ACCESS.md's matrix as one machine-readable table, for the permission tests.
+"""docs/access.md's matrix as one machine-readable table, for the permission tests.
 
 Each row: method, path (with ``{own_call}``, ``{other_call}``, ``{own_rec}``,
 ``{other_rec}``, ``{agent_user}``... placeholders the test fills from real

@@ -1,4 +1,4 @@
-"""ACCESS.md, every cell: real app, real calls and recordings, every role."""
+"""docs/access.md, every cell: real app, real calls and recordings, every role."""
 
 from __future__ import annotations
 

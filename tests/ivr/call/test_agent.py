@@ -34,7 +34,7 @@ async def test_a_person_answers_and_both_hear_each_other(
     }
     await agent.send({"type": "answer", "call_id": offer["call_id"]})
     assert (await agent.wait_for("answered"))["call_id"] == answered["call_id"]
-    # The agent sees the same indicators as the caller (PROTOCOL.md): off, then on.
+    # The agent sees the same indicators as the caller (docs/protocol.md): off, then on.
     await agent.wait_for("recording", state="on")
     await agent.wait_for("transcription", state="on")
     kinds = [m["type"] for m in agent.messages]

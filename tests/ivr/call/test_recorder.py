@@ -1,4 +1,4 @@
-"""The recorder: gaps of silence on the call's time line, and a disk that fills up."""
+"""The recorder: block writes, masking through its delay line, gaps, and a disk that fills up."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ivr.call.recorder import BLOCK_FRAMES, RecorderPool, Recording
+from ivr.call.recorder import BLOCK_FRAMES, MASK_DELAY_FRAMES, RecorderPool, Recording
+from media.dtmf import DETECTION_DELAY_FRAMES
+from media.frame import Pcm
 from media.wavfile import WAV_HEADER_BYTES
 from tests.conftest import noise_frames
 from tests.disk import fill, free, small_tmpfs
@@ -46,6 +48,109 @@ async def test_a_gap_is_silence_in_place_and_listed(tmp_path: Path, pool: Record
     assert not left[60:85].any()
     assert all(np.array_equal(left[85 + i], frames[60 + i]) for i in range(70))
     assert not left[155:].any()
+
+
+N = 160  # samples per 20 ms frame at 8 kHz
+
+
+async def record(
+    tmp_path: Path, pool: RecorderPool, frames: list[Pcm], masks: dict[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Record ``frames`` on the caller's channel, ``masks[i]`` given with frame ``i``.
+
+    The agent's channel carries the same frames, never masked. Returns both
+    channels of the file, one row per frame.
+    """
+    rec = Recording(pool, "rm", tmp_path / "rm.wav", 8000)
+    for i, f in enumerate(frames):
+        rec.add(f, f, masks.get(i))
+    done = await rec.close()
+    assert done.error is None
+    audio, _ = sf.read(str(done.path), dtype="int16", always_2d=True)
+    assert len(audio) == len(frames) * N
+    return audio[:, 0].reshape(-1, N), audio[:, 1].reshape(-1, N)
+
+
+def test_the_delay_line_is_the_detectors() -> None:
+    assert MASK_DELAY_FRAMES == DETECTION_DELAY_FRAMES >= 1
+
+
+async def test_a_tone_is_masked_from_its_first_sample_in_the_delay_line(
+    tmp_path: Path, pool: RecorderPool
+) -> None:
+    """The tone began 37 samples before the end of frame 3 and is reported with frame 5."""
+    frames = noise_frames(10)
+    originals = [f.copy() for f in frames]
+    onset = 3 * N + (N - 37)
+    left, right = await record(tmp_path, pool, frames, {5: onset - 5 * N, 6: 0})
+    for i in range(3):
+        assert np.array_equal(left[i], frames[i])
+    assert np.array_equal(left[3][: N - 37], frames[3][: N - 37])
+    assert not left[3][N - 37 :].any()
+    assert not left[4:7].any()  # held, reported, still sounding
+    for i in range(7, 10):
+        assert np.array_equal(left[i], frames[i])
+    # The agent's channel and the frames themselves (the agent heard them) are untouched.
+    assert all(np.array_equal(right[i], originals[i]) for i in range(10))
+    assert all(np.array_equal(f, o) for f, o in zip(frames, originals, strict=True))
+
+
+async def test_masking_reaches_back_exactly_the_delay_line(
+    tmp_path: Path, pool: RecorderPool
+) -> None:
+    """An onset further back than the frames held reaches the held frames, no more."""
+    frames = noise_frames(8)
+    report = 5
+    left, _ = await record(tmp_path, pool, frames, {report: -(MASK_DELAY_FRAMES * N) - 5})
+    first_held = report - MASK_DELAY_FRAMES
+    for i in range(first_held):
+        assert np.array_equal(left[i], frames[i])  # written already: beyond reach
+    assert not left[first_held : report + 1].any()
+    for i in range(report + 1, 8):
+        assert np.array_equal(left[i], frames[i])
+
+
+async def test_a_tone_across_a_block_boundary_is_masked_in_both_blocks(
+    tmp_path: Path, pool: RecorderPool
+) -> None:
+    """The tone begins in the last frame of the first one-second block."""
+    frames = noise_frames(BLOCK_FRAMES + 10)
+    last = BLOCK_FRAMES - 1  # the first block's last frame
+    report = last + MASK_DELAY_FRAMES
+    onset = last * N + 100
+    masks = {report: onset - report * N, report + 1: 0, report + 2: 0}
+    left, right = await record(tmp_path, pool, frames, masks)
+    for i in range(last):
+        assert np.array_equal(left[i], frames[i])
+    assert np.array_equal(left[last][:100], frames[last][:100])
+    assert not left[last][100:].any()
+    assert not left[last + 1 : report + 3].any()
+    for i in range(report + 3, len(frames)):
+        assert np.array_equal(left[i], frames[i])
+    assert all(np.array_equal(right[i], frames[i]) for i in range(len(frames)))
+
+
+async def test_a_tone_reported_while_paused_still_masks_the_frames_before(
+    tmp_path: Path, pool: RecorderPool
+) -> None:
+    frames = noise_frames(6)
+    rec = Recording(pool, "rp", tmp_path / "rp.wav", 8000)
+    for f in frames[:3]:
+        rec.add(f, None)
+    rec.pause("flow")
+    rec.add(frames[3], None, -N - 10)  # began 10 samples before the end of frame 1
+    rec.resume()
+    for f in frames[4:]:
+        rec.add(f, None)
+    done = await rec.close()
+    audio, _ = sf.read(str(done.path), dtype="int16", always_2d=True)
+    left = audio[:, 0].reshape(-1, N)
+    assert np.array_equal(left[0], frames[0])
+    assert np.array_equal(left[1][: N - 10], frames[1][: N - 10])
+    assert not left[1][N - 10 :].any()
+    assert not left[2:4].any()
+    assert np.array_equal(left[4], frames[4])
+    assert np.array_equal(left[5], frames[5])
 
 
 @pytest.fixture

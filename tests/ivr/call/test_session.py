@@ -78,7 +78,6 @@ async def new_call(
         caller=Leg(codec("pcm_s16le", 8000), t),
         caller_number="+15557654321",
         contact_id=contact,
-        client_ref=None,
     )
     await store_of(sb).calls.create(
         NewCall(

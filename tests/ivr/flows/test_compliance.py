@@ -1,4 +1,4 @@
-"""The flow compliance checker (DESIGN.md part 2), against a library of flows and the engine.
+"""The flow compliance checker (docs/compliance.md), against a library of flows and the engine.
 
 The library is ``tests/ivr/flows/library/*.yaml``: each file is one flow with the
 number settings it runs under and the exact violations expected (rule, path,

@@ -1,6 +1,6 @@
 """A server test double for the load runner: a tiny softswitch whose recorder can lie.
 
-It speaks just enough of PROTOCOL.md and of the REST API for a consent
+It speaks just enough of docs/protocol.md and of the REST API for a consent
 scenario: the menu plays at once; ``1`` bridges to a recorded line, ``2`` to
 one without recording, any other digit replays the menu. Like the real
 server it ticks every 20 ms, sends one frame per tick, and records the

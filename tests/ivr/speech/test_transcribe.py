@@ -28,19 +28,16 @@ from ivr import privacy
 from ivr.config import NumberConfig
 from ivr.server.keys import store_key, switchboard_key
 from ivr.speech import tts
+from ivr.speech.redaction import REDACTED, redact
 from ivr.speech.transcribe import (
-    MAX_ATTEMPTS,
-    REDACTED,
-    TranscriptionWorker,
     Word,
     channel_segments,
     check_languages,
-    default_processes,
     model_for,
-    redact,
     speech_spans,
     transcribe_samples,
 )
+from ivr.speech.worker import MAX_ATTEMPTS, TranscriptionWorker, default_processes
 from ivr.stamp import new_id, now_iso
 from ivr.store import NewCall, Store
 from media.frame import Pcm

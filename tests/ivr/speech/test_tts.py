@@ -296,35 +296,6 @@ def test_render_prompt_dir_reports_the_bad_file(tmp_path: Path) -> None:
         tts.render_prompt_dir(tmp_path)
 
 
-# --- resampler ---------------------------------------------------------------
-
-
-def test_resample_keeps_a_tone_in_band() -> None:
-    rate_in, rate_out = 22050, 16000
-    t = np.arange(rate_in) / rate_in
-    x = 10000.0 * np.sin(2 * np.pi * 1000.0 * t)
-    y = tts._resample(x, rate_in, rate_out)
-    assert y.size == rate_out
-    middle = y[2000:14000]  # away from the zero-padded ends
-    assert tone_level(middle, rate_out, 1000.0) == pytest.approx(10000.0, rel=0.01)
-    expected = 10000.0 * np.sin(2 * np.pi * 1000.0 * np.arange(2000, 14000) / rate_out)
-    assert float(np.max(np.abs(middle - expected))) < 20.0
-
-
-def test_resample_removes_what_would_alias() -> None:
-    """10 kHz is above the 8 kHz Nyquist of 16 kHz: it must not fold to 6 kHz."""
-    rate_in, rate_out = 22050, 16000
-    t = np.arange(rate_in) / rate_in
-    y = tts._resample(10000.0 * np.sin(2 * np.pi * 10000.0 * t), rate_in, rate_out)
-    assert tone_level(y[2000:14000], rate_out, 6000.0) < 10000.0 * 10 ** (-60 / 20)
-    assert float(np.max(np.abs(y[2000:14000]))) < 10.0
-
-
-def test_resample_same_rate_is_identity() -> None:
-    x = np.arange(10, dtype=np.float64)
-    assert tts._resample(x, 16000, 16000).tolist() == x.tolist()
-
-
 # --- hold music --------------------------------------------------------------
 
 

@@ -171,7 +171,7 @@ child.wait(120)
 # The child: arms it for the parent's pid, says so (on the parent's stdout), then waits.
 _CHILD = """
 import sys, time
-from ivr.speech.transcribe import _die_with_parent
+from ivr.speech.worker import _die_with_parent
 _die_with_parent(int(sys.argv[1]), prctl=sys.argv[2] == "prctl")
 print("armed", flush=True)
 time.sleep(120)

@@ -1,4 +1,4 @@
-"""Every error code of PROTOCOL.md, from the real server; bad input never hurts other calls."""
+"""Every error code of docs/protocol.md, from the real server; bad input never hurts other calls."""
 
 from __future__ import annotations
 

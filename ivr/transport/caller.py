@@ -1,0 +1,209 @@
+"""``GET /v1/call``: one caller leg, from ``dial`` to the close (docs/protocol.md).
+
+The handler only shuttles between the socket and the call: it reads up to a
+valid ``dial``, places the call (its row first: no call without its
+records), then hands audio and digits to the session and turns protocol
+errors into ``error`` messages, within the connection's limits. It closes
+the socket once the call and everything about it are saved.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ivr.call.leg import Leg
+from ivr.call.session import CallSession
+from ivr.call.switchboard import Busy, Switchboard
+from ivr.config import NumberConfig
+from ivr.errors import StorageUnavailable
+from ivr.privacy.redact import mask_number
+from ivr.server.keys import store_key, switchboard_key
+from ivr.stamp import new_id, now_iso
+from ivr.store import NewCall, Store
+from ivr.transport.limits import DIGIT_RATE, FRAME_RATE, MESSAGE_RATE, ErrorCount, Limits, over
+from ivr.transport.origin import check_origin
+from ivr.transport.protocol import (
+    CALLER_TYPES,
+    Dial,
+    ProtocolError,
+    parse,
+    parse_dial,
+    parse_dtmf,
+)
+from ivr.transport.ws import WsTransport, first_message, open_socket
+from media.errors import BadFrame
+
+log = logging.getLogger("ivr.ws")
+
+
+async def call_handler(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/call``: one caller leg."""
+    refused = check_origin(request)
+    if refused is not None:
+        return refused
+    sb = request.app[switchboard_key]
+    ws, transport = await open_socket(request)
+    errors = ErrorCount(transport, sb.metrics)
+    limits = Limits()
+    session: CallSession | None = None
+    try:
+        session = await _wait_dial(ws, transport, errors, sb, request.app[store_key])
+        if session is None:
+            return ws
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                if not limits.frames.take():
+                    session.end_for_limit("rate_limited", over("audio frames", FRAME_RATE))
+                    break
+                try:
+                    session.caller.receive_audio(msg.data)
+                except BadFrame as exc:
+                    if errors.report(ProtocolError("bad_frame", str(exc))):
+                        session.hangup("error")
+                        break
+            elif msg.type == WSMsgType.TEXT:
+                if not limits.messages.take():
+                    session.end_for_limit("rate_limited", over("messages", MESSAGE_RATE))
+                    break
+                try:
+                    m = parse(msg.data, CALLER_TYPES)
+                    if m["type"] == "dtmf":
+                        digits = parse_dtmf(m).digits
+                        if not limits.digits.take(len(digits)):
+                            session.end_for_limit("rate_limited", over("digits", DIGIT_RATE))
+                            break
+                        session.digits(digits)
+                    elif m["type"] == "hangup":
+                        session.caller_hangup()
+                        break
+                    else:
+                        raise ProtocolError("bad_field", "the call is already dialled")
+                except ProtocolError as err:
+                    if errors.report(err):
+                        session.hangup("error")
+                        break
+            else:
+                break
+            if session.ended:
+                break
+    finally:
+        if session is not None:
+            session.caller_hangup()
+            await session.wait_finished()
+        if not ws.closed:
+            await ws.close(code=transport.close_code or 1000)
+    return ws
+
+
+async def _wait_dial(
+    ws: web.WebSocketResponse,
+    transport: WsTransport,
+    errors: ErrorCount,
+    sb: Switchboard,
+    store: Store,
+) -> CallSession | None:
+    """Read messages until a valid ``dial``; place the call and return its session."""
+    while True:
+        dial = await first_message(ws, transport, errors, CALLER_TYPES, "dial", parse_dial)
+        if dial is None:
+            return None
+        dialled_at = time.monotonic()
+        number = sb.numbers.get(dial.to)
+        if number is None:
+            transport.send_message(
+                {
+                    "type": "error",
+                    "code": "unknown_number",
+                    "message": f"{dial.to} is not a number of this server",
+                }
+            )
+            transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
+            await ws.close(code=1000)
+            return None
+        try:
+            sb.check_capacity()
+        except Busy as exc:
+            transport.send_message({"type": "error", "code": "busy", "message": str(exc)})
+            transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
+            await ws.close(code=1000)
+            return None
+        try:
+            return await _place_call(sb, store, dial, number, transport, dialled_at)
+        except StorageUnavailable:
+            # No call without its records: the store cannot write, so none is placed.
+            transport.send_message(
+                {
+                    "type": "error",
+                    "code": "storage_unavailable",
+                    "message": "the server cannot take calls now: its storage is failing",
+                }
+            )
+            transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
+            await ws.close(code=1011)
+            return None
+
+
+async def _place_call(
+    sb: Switchboard,
+    store: Store,
+    dial: Dial,
+    number: NumberConfig,
+    transport: WsTransport,
+    dialled_at: float,
+) -> CallSession:
+    call_id = new_id("c")
+    flow = sb.flows[number.flow]
+    started_at = now_iso()
+    # The call's row first: if the store cannot take it, there is no call.
+    contact_id = await store.calls.contact_id(dial.from_)
+    await store.calls.create(
+        NewCall(
+            id=call_id,
+            number=dial.to,
+            contact_id=contact_id,
+            flow_id=flow.id,
+            flow_version=flow.version,
+            codec=dial.codec.name,
+            sample_rate=dial.codec.sample_rate,
+            client_ref=dial.client_ref,
+            started_at=started_at,
+        )
+    )
+    session = CallSession(
+        sb,
+        call_id=call_id,
+        number_id=dial.to,
+        number=number,
+        flow=flow,
+        caller=Leg(dial.codec, transport),
+        caller_number=dial.from_,
+        contact_id=contact_id,
+        started_at=started_at,
+    )
+    log.info(
+        "call %s to %s from %s (%s/%d)",
+        call_id,
+        dial.to,
+        mask_number(dial.from_),
+        dial.codec.name,
+        dial.codec.sample_rate,
+    )
+    sb.call_started(session)
+    session.start(dialled_at)
+    return session
+
+
+def _empty_stats() -> dict[str, Any]:
+    return {
+        "frames_sent": 0,
+        "frames_received": 0,
+        "frames_late": 0,
+        "frames_dropped": 0,
+        "frames_malformed": 0,
+        "frames_unsent": 0,
+        "recording_id": None,
+    }
