@@ -118,7 +118,7 @@ class FlowActions:
         self.key_at: float | None = None
         """When the caller last pressed a key (monotonic): the DTMF-to-response histogram."""
 
-    def execute(self, action: Action) -> None:
+    def carry_out(self, action: Action) -> None:
         call = self._call
         if isinstance(action, Play):
             self._play(action)

@@ -307,7 +307,7 @@ class CallSession:
     def _feed(self, event: Event) -> None:
         self.flow.receive(event)
         for action in self.flow.actions_to_take():
-            self.actions.execute(action)
+            self.actions.carry_out(action)
 
     def _end(self, reason: HangupReason) -> None:
         if self.ended:
