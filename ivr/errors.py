@@ -25,11 +25,30 @@ its module. Tree::
     │   ├── HandshakeFailed    (ivr.load.wsclient) no WebSocket upgrade (a ConnectionError too)
     │   ├── ProtocolViolation  (ivr.load.wsclient) the server broke RFC 6455 (a ConnectionError too)
     │   └── ApiFailed          (ivr.load.verify) an API read was not answered 200
+    ├── ServiceError       (ivr.services.errors) a use case refused what it was asked
+    │   ├── Invalid / InvalidFlow / NonCompliant   the request, a flow, or the proof
+    │   └── Missing / Conflict / Forbidden         no such object, a clash, no right
     ├── ApiError           (ivr.api.base) a refused API request, with its HTTP status
-    └── SubjectNotFound    (ivr.privacy.subject) no data about the erasure's or export's subject
+    ├── SubjectNotFound    (ivr.privacy.subject) no data about the erasure's or export's subject
+    ├── SipError           (ivr.transport.sip.errors) a SIP message or state the core refuses;
+    │   │                  carries the SIP status a response would have
+    │   ├── BadMessage     a message that does not parse (400, naming the header)
+    │   ├── SipStateError  our own misuse of the SIP core (also an AssertionError)
+    │   └── CallGone       the call or dialog no longer exists (481)
+    └── RtpError           (ivr.transport.rtp.errors) a packet, SDP or negotiation refused
+        ├── MalformedPacket    an RTP datagram that fails the header checks
+        │   └── MalformedEvent     a telephone-event payload of the wrong size
+        ├── MalformedRtcp      an RTCP datagram that fails the compound checks
+        ├── SdpError           a session description that does not parse
+        ├── OfferAnswerError   an answer that breaks offer/answer against our offer
+        ├── NoCommonCodec      no stream of an offer can be used (488)
+        └── InvalidField       our own code gave a value that does not fit (also a ValueError)
 
-``ApiError`` and ``SubjectNotFound`` are listed where they belong; they are
-to derive from :class:`IvrError` with the store and API side's next change.
+Two modules raise private exceptions for their own control flow that never
+leave them (``ivr.transport.sip.grammar.Invalid``,
+``ivr.transport.rtp.negotiation._Refused``); everything that reaches a caller
+is in the tree.
+
 ``media`` keeps a tree of its own (:class:`media.errors.MediaError`): it sits
 below ``ivr`` and never imports it.
 

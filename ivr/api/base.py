@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from ivr.access.audit import AuditLog
 from ivr.access.auth import Authenticator
 from ivr.access.policy import Action, permits
-from ivr.errors import AuthError, StorageUnavailable
+from ivr.errors import AuthError, IvrError, StorageUnavailable
 from ivr.server.keys import audit_key, authenticator_key, settings_key, store_key, switchboard_key
 from ivr.services.context import Context
 from ivr.services.errors import (
@@ -36,7 +36,7 @@ Route = tuple[str, str, Handler]
 M = TypeVar("M", bound=BaseModel)
 
 
-class ApiError(Exception):
+class ApiError(IvrError):
     """An error response: status, code, message, optional details and response headers."""
 
     def __init__(

@@ -15,6 +15,7 @@ import os
 import secrets
 from datetime import timedelta
 
+from ivr.errors import IvrError
 from ivr.store import Kind as Kind  # re-exported: whom an operation is about
 from ivr.store import Store
 
@@ -23,7 +24,7 @@ log = logging.getLogger("ivr.privacy")
 DEFAULT_EXPORT_WINDOW = timedelta(days=183)
 
 
-class SubjectNotFound(Exception):
+class SubjectNotFound(IvrError):
     """No data about that subject."""
 
 
