@@ -63,6 +63,10 @@ a few samples: what masking needs. It lies at most
 ``DETECTION_DELAY_FRAMES`` 20 ms frames before the reporting frame, so a
 recorder that holds that many frames back can silence a tone from its very
 first sample.
+
+The generator and the detector share one module (about 580 lines) because
+they share the tone table and the Q.24 limits, and the tests check one
+against the other.
 """
 
 from __future__ import annotations
