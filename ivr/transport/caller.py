@@ -15,20 +15,16 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from ivr.call.leg import Leg
 from ivr.call.session import CallSession
 from ivr.call.switchboard import Busy, Switchboard
-from ivr.config import NumberConfig
 from ivr.errors import StorageUnavailable
-from ivr.privacy.redact import mask_number
 from ivr.server.keys import store_key, switchboard_key
-from ivr.stamp import new_id, now_iso
-from ivr.store import NewCall, Store
+from ivr.store import Store
 from ivr.transport.limits import DIGIT_RATE, FRAME_RATE, MESSAGE_RATE, ErrorCount, Limits, over
 from ivr.transport.origin import check_origin
+from ivr.transport.placement import place_call
 from ivr.transport.protocol import (
     CALLER_TYPES,
-    Dial,
     ProtocolError,
     parse,
     parse_dial,
@@ -132,7 +128,7 @@ async def _wait_dial(
             await ws.close(code=1000)
             return None
         try:
-            return await _place_call(sb, store, dial, number, transport, dialled_at)
+            return await place_call(sb, store, dial, number, transport, dialled_at)
         except StorageUnavailable:
             # No call without its records: the store cannot write, so none is placed.
             transport.send_message(
@@ -145,56 +141,6 @@ async def _wait_dial(
             transport.send_message({"type": "hangup", "reason": "error", "stats": _empty_stats()})
             await ws.close(code=1011)
             return None
-
-
-async def _place_call(
-    sb: Switchboard,
-    store: Store,
-    dial: Dial,
-    number: NumberConfig,
-    transport: WsTransport,
-    dialled_at: float,
-) -> CallSession:
-    call_id = new_id("c")
-    flow = sb.flows[number.flow]
-    started_at = now_iso()
-    # The call's row first: if the store cannot take it, there is no call.
-    contact_id = await store.calls.contact_id(dial.from_)
-    await store.calls.create(
-        NewCall(
-            id=call_id,
-            number=dial.to,
-            contact_id=contact_id,
-            flow_id=flow.id,
-            flow_version=flow.version,
-            codec=dial.codec.name,
-            sample_rate=dial.codec.sample_rate,
-            client_ref=dial.client_ref,
-            started_at=started_at,
-        )
-    )
-    session = CallSession(
-        sb,
-        call_id=call_id,
-        number_id=dial.to,
-        number=number,
-        flow=flow,
-        caller=Leg(dial.codec, transport),
-        caller_number=dial.from_,
-        contact_id=contact_id,
-        started_at=started_at,
-    )
-    log.info(
-        "call %s to %s from %s (%s/%d)",
-        call_id,
-        dial.to,
-        mask_number(dial.from_),
-        dial.codec.name,
-        dial.codec.sample_rate,
-    )
-    sb.call_started(session)
-    session.start(dialled_at)
-    return session
 
 
 def _empty_stats() -> dict[str, Any]:

@@ -1,0 +1,75 @@
+"""Placing a call: how every transport (WebSocket, SIP) turns an accepted call into a session.
+
+The transport has already checked the number and the capacity. Here the
+call's row is stored first (no call without its records: if the store
+cannot take it, :class:`ivr.errors.StorageUnavailable` and there is no
+call), then the session is built around the caller's leg, registered with
+the switchboard and started: ``answered`` goes to the leg's transport and
+the flow begins.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ivr.call.leg import Leg, Transport
+from ivr.call.session import CallSession
+from ivr.call.switchboard import Switchboard
+from ivr.config import NumberConfig
+from ivr.privacy.redact import mask_number
+from ivr.stamp import new_id, now_iso
+from ivr.store import NewCall, Store
+from ivr.transport.protocol import Dial
+
+log = logging.getLogger("ivr.call")
+
+
+async def place_call(
+    sb: Switchboard,
+    store: Store,
+    dial: Dial,
+    number: NumberConfig,
+    transport: Transport,
+    dialled_at: float,
+) -> CallSession:
+    """Store the call's row, then start its session; ``dial.to`` is a configured number."""
+    call_id = new_id("c")
+    flow = sb.flows[number.flow]
+    started_at = now_iso()
+    # The call's row first: if the store cannot take it, there is no call.
+    contact_id = await store.calls.contact_id(dial.from_)
+    await store.calls.create(
+        NewCall(
+            id=call_id,
+            number=dial.to,
+            contact_id=contact_id,
+            flow_id=flow.id,
+            flow_version=flow.version,
+            codec=dial.codec.name,
+            sample_rate=dial.codec.sample_rate,
+            client_ref=dial.client_ref,
+            started_at=started_at,
+        )
+    )
+    session = CallSession(
+        sb,
+        call_id=call_id,
+        number_id=dial.to,
+        number=number,
+        flow=flow,
+        caller=Leg(dial.codec, transport),
+        caller_number=dial.from_,
+        contact_id=contact_id,
+        started_at=started_at,
+    )
+    log.info(
+        "call %s to %s from %s (%s/%d)",
+        call_id,
+        dial.to,
+        mask_number(dial.from_),
+        dial.codec.name,
+        dial.codec.sample_rate,
+    )
+    sb.call_started(session)
+    session.start(dialled_at)
+    return session
