@@ -10,8 +10,10 @@ from ivr.config.model import (
     LimitsConfig,
     NumberConfig,
     PromptSource,
+    SipSettings,
     TeamConfig,
     canonical_origin,
+    parse_port_range,
 )
 
 __all__ = [
@@ -23,10 +25,12 @@ __all__ = [
     "LimitsConfig",
     "NumberConfig",
     "PromptSource",
+    "SipSettings",
     "TeamConfig",
     "canonical_origin",
     "flow_dependencies",
     "load_config",
     "parse_config",
+    "parse_port_range",
     "prompt_source",
 ]

@@ -25,6 +25,7 @@ from ivr.config.model import (
     PromptSource,
     RawConfig,
     canonical_origin,
+    parse_port_range,
 )
 from ivr.e164 import is_e164
 from ivr.errors import InvalidConfig, Problem
@@ -128,6 +129,10 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
             )
         else:
             origins.append(canonical)
+    try:
+        parse_port_range(raw.sip.rtp_ports)
+    except ValueError as exc:
+        problems.append(Problem("sip.rtp_ports", str(exc)))
     for team_id, team in raw.teams.items():
         if team.bot_greeting is not None:
             need_prompt(f"teams.{team_id}.bot_greeting", team.bot_greeting)
@@ -156,6 +161,7 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
         prompts=prompts,
         prompts_dir=prompts_dir,
         http=HttpConfig(allowed_origins=list(dict.fromkeys(origins))),
+        sip=raw.sip,
     )
 
 

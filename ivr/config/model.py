@@ -65,6 +65,49 @@ class HttpConfig(Strict):
     allowed_origins: Annotated[list[str], Field(max_length=100)] = Field(default_factory=list)
 
 
+SipTransportName = Literal["udp", "tcp"]
+
+
+class SipSettings(Strict):
+    """The SIP and RTP edge (docs/config.md#sip): off unless ``enabled`` or ``ivr serve --sip-port``.
+
+    ``host`` is the address the edge listens on (UDP and TCP at ``port``);
+    ``public_address`` the one peers are told to reach us at, in Contact, Via
+    and SDP (default: ``host``, which must then be a concrete address). Each
+    call takes an even RTP port from ``rtp_ports`` and the odd one above it
+    for RTCP. ``max_calls`` bounds the SIP calls alone, under the server's
+    ``limits.max_calls``; ``answer_after_s`` is how long a call rings (180)
+    before the 200 OK.
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 5060
+    transports: Annotated[list[SipTransportName], Field(min_length=1, max_length=2)] = Field(
+        default_factory=lambda: list[SipTransportName](["udp", "tcp"])
+    )
+    rtp_ports: str = "20000-20999"  # LOW-HIGH, as ``ivr serve --rtp-ports`` takes it
+    public_address: str | None = None
+    max_calls: Annotated[int, Field(ge=1, le=100000)] = 500
+    answer_after_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"20000-20999"`` as (20000, 20999); ValueError unless 1024 <= LOW, LOW + 1 < HIGH <= 65535.
+
+    At least two ports: an RTP port is even and its RTCP port the odd one above.
+    """
+    low_text, sep, high_text = text.partition("-")
+    if not sep or not low_text.isdigit() or not high_text.isdigit():
+        raise ValueError(f"{text[:24]!r} is not a port range like 20000-20999")
+    low, high = int(low_text), int(high_text)
+    if not 1024 <= low < high <= 65535:
+        raise ValueError(f"{text[:24]!r}: need 1024 <= LOW < HIGH <= 65535")
+    if low + low % 2 + 1 > high:
+        raise ValueError(f"{text[:24]!r}: no even port with its odd neighbour in the range")
+    return low, high
+
+
 def canonical_origin(text: str) -> str | None:
     """An origin in the form browsers send it (RFC 6454 section 6.2), or None if not one.
 
@@ -102,6 +145,7 @@ class RawConfig(Strict):
     bots: BotConfig = BotConfig()
     limits: LimitsConfig = LimitsConfig()
     http: HttpConfig = HttpConfig()
+    sip: SipSettings = SipSettings()
     numbers: dict[str, NumberConfig]
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     flows: dict[str, RawFlow]
@@ -129,3 +173,4 @@ class Config:
     prompts: Mapping[str, PromptSource] = field(default_factory=dict)
     prompts_dir: Path = SHIPPED_PROMPTS
     http: HttpConfig = field(default_factory=HttpConfig)
+    sip: SipSettings = field(default_factory=SipSettings)
