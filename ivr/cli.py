@@ -13,10 +13,13 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ivr import __version__
 from ivr.errors import InvalidConfig, IvrError
+
+if TYPE_CHECKING:
+    from ivr.config import Config
 
 DEFAULT_DATA = Path("data")
 METRICS_TOKEN_ENV = "IVR_METRICS_TOKEN"
@@ -50,6 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--metrics-host",
         help="the address of the --metrics-port listener (default: 127.0.0.1)",
+    )
+    serve.add_argument(
+        "--sip-port",
+        type=int,
+        help="take SIP calls on UDP and TCP at --host on this port (turns the config's sip: on)",
+    )
+    serve.add_argument(
+        "--rtp-ports",
+        metavar="LOW-HIGH",
+        help="the UDP ports for the calls' RTP and RTCP (default: the config's sip.rtp_ports)",
     )
 
     users = sub.add_parser("users", help="manage users")
@@ -136,10 +149,29 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _sip_overrides(config: Config, args: argparse.Namespace) -> Config:
+    """``--sip-port`` turns SIP on at ``--host``; ``--rtp-ports`` sets the RTP range."""
+    from dataclasses import replace
+
+    from ivr.config import parse_port_range
+
+    update: dict[str, object] = {}
+    if args.sip_port is not None:
+        if not 0 <= args.sip_port <= 65535:
+            raise ValueError(f"--sip-port {args.sip_port}: not a port")
+        update.update(enabled=True, host=args.host, port=args.sip_port)
+    if args.rtp_ports is not None:
+        parse_port_range(args.rtp_ports)
+        update["rtp_ports"] = args.rtp_ports
+    if not update:
+        return config
+    return replace(config, sip=config.sip.model_copy(update=update))
+
+
 def _serve(args: argparse.Namespace) -> int:
     from ivr.config import load_config
     from ivr.server import serving
-    from ivr.server.app import create_app, metrics_addresses
+    from ivr.server.app import create_app, metrics_addresses, sip_address
     from ivr.server.keys import Settings
 
     logging.basicConfig(
@@ -157,6 +189,11 @@ def _serve(args: argparse.Namespace) -> int:
         print("ivr: --metrics-host needs --metrics-port", file=sys.stderr)
         return 2
     config = load_config(args.config)
+    try:
+        config = _sip_overrides(config, args)
+    except ValueError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
     violations = check_all(config.numbers, config.flows)
     if violations:
         print(format_violations(violations), file=sys.stderr)
@@ -180,9 +217,14 @@ def _serve(args: argparse.Namespace) -> int:
             where = f"http://{args.host}:{args.port}/metrics"
         else:
             where = ", ".join(f"http://{h}:{p}/metrics" for h, p in metrics_addresses(app))
+        sip = sip_address(app)
+        sip_text = ""
+        if sip is not None:
+            transports = "+".join(config.sip.transports)
+            sip_text = f"; SIP: sip:{sip[0]}:{sip[1]} ({transports}), RTP {config.sip.rtp_ports}"
         print(
             f"listening on http://{args.host}:{args.port} "
-            f"(calls: ws://{args.host}:{args.port}/v1/call; metrics: {where}"
+            f"(calls: ws://{args.host}:{args.port}/v1/call{sip_text}; metrics: {where}"
             f"{', token needed' if token is not None else ''}); Ctrl-C stops",
             flush=True,
         )
@@ -343,6 +385,11 @@ def _check_flows(args: argparse.Namespace) -> int:
     from ivr.flows.compliance import check_all, format_violations
 
     config = load_config(args.config)
+    try:
+        config = _sip_overrides(config, args)
+    except ValueError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
     violations = check_all(config.numbers, config.flows)
     print(format_violations(violations), file=sys.stderr if violations else sys.stdout)
     return 1 if violations else 0

@@ -2,9 +2,11 @@
 
 Start-up (``cleanup_ctx``, in order): open the store, load the prompts, seed
 the store from the config, build the switchboard (and its bots), start the
-media clock and the transcription worker, which each finished recording
-wakes. Shutdown first ends every call with reason ``shutdown`` (so each
-recording is closed and complete), then stops the clock and closes the store.
+media clock, the SIP edge (when the config turns it on) and the
+transcription worker, which each finished recording wakes. Shutdown first
+ends every call with reason ``shutdown`` (so each recording is closed and
+complete; a SIP caller gets a BYE), then closes the SIP edge's sockets,
+stops the clock and closes the store.
 """
 
 from __future__ import annotations
@@ -50,9 +52,13 @@ from ivr.speech.transcribe import check_languages
 from ivr.speech.worker import TranscriptionWorker
 from ivr.store import Store
 from ivr.transport import agent, caller
+from ivr.transport.sipedge import SipEdge
 from ivr.web import add_routes as add_web_routes
 
 log = logging.getLogger("ivr.app")
+
+sip_edge_key = web.AppKey("sip_edge", SipEdge)
+"""The SIP and RTP edge, when the config's ``sip.enabled`` (or ``ivr serve --sip-port``)."""
 
 
 async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -115,6 +121,11 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[audit_key] = audit = AuditLog(store)
         app[limiter_key] = LoginLimiter()
         app[allowed_origins_key] = frozenset(config.http.allowed_origins)
+        edge: SipEdge | None = None
+        if config.sip.enabled:  # before the clock: a port in use stops the start-up cleanly
+            edge = SipEdge(config.sip, switchboard, store)
+            await edge.start()
+            app[sip_edge_key] = edge
         clock.start()
         transcriber = TranscriptionWorker(store, switchboard.numbers)
         # A finished recording may be one to transcribe: the worker looks at once.
@@ -135,6 +146,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await switchboard.shutdown()
+        if edge is not None:
+            await edge.stop()
         await clock.stop()
         await asyncio.to_thread(recorder.shutdown)
         await transcriber.stop()
@@ -166,6 +179,14 @@ def metrics_addresses(app: web.Application) -> list[tuple[str, int]]:
     if metrics_runner_key not in app:
         return []
     return _hosts(app[metrics_runner_key])
+
+
+def sip_address(app: web.Application) -> tuple[str, int] | None:
+    """Where the SIP edge listens (host, port: UDP and/or TCP); None if SIP is off."""
+    if sip_edge_key not in app:
+        return None
+    edge = app[sip_edge_key]
+    return edge.settings.host, edge.port
 
 
 def _hosts(runner: web.BaseRunner) -> list[tuple[str, int]]:
