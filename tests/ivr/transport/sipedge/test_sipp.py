@@ -1,0 +1,303 @@
+"""Real SIPp calls to a real ``ivr serve --sip-port`` on loopback, with the demo config.
+
+The server runs as a subprocess on the shipped demo config (its numbers,
+flows and prompts), with transcription off (pocketsphinx is not under test
+and would spend the machine's cores) and calls ringing 1.5 s before the
+answer, so that SIPp can CANCEL one. The scenarios are in ``scenarios/``;
+SIPp finds its shipped pcaps (``g711a.pcap``, ``dtmf_2833_*.pcap``) in
+the folder it runs in, Debian's ``/usr/share/sip-tester``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from ivr.config import SHIPPED_CONFIG
+from media.g711 import alaw_decode
+
+IVR = [sys.executable, "-m", "ivr"]
+SCENARIOS = Path(__file__).parent / "scenarios"
+PCAPS = Path("/usr/share/sip-tester")
+SIPP = shutil.which("sipp")
+PASSWORD = "a long password"
+SUPERVISOR = ("--role", "supervisor", "--password-stdin", "--data")
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _free_sip_port() -> int:
+    """A port free on both UDP and TCP."""
+    for _ in range(50):
+        port = _free_port(socket.SOCK_DGRAM)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free on both UDP and TCP")
+
+
+@dataclass
+class Server:
+    url: str
+    sip_port: int
+    token: str
+    log: Path
+
+    def get(self, path: str) -> Any:
+        req = urllib.request.Request(
+            f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            body = resp.read()
+        return body if path.endswith("/audio") else json.loads(body)
+
+    def calls(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("/v1/calls?limit=100")["items"]
+        return items
+
+    def new_call(self, before: set[str], timeout_s: float = 20) -> dict[str, Any]:
+        """The one call that is not in ``before``, once it has ended and is saved."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            new = [c for c in self.calls() if c["id"] not in before]
+            if new and new[0].get("ended_at"):
+                assert len(new) == 1, new
+                full: dict[str, Any] = self.get(f"/v1/calls/{new[0]['id']}")
+                return full
+            time.sleep(0.2)
+        raise AssertionError(f"no new ended call; server log: {self.log.read_text()[-3000:]}")
+
+
+def _sipp(server: Server, scenario: str, service: str, tmp: Path, *extra: str) -> int:
+    assert SIPP is not None, "SIPp (Debian's sip-tester) must be installed for these tests"
+    sip_port = _free_port(socket.SOCK_DGRAM)
+    media_port = random.randrange(42000, 48000, 4)
+    cmd = [
+        SIPP,
+        f"127.0.0.1:{server.sip_port}",
+        "-sf",
+        str(SCENARIOS / scenario),
+        "-s",
+        service,
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(sip_port),
+        "-mp",
+        str(media_port),
+        "-nostdin",
+        "-timeout",
+        "60s",
+        "-trace_err",
+        "-error_file",
+        str(tmp / f"{scenario}.errors.log"),
+        "-trace_msg",
+        "-message_file",
+        str(tmp / f"{scenario}.messages.log"),
+        *extra,
+    ]
+    done = subprocess.run(cmd, cwd=PCAPS, capture_output=True, text=True, timeout=90)
+    if done.returncode != 0:
+        messages = tmp / f"{scenario}.messages.log"
+        print(done.stdout[-3000:], done.stderr[-2000:])
+        if messages.exists():
+            print(messages.read_text()[-6000:])
+        print(server.log.read_text()[-3000:])
+    return done.returncode
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("sipp")
+    config = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    for number in config["numbers"].values():
+        number["transcription"] = False
+    config["sip"] = {"answer_after_s": 1.5}
+    config["prompts_dir"] = str(SHIPPED_CONFIG.parent.parent / "prompts")
+    (tmp / "ivr.yaml").write_text(yaml.safe_dump(config))
+    data = tmp / "data"
+    subprocess.run(
+        [
+            *IVR,
+            "users",
+            "add",
+            "--email",
+            "sam@example.com",
+            "--name",
+            "Sam",
+            *SUPERVISOR,
+            str(data),
+        ],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    port, sip_port = _free_port(), _free_sip_port()
+    rtp_low = random.randrange(30000, 39000, 2)
+    log = tmp / "server.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [
+                *IVR,
+                "serve",
+                *("--config", str(tmp / "ivr.yaml"), "--data", str(data)),
+                *("--port", str(port), "--sip-port", str(sip_port)),
+                *("--rtp-ports", f"{rtp_low}-{rtp_low + 99}"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env={**os.environ},
+        )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    line = ""
+    while time.monotonic() < deadline and "listening on" not in line:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+    assert "listening on" in line, log.read_text()[-3000:]
+    assert f"SIP: sip:127.0.0.1:{sip_port} (udp+tcp)" in line
+    url = f"http://127.0.0.1:{port}"
+    req = urllib.request.Request(
+        f"{url}/v1/auth/login",
+        data=json.dumps({"email": "sam@example.com", "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        token = json.loads(resp.read())["token"]
+    try:
+        yield Server(url, sip_port, token, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        text = log.read_text()
+        assert "Traceback" not in text, text[-3000:]
+        assert "+15557654321" not in text  # caller ids are masked in the log
+
+
+def _pcap_payloads(name: str) -> bytes:
+    """The RTP payloads of a SIPp pcap (Ethernet, IPv4, UDP, 12-byte RTP headers)."""
+    data = (PCAPS / name).read_bytes()
+    offset, out = 24, []
+    while offset < len(data):
+        length = struct.unpack_from("<I", data, offset + 8)[0]
+        packet = data[offset + 16 : offset + 16 + length]
+        offset += 16 + length
+        out.append(packet[14 + 20 + 8 + 12 :])
+    return b"".join(out)
+
+
+def _find(haystack: np.ndarray[Any, Any], needle: np.ndarray[Any, Any]) -> int | None:
+    """Where ``needle`` starts in ``haystack`` exactly, or None."""
+    loud = int(np.argmax(np.abs(needle) > 1000))  # match on speech, not on flat silence
+    probe = needle[loud : loud + 400]
+    for at in np.nonzero(haystack == probe[0])[0]:
+        start = int(at) - loud
+        if (
+            start >= 0
+            and np.array_equal(haystack[at : at + len(probe)], probe)
+            and np.array_equal(haystack[start : start + len(needle)], needle)
+        ):
+            return start
+    return None
+
+
+def _events(call: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in call["events"] if e["type"] == kind]
+
+
+def test_press_1_records_exactly_the_audio_sipp_sent(server: Server, tmp_path: Path) -> None:
+    before = {c["id"] for c in server.calls()}
+    assert (
+        _sipp(server, "uac_call.xml", "+15550100", tmp_path, "-key", "dtmf", "dtmf_2833_1.pcap")
+        == 0
+    )
+    call = server.new_call(before)
+    assert call["number"] == "+15550100"
+    assert call["end_reason"] == "caller"
+    assert [d["digit"] for d in _events(call, "dtmf")] == ["1"]
+    assert _events(call, "dtmf")[0]["source"] == "rfc4733"
+    assert call["recordings"], call["recording_trace"]
+    wav = server.get(f"/v1/recordings/{call['recordings'][0]}/audio")
+    (tmp_path / "call.wav").write_bytes(wav)
+    audio, rate = sf.read(tmp_path / "call.wav", dtype="int16")
+    assert rate == 8000
+    assert audio.ndim == 2
+    sent = alaw_decode(np.frombuffer(_pcap_payloads("g711a.pcap"), dtype=np.uint8))
+    assert len(sent) == 236 * 240  # 7.08 s in 30 ms packets
+    # The caller's channel holds every sample SIPp sent, in order, repacketised to 20 ms.
+    start = _find(audio[:, 0], sent)
+    assert start is not None
+    changed = sent.copy()
+    changed[len(sent) // 2] ^= 0x100
+    assert _find(audio[:, 0], changed) is None  # one sample off would fail the test
+    # The telephone-event packets never reached the recording: it starts after the press.
+    assert call["stats"]["frames_malformed"] == 0
+
+
+def test_press_2_is_not_recorded(server: Server, tmp_path: Path) -> None:
+    before = {c["id"] for c in server.calls()}
+    assert (
+        _sipp(server, "uac_call.xml", "15550100", tmp_path, "-key", "dtmf", "dtmf_2833_2.pcap") == 0
+    )
+    call = server.new_call(before)
+    assert call["number"] == "+15550100"  # dialled without the +
+    assert [d["digit"] for d in _events(call, "dtmf")] == ["2"]
+    assert call["recordings"] == []
+    assert call["stats"]["recording_id"] is None
+
+
+def test_cancel_while_ringing_gets_487_and_places_no_call(server: Server, tmp_path: Path) -> None:
+    before = {c["id"] for c in server.calls()}
+    assert _sipp(server, "uac_cancel.xml", "+15550100", tmp_path) == 0
+    time.sleep(2)  # past the ring time: a call placed in spite of the CANCEL would show
+    assert {c["id"] for c in server.calls()} == before
+
+
+def test_hold_is_answered_recvonly_and_resume_sendrecv(server: Server, tmp_path: Path) -> None:
+    before = {c["id"] for c in server.calls()}
+    assert _sipp(server, "uac_hold.xml", "+15550101", tmp_path) == 0
+    call = server.new_call(before)
+    assert call["end_reason"] == "caller"
+
+
+def test_unknown_number_gets_404(server: Server, tmp_path: Path) -> None:
+    assert _sipp(server, "uac_unknown.xml", "+15559999999", tmp_path) == 0
+
+
+def test_no_common_codec_gets_488(server: Server, tmp_path: Path) -> None:
+    assert _sipp(server, "uac_no_codec.xml", "+15550100", tmp_path) == 0
