@@ -69,7 +69,7 @@ SipTransportName = Literal["udp", "tcp"]
 
 
 class SipSettings(Strict):
-    """The SIP and RTP edge (docs/config.md#sip): off unless ``enabled`` or ``ivr serve --sip-port``.
+    """The SIP and RTP edge (docs/config.md#sip): off unless ``enabled``, or ``--sip-port``.
 
     ``host`` is the address the edge listens on (UDP and TCP at ``port``);
     ``public_address`` the one peers are told to reach us at, in Contact, Via

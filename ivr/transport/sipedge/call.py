@@ -109,7 +109,11 @@ class SipCall:
             if self.sip_over:  # cancelled (or answered in vain) while the row was written
                 session.caller_hangup()
         except asyncio.CancelledError:
-            pass
+            if self.session is None:  # the server stops while the call rings
+                self.reject(503, headers=(("Retry-After", str(RETRY_AFTER_S)),))
+        except Exception:
+            log.exception("SIP call %s could not be taken", self.key)
+            self.reject(500)
         finally:
             if self.session is None:
                 self.release()

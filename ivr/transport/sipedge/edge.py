@@ -163,8 +163,10 @@ class SipEdge:
     async def stop(self) -> None:
         """After the switchboard's shutdown (every call ended and saved): close everything."""
         for call in list(self.calls.values()):
-            if call.task is not None:
-                call.task.cancel()
+            if call.task is not None and not call.task.done():
+                call.task.cancel()  # a ringing call gets 503
+                with contextlib.suppress(asyncio.CancelledError):
+                    await call.task
             call.release()
         for handle in self._timers.values():
             handle.cancel()

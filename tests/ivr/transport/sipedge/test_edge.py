@@ -197,3 +197,28 @@ async def test_the_edge_stops_with_the_app(
             bye, _ = await asyncio.wait_for(phone.sip.queue.get(), 5)
     finally:
         phone.close()
+
+
+async def test_a_delayed_offer_gets_ours_and_takes_the_answer_in_the_ack(
+    start_app: AppFactory, config_data: dict[str, Any]
+) -> None:
+    client = await start_app(_sip(config_data))
+    phone = await _phone(client)
+    try:
+        phone.request("INVITE", "+15550100")  # no SDP
+        ok = await phone.response(200)
+        assert "m=audio" in ok
+        assert "a=rtpmap:8 PCMA/8000" in ok
+        assert "a=sendrecv" in ok
+        answer = phone.offer().replace("RTP/AVP 0 101", "RTP/AVP 8 101").replace("0 PCMU", "8 PCMA")
+        phone.request("ACK", "+15550100", answer)
+        await asyncio.sleep(0.3)
+        packets = []
+        while not phone.rtp.queue.empty():
+            packets.append(phone.rtp.queue.get_nowait()[0])
+        assert len(packets) >= 10
+        assert {p[1] & 0x7F for p in packets} == {8}  # PCMA, as the answer chose
+        phone.request("BYE", "+15550100")
+        await phone.response(200)
+    finally:
+        phone.close()
