@@ -96,7 +96,7 @@ class Server:
 
 def _sipp(server: Server, scenario: str, service: str, tmp: Path, *extra: str) -> int:
     assert SIPP is not None, "SIPp (Debian's sip-tester) must be installed for these tests"
-    sip_port = _free_port(socket.SOCK_DGRAM)
+    sip_port = _free_sip_port()
     media_port = random.randrange(42000, 48000, 4)
     cmd = [
         SIPP,
@@ -288,9 +288,12 @@ def test_cancel_while_ringing_gets_487_and_places_no_call(server: Server, tmp_pa
     assert {c["id"] for c in server.calls()} == before
 
 
-def test_hold_is_answered_recvonly_and_resume_sendrecv(server: Server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["u1", "t1"])
+def test_hold_is_answered_recvonly_and_resume_sendrecv(
+    server: Server, tmp_path: Path, transport: str
+) -> None:
     before = {c["id"] for c in server.calls()}
-    assert _sipp(server, "uac_hold.xml", "+15550101", tmp_path) == 0
+    assert _sipp(server, "uac_hold.xml", "+15550101", tmp_path, "-t", transport) == 0
     call = server.new_call(before)
     assert call["end_reason"] == "caller"
 
