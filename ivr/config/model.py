@@ -77,7 +77,8 @@ class SipSettings(Strict):
     call takes an even RTP port from ``rtp_ports`` and the odd one above it
     for RTCP. ``max_calls`` bounds the SIP calls alone, under the server's
     ``limits.max_calls``; ``answer_after_s`` is how long a call rings (180)
-    before the 200 OK.
+    before the 200 OK; a call whose RTP stops for ``media_timeout_s`` (while
+    we expect some) is hung up.
     """
 
     enabled: bool = False
@@ -90,6 +91,7 @@ class SipSettings(Strict):
     public_address: str | None = None
     max_calls: Annotated[int, Field(ge=1, le=100000)] = 500
     answer_after_s: Annotated[float, Field(ge=0, le=60)] = 0.0
+    media_timeout_s: Annotated[float, Field(ge=0, le=3600)] = 60.0  # 0: never
 
 
 def parse_port_range(text: str) -> tuple[int, int]:

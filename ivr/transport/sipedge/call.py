@@ -106,6 +106,8 @@ class SipCall:
             self.session = session
             self.channel.leg = session.caller
             self.channel.on_digit = lambda digit: session.digits(digit, source=RFC4733)
+            self.channel.media_timeout_s = edge.settings.media_timeout_s
+            self.channel.on_media_timeout = session.caller_hangup
             if self.sip_over:  # cancelled (or answered in vain) while the row was written
                 session.caller_hangup()
         except asyncio.CancelledError:

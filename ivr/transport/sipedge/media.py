@@ -111,6 +111,9 @@ class RtpChannel:
         self._rtcp = _Socket(self._rtcp_in)
         self.leg: Leg | None = None  # set when the call is placed; frames before go nowhere
         self.on_digit: DigitSink | None = None
+        self.on_media_timeout: Callable[[], None] | None = None
+        self.media_timeout_s = 0.0  # 0: never
+        self._expect_since = time.monotonic()
         self.rx: rtp.RtpReceiver | None = None
         self.tx: rtp.RtpSender | None = None
         self.rtcp: rtp.RtcpSession | None = None
@@ -153,6 +156,7 @@ class RtpChannel:
     def _use(self, stream: rtp.AudioStream) -> None:
         old = self.stream
         self.stream = stream
+        self._expect_since = time.monotonic()
         if stream.remote_address is None:
             self._remote = self._remote_rtcp = None
             return
@@ -217,7 +221,15 @@ class RtpChannel:
         """The leg's frame of this tick (sent as RTP unless held); polls the receiver too."""
         if self.closed or self.tx is None or self.rx is None:
             return False
-        self._deliver(self.rx.poll(time.monotonic()))
+        now = time.monotonic()
+        self._deliver(self.rx.poll(now))
+        stream = self.stream
+        if self.media_timeout_s and stream is not None and stream.receive and stream.send:
+            last = max(self.rx.last_arrival_s or 0.0, self._expect_since)
+            if now - last >= self.media_timeout_s and self.on_media_timeout is not None:
+                callback, self.on_media_timeout = self.on_media_timeout, None
+                log.info("no RTP for %.0f s: the call is hung up", now - last)
+                asyncio.get_running_loop().call_soon(callback)  # not inside the clock's tick
         packets = self.tx.push(payload)
         if self._remote is not None:
             for datagram in packets:

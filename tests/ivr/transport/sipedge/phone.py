@@ -101,6 +101,16 @@ class Phone:
                     self.to_tag = tag.group(1)
                 return text
 
+    async def response_or_request(self, start: str, timeout: float = 5.0) -> str:
+        """The next message whose first line starts with ``start`` ("BYE", "SIP/2.0 200")."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            data, _ = await asyncio.wait_for(self.sip.queue.get(), max(left, 0.01))
+            text = data.decode(errors="replace")
+            if text.startswith(start):
+                return text
+
     async def call(self, to: str = "+15550100") -> str:
         """INVITE, the 200 OK, the ACK; returns the 200's text."""
         self.request("INVITE", to, self.offer())

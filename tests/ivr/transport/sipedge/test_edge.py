@@ -222,3 +222,44 @@ async def test_a_delayed_offer_gets_ours_and_takes_the_answer_in_the_ack(
         await phone.response(200)
     finally:
         phone.close()
+
+
+async def test_the_200_is_retransmitted_until_the_ack(
+    start_app: AppFactory, config_data: dict[str, Any]
+) -> None:
+    client = await start_app(_sip(config_data))
+    phone = await _phone(client)
+    try:
+        phone.request("INVITE", "+15550100", phone.offer())
+        first = await phone.response(200)
+        started = time.monotonic()
+        again = await phone.response(200, timeout=2)  # T1 = 500 ms later (RFC 3261 13.3.1.4)
+        assert 0.3 < time.monotonic() - started < 1.0
+        assert again.split("\r\n\r\n")[0] == first.split("\r\n\r\n")[0]
+        phone.request("ACK", "+15550100")
+        await asyncio.sleep(0.1)
+        while not phone.sip.queue.empty():
+            phone.sip.queue.get_nowait()
+        await asyncio.sleep(1.2)  # past the next retransmission, had there been one
+        assert phone.sip.queue.empty()
+        phone.request("BYE", "+15550100")
+        await phone.response(200)
+    finally:
+        phone.close()
+
+
+async def test_a_call_without_rtp_is_hung_up_after_the_media_timeout(
+    start_app: AppFactory, config_data: dict[str, Any]
+) -> None:
+    client = await start_app(_sip(config_data, media_timeout_s=0.5))
+    phone = await _phone(client)
+    try:
+        await phone.call()
+        session = _session(client)
+        started = time.monotonic()
+        bye = await phone.response_or_request("BYE", timeout=3)
+        assert 0.4 < time.monotonic() - started < 1.5
+        assert bye.startswith("BYE ")
+        assert session.reason == "caller"
+    finally:
+        phone.close()
