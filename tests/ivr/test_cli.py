@@ -207,3 +207,10 @@ def test_check_flows_passes_the_demo_and_refuses_a_non_compliant_flow(
     serve = run("serve", "--config", str(path), "--data", str(tmp_path / "d"), "--port", "1")
     assert serve.returncode == 1  # the server does not start on it
     assert "default_branch" in serve.stderr
+
+
+def test_serve_refuses_a_bad_rtp_port_range() -> None:
+    bad = run("serve", "--sip-port", "5060", "--rtp-ports", "30001-30002")
+    assert bad.returncode == 2
+    assert "no even port" in bad.stderr
+    assert run("serve", "--rtp-ports", "high-low").returncode == 2
