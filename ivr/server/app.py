@@ -123,7 +123,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         app[allowed_origins_key] = frozenset(config.http.allowed_origins)
         edge: SipEdge | None = None
         if config.sip.enabled:  # before the clock: a port in use stops the start-up cleanly
-            edge = SipEdge(config.sip, switchboard, store)
+            edge = SipEdge(config.sip, switchboard, store, app[metrics_key])
             await edge.start()
             app[sip_edge_key] = edge
         clock.start()

@@ -25,6 +25,20 @@ from prometheus_client.exposition import choose_encoder
 HANGUP_REASONS = ("caller", "agent", "flow", "no_answer", "timeout", "shutdown", "error")
 # docs/protocol.md, "Limits": the error codes a connection is closed with for a limit.
 WS_LIMITS = ("rate_limited", "too_many_events", "too_many_errors")
+# What became of each new SIP INVITE (docs/config.md#sip: the checks in order).
+SIP_OUTCOMES = (
+    "placed",
+    "not_found",
+    "forbidden",
+    "busy",
+    "no_codec",
+    "bad_sdp",
+    "cancelled",
+    "storage",
+    "error",
+)
+LOSS_BUCKETS = (0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+JITTER_BUCKETS_S = (0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 
 SETUP_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 DTMF_BUCKETS_S = (0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -108,6 +122,33 @@ class ServerMetrics:
         )
         for limit in WS_LIMITS:
             self._limit_closes.labels(limit)
+        self._sip_invites = Counter(
+            "ivr_sip_invites", "New SIP INVITEs, by what became of them.", ["outcome"], registry=r
+        )
+        for outcome in SIP_OUTCOMES:
+            self._sip_invites.labels(outcome)
+        self._sip_malformed = Counter(
+            "ivr_sip_malformed",
+            "SIP messages that could not be parsed (answered 400, or dropped).",
+            registry=r,
+        )
+        self._rtp_foreign = Counter(
+            "ivr_rtp_foreign_packets",
+            "RTP and RTCP packets from an address other than the call's peer (dropped).",
+            registry=r,
+        )
+        self._rtcp_loss = Histogram(
+            "ivr_rtcp_peer_fraction_lost",
+            "At a SIP call's end: the fraction of our RTP its peer last reported lost (RTCP).",
+            buckets=LOSS_BUCKETS,
+            registry=r,
+        )
+        self._rtcp_jitter = Histogram(
+            "ivr_rtcp_peer_jitter_seconds",
+            "At a SIP call's end: the interarrival jitter its peer last reported (RTCP).",
+            buckets=JITTER_BUCKETS_S,
+            registry=r,
+        )
 
     # -- calls ------------------------------------------------------------------
 
@@ -169,6 +210,24 @@ class ServerMetrics:
     def limit_close(self, limit: str) -> None:
         """A WebSocket was closed for going over ``limit`` (one of :data:`WS_LIMITS`)."""
         self._limit_closes.labels(limit).inc()
+
+    # -- SIP and RTP --------------------------------------------------------------
+
+    def sip_invite(self, outcome: str) -> None:
+        """A new INVITE was placed or refused (one of :data:`SIP_OUTCOMES`)."""
+        self._sip_invites.labels(outcome).inc()
+
+    def sip_malformed(self, count: int = 1) -> None:
+        self._sip_malformed.inc(count)
+
+    def rtp_call_ended(self, foreign: int, loss: float | None, jitter_s: float | None) -> None:
+        """A SIP call's media closed: packets from strangers, the peer's last RTCP figures."""
+        if foreign:
+            self._rtp_foreign.inc(foreign)
+        if loss is not None:
+            self._rtcp_loss.observe(loss)
+        if jitter_s is not None:
+            self._rtcp_jitter.observe(jitter_s)
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Every metric, in the format the ``Accept`` header asks for, and its content type.

@@ -75,7 +75,7 @@ class SipCall:
             pair = edge.ports.bind()
             if pair is None:
                 log.warning("SIP call refused: no RTP port free in the range")
-                self.reject(503, headers=(("Retry-After", str(RETRY_AFTER_S)),))
+                self.reject(503, "busy", headers=(("Retry-After", str(RETRY_AFTER_S)),))
                 return
             self.channel = RtpChannel(edge.ports, pair)
             await self.channel.open()
@@ -90,7 +90,7 @@ class SipCall:
             try:
                 edge.sb.check_capacity()
             except Busy:
-                self.reject(503, headers=(("Retry-After", str(RETRY_AFTER_S)),))
+                self.reject(503, "busy", headers=(("Retry-After", str(RETRY_AFTER_S)),))
                 return
             dial = Dial(
                 to=self.to, from_=self.from_, codec=make_codec(self.codec, 8000), client_ref=None
@@ -99,11 +99,13 @@ class SipCall:
             try:
                 session = await place_call(edge.sb, edge.store, dial, number, self, self.dialled_at)
             except StorageUnavailable:
-                self.reject(503, reason="Storage Unavailable", headers=(("Retry-After", "30"),))
+                retry = (("Retry-After", "30"),)
+                self.reject(503, "storage", reason="Storage Unavailable", headers=retry)
                 return
             finally:
                 self.placing = False
             self.session = session
+            edge.metrics.sip_invite("placed")
             self.channel.leg = session.caller
             self.channel.on_digit = lambda digit: session.digits(digit, source=RFC4733)
             self.channel.media_timeout_s = edge.settings.media_timeout_s
@@ -112,10 +114,10 @@ class SipCall:
                 session.caller_hangup()
         except asyncio.CancelledError:
             if self.session is None:  # the server stops while the call rings
-                self.reject(503, headers=(("Retry-After", str(RETRY_AFTER_S)),))
+                self.reject(503, "busy", headers=(("Retry-After", str(RETRY_AFTER_S)),))
         except Exception:
             log.exception("SIP call %s could not be taken", self.key)
-            self.reject(500)
+            self.reject(500, "error")
         finally:
             if self.session is None:
                 self.release()
@@ -137,11 +139,13 @@ class SipCall:
                 )
             except rtp.NoCommonCodec as exc:
                 log.info("SIP call %s refused: no common codec (%s)", self.key, exc)
-                self.reject(488, headers=(("Warning", '304 ivr "Media type not available"'),))
+                self.reject(
+                    488, "no_codec", headers=(("Warning", '304 ivr "Media type not available"'),)
+                )
                 return False
             except rtp.SdpError as exc:
                 log.info("SIP call %s refused: bad SDP (%s)", self.key, exc)
-                self.reject(400, reason="Bad SDP")
+                self.reject(400, "bad_sdp", reason="Bad SDP")
                 return False
             assert negotiated.stream is not None
             self._stream = negotiated.stream
@@ -150,10 +154,17 @@ class SipCall:
         return True
 
     def reject(
-        self, status: int, *, reason: str | None = None, headers: tuple[tuple[str, str], ...] = ()
+        self,
+        status: int,
+        outcome: str,
+        *,
+        reason: str | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
+        """A final error response to the INVITE, counted in /metrics as ``outcome``."""
         if not self.sip_over:
             self.sip_over = True
+            self.edge.metrics.sip_invite(outcome)
             self.edge.decide(
                 lambda now: self.edge.core.reject(
                     self.key, status, now, reason=reason, headers=headers
@@ -164,6 +175,8 @@ class SipCall:
 
     def ended_by_peer(self) -> None:
         """BYE, CANCEL, or no ACK: the core's call is over (or closing on its own)."""
+        if self.session is None and not self.sip_over:
+            self.edge.metrics.sip_invite("cancelled")
         self.sip_over = True
         if self.session is not None:
             self.session.caller_hangup()
@@ -242,8 +255,15 @@ class SipCall:
         self.release()
 
     def release(self) -> None:
-        if self.channel is not None:
-            self.channel.close()
+        channel = self.channel
+        if channel is not None and not channel.closed:
+            channel.close()
+            report = None if channel.rtcp is None else channel.rtcp.peer_report
+            self.edge.metrics.rtp_call_ended(
+                channel.counters["foreign"],
+                None if report is None else report.loss_percent / 100,
+                None if report is None else report.jitter_ms / 1000,
+            )
         self.edge.forget(self)
 
     def stats(self) -> dict[str, Any]:

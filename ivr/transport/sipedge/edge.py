@@ -29,6 +29,7 @@ from ivr.call.switchboard import Busy, Switchboard
 from ivr.config import SipSettings, parse_port_range
 from ivr.e164 import is_e164
 from ivr.privacy.redact import mask_number
+from ivr.server.metrics import ServerMetrics
 from ivr.store import Store
 from ivr.transport.sip import (
     AckReceived,
@@ -113,8 +114,15 @@ class _Tcp(asyncio.Protocol):
 class SipEdge:
     """SIP over UDP and TCP, and RTP, for the switchboard's numbers."""
 
-    def __init__(self, settings: SipSettings, sb: Switchboard, store: Store) -> None:
+    def __init__(
+        self,
+        settings: SipSettings,
+        sb: Switchboard,
+        store: Store,
+        metrics: ServerMetrics | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or ServerMetrics()
         self.sb = sb
         self.store = store
         self.public_address = settings.public_address or settings.host
@@ -185,10 +193,15 @@ class SipEdge:
 
     def feed(self, step: Callable[[float], None]) -> None:
         """One input into the core (a packet, a timer), then everything it caused."""
+        counters = self.core.counters
+        malformed = counters["answered_malformed"] + counters["dropped_malformed"]
         try:
             step(time.monotonic())
         except Exception:  # the core takes anything a peer sends; this is a bug
             log.exception("the SIP core failed on an input; dropped")
+        more = counters["answered_malformed"] + counters["dropped_malformed"] - malformed
+        if more:
+            self.metrics.sip_malformed(more)
         self.flush()
 
     def decide(self, step: Callable[[float], None]) -> bool:
@@ -319,12 +332,14 @@ class SipEdge:
         number = None if to is None else self.sb.numbers.get(to)
         if to is None or number is None:
             log.info("SIP call %s refused: not a number of this server (404)", key)
+            self.metrics.sip_invite("not_found")
             self.decide(lambda now: self.core.reject(key, 404, now))
             return
         from_ = dialled_number(event.from_user)
         if from_ is None:
             log.info("SIP call %s to %s refused: the caller id is not E.164 (403)", key, to)
             reason = "Caller ID Is Not An E.164 Number"
+            self.metrics.sip_invite("forbidden")
             self.decide(lambda now: self.core.reject(key, 403, now, reason=reason))
             return
         try:
@@ -334,6 +349,7 @@ class SipEdge:
         except Busy:
             log.warning("SIP call %s to %s refused: at the call limit (503)", key, to)
             retry = (("Retry-After", str(RETRY_AFTER_S)),)
+            self.metrics.sip_invite("busy")
             self.decide(lambda now: self.core.reject(key, 503, now, headers=retry))
             return
         log.info("SIP call %s to %s from %s", key, to, mask_number(from_))

@@ -80,6 +80,7 @@ async def test_info_digit_chooses_and_garbage_disturbs_nothing(
         ok = await phone.call()
         server_rtp = ("127.0.0.1", phone.server_rtp_port(ok))
         session = _session(client)
+        (session_key,) = client.app[sip_edge_key].calls
         assert session.caller.codec.name == "pcmu"
         # Our RTP, then hostile noise: junk on the SIP port, junk and a stranger's
         # packet on the RTP port. None of it may touch the call.
@@ -96,6 +97,9 @@ async def test_info_digit_chooses_and_garbage_disturbs_nothing(
         )
         stranger.sendto(_rtp(9, 0, b"\x00" * 160, ssrc=0x666), server_rtp)
         stranger.close()
+        await _until(
+            lambda: client.app[sip_edge_key].calls[session_key].channel.counters["foreign"] == 1
+        )
         await _until(lambda: session.flow.node == "consent")
         phone.request("INFO", "+15550100", "Signal=1\r\nDuration=100\r\n", "application/dtmf-relay")
         await phone.response(200)
@@ -110,6 +114,10 @@ async def test_info_digit_chooses_and_garbage_disturbs_nothing(
         assert row is not None
         assert row["end_reason"] == "caller"
         assert client.app[sip_edge_key].calls == {}
+        metrics = await (await client.get("/metrics")).text()
+        assert 'ivr_sip_invites_total{outcome="placed"} 1.0' in metrics
+        assert "ivr_sip_malformed_total 2.0" in metrics
+        assert "ivr_rtp_foreign_packets_total 1.0" in metrics
     finally:
         phone.close()
 
@@ -161,6 +169,10 @@ async def test_refused_before_anything_is_bound(
         await phone.response(status)
         assert client.app[sip_edge_key].ports.free == 10
         assert client.app[switchboard_key].calls == {}
+        metrics = await (await client.get("/metrics")).text()
+        outcome = "not_found" if status == 404 else "forbidden"
+        assert f'ivr_sip_invites_total{{outcome="{outcome}"}} 1.0' in metrics
+        assert 'ivr_sip_invites_total{outcome="placed"} 0.0' in metrics
     finally:
         phone.close()
 
