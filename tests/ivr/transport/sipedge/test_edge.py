@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -274,4 +275,53 @@ async def test_a_call_without_rtp_is_hung_up_after_the_media_timeout(
         assert bye.startswith("BYE ")
         assert session.reason == "caller"
     finally:
+        phone.close()
+
+
+async def test_a_call_over_tcp_gets_our_bye_on_its_connection(
+    start_app: AppFactory, config_data: dict[str, Any]
+) -> None:
+    client = await start_app(_sip(config_data))
+    edge = client.app[sip_edge_key]
+    reader, writer = await asyncio.open_connection("127.0.0.1", edge.port)
+    here = writer.get_extra_info("sockname")[1]
+    phone = await _phone(client)  # for its SDP and RTP port only
+    try:
+        body = phone.offer().encode()
+        head = (
+            f"INVITE sip:+15550100@127.0.0.1:{edge.port};transport=tcp SIP/2.0\r\n"
+            f"Via: SIP/2.0/TCP 127.0.0.1:{here};branch=z9hG4bK-tcp-1\r\n"
+            f"From: <sip:+15557654321@127.0.0.1>;tag=tcp1\r\n"
+            f"To: <sip:+15550100@127.0.0.1>\r\n"
+            f"Call-ID: tcp-call@127.0.0.1\r\nCSeq: 1 INVITE\r\n"
+            f"Contact: <sip:phone@127.0.0.1:{here};transport=tcp>\r\nMax-Forwards: 70\r\n"
+            f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body)
+        seen = b""
+        while b"SIP/2.0 200 OK" not in seen:
+            seen += await asyncio.wait_for(reader.read(65536), 5)
+        ok = seen.split(b"SIP/2.0 200 OK", 1)[1].decode()
+        found = re.search(r"^To:.*;tag=([^;\s]+)", ok, re.MULTILINE)
+        assert found is not None
+        tag = found.group(1)
+        writer.write(
+            (
+                f"ACK sip:+15550100@127.0.0.1:{edge.port};transport=tcp SIP/2.0\r\n"
+                f"Via: SIP/2.0/TCP 127.0.0.1:{here};branch=z9hG4bK-tcp-2\r\n"
+                f"From: <sip:+15557654321@127.0.0.1>;tag=tcp1\r\n"
+                f"To: <sip:+15550100@127.0.0.1>;tag={tag}\r\n"
+                f"Call-ID: tcp-call@127.0.0.1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
+                f"Content-Length: 0\r\n\r\n"
+            ).encode()
+        )
+        session = _session(client)
+        await asyncio.sleep(0.2)
+        session.hangup("error")  # the server ends the call: a BYE, on this connection
+        seen = b""
+        while b"BYE sip:" not in seen:
+            seen += await asyncio.wait_for(reader.read(65536), 1)  # not the ACK's timeout
+        assert b"Via: SIP/2.0/TCP" in seen.split(b"BYE sip:", 1)[1]
+    finally:
+        writer.close()
         phone.close()
