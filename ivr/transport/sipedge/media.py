@@ -4,9 +4,12 @@ Each call has an even RTP port from the configured range and the odd one
 above it for RTCP (RFC 3550 section 11). Symmetric RTP (RFC 4961): our
 packets go where the peer's packets come from, once one has come (a phone
 behind NAT cannot know its public address for its SDP); until then, to the
-address in its SDP. The first valid packet after an offer/answer latches
-the address; packets from anywhere else are counted and dropped, so a
-stray sender cannot take over or disturb the call. A datagram that is not
+address in its SDP. A packet from the SDP's address latches at once; from
+another address (NAT), ``LATCH_PACKETS`` in sequence of one SSRC from that
+address, in a payload type we answered, are needed (the packets before
+are dropped), so one stray packet cannot take the call over. Once
+latched, packets from anywhere else are counted and dropped; a new
+offer/answer with another address latches again. A datagram that is not
 RTP is counted and dropped by the receiver.
 
 The media clock drives both paths: every tick the leg sends its frame
@@ -35,6 +38,7 @@ from media.errors import BadFrame
 log = logging.getLogger("ivr.sip.media")
 
 Address = tuple[str, int]
+LATCH_PACKETS = 2  # from an address the SDP did not give, in sequence, before we latch
 DigitSink = Callable[[str], None]
 
 
@@ -122,6 +126,8 @@ class RtpChannel:
         self._remote_rtcp: Address | None = None
         self._latched: Address | None = None
         self._latched_rtcp: Address | None = None
+        self._sdp_remote: Address | None = None
+        self._candidate: tuple[Address, int, int, int] | None = None  # addr, ssrc, seq, count
         self._report: asyncio.TimerHandle | None = None
         self.closed = False
         self.counters = {"foreign": 0, "malformed_rtcp": 0}
@@ -161,8 +167,10 @@ class RtpChannel:
             self._remote = self._remote_rtcp = None
             return
         sdp_remote = (stream.remote_address, stream.remote_port)
+        self._sdp_remote = sdp_remote
         if old is None or (old.remote_address, old.remote_port) != sdp_remote:
             self._latched = self._latched_rtcp = None  # it moved: latch again
+            self._candidate = None
         self._remote = self._latched or sdp_remote
         self._remote_rtcp = self._latched_rtcp or (stream.remote_address, stream.remote_rtcp_port)
 
@@ -176,16 +184,36 @@ class RtpChannel:
         rx = self.rx
         if rx is None or self.closed:
             return
-        if self._latched is not None and addr != self._latched:
+        now = time.monotonic()
+        if self._latched is not None:
+            if addr != self._latched:
+                self.counters["foreign"] += 1
+                return
+            self._deliver(rx.receive(data, now))
+            return
+        try:
+            packet = rtp.parse_packet(data)
+        except rtp.MalformedPacket:
+            rx.receive(data, now)  # counted there
+            return
+        if packet.payload_type not in rx.formats or not self._may_latch(addr, packet):
             self.counters["foreign"] += 1
             return
-        now = time.monotonic()
-        got = rx.receive(data, now)
-        if self._latched is None and rx.ssrc is not None:  # a valid packet: latch to it
-            self._latched = addr
-            if self._remote is not None:
-                self._remote = addr
-        self._deliver(got)
+        self._latched = addr
+        if self._remote is not None:
+            self._remote = addr
+        self._deliver(rx.receive_packet(packet, now))
+
+    def _may_latch(self, addr: Address, packet: rtp.RtpPacket) -> bool:
+        if addr == self._sdp_remote:
+            return True
+        c = self._candidate
+        if c is not None and c[:2] == (addr, packet.ssrc) and packet.sequence == (c[2] + 1) % 65536:
+            count = c[3] + 1
+        else:
+            count = 1
+        self._candidate = (addr, packet.ssrc, packet.sequence, count)
+        return count >= LATCH_PACKETS
 
     def _deliver(self, got: rtp.Received) -> None:
         leg = self.leg
@@ -202,7 +230,10 @@ class RtpChannel:
     def _rtcp_in(self, data: bytes, addr: Address) -> None:
         if self.rtcp is None or self.closed:
             return
-        if self._latched_rtcp is not None and addr != self._latched_rtcp:
+        rtp_peer = self._latched or self._sdp_remote
+        if (self._latched_rtcp is not None and addr != self._latched_rtcp) or (
+            rtp_peer is not None and addr[0] != rtp_peer[0]  # RTCP comes from the RTP's host
+        ):
             self.counters["foreign"] += 1
             return
         try:

@@ -325,3 +325,43 @@ async def test_a_call_over_tcp_gets_our_bye_on_its_connection(
     finally:
         writer.close()
         phone.close()
+
+
+async def test_symmetric_rtp_latches_to_a_natted_source_after_two_packets(
+    start_app: AppFactory, config_data: dict[str, Any]
+) -> None:
+    client = await start_app(_sip(config_data))
+    phone = await _phone(client)
+    loop = asyncio.get_running_loop()
+    nat_inbox: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Nat(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            nat_inbox.put_nowait(data)
+
+    nat, _ = await loop.create_datagram_endpoint(Nat, local_addr=("127.0.0.1", 0))
+    try:
+        ok = await phone.call()
+        server_rtp = ("127.0.0.1", phone.server_rtp_port(ok))
+        session = _session(client)
+        channel = client.app[sip_edge_key].calls[next(iter(client.app[sip_edge_key].calls))].channel
+        assert channel is not None
+        # The phone's packets come from another port than its SDP said (a NAT).
+        nat.sendto(_rtp(500, 0, b"\x7f" * 160), server_rtp)
+        await asyncio.sleep(0.05)
+        assert channel.counters["foreign"] == 1  # one packet is not enough
+        assert channel.remote == ("127.0.0.1", phone.rtp_port)
+        for i in range(1, 6):
+            nat.sendto(_rtp(500 + i, 160 * i, b"\x7f" * 160), server_rtp)
+        await _until(lambda: session.caller.stats.frames_received >= 4)
+        assert channel.remote == nat.get_extra_info("sockname")[:2]
+        await asyncio.wait_for(nat_inbox.get(), 1)  # our RTP follows the latch
+        # Now the SDP's own port is a stranger.
+        assert phone.rtp.transport is not None
+        phone.rtp.transport.sendto(_rtp(900, 0, b"\x00" * 160), server_rtp)
+        await _until(lambda: channel.counters["foreign"] == 2)
+        phone.request("BYE", "+15550100")
+        await phone.response(200)
+    finally:
+        nat.close()
+        phone.close()
