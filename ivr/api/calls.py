@@ -45,6 +45,9 @@ CALL_FIELDS = (
     "agent_name",
     "recording_decision",
     "stats",
+    "transport",
+    "sip_call_id",
+    "media",
 )
 
 

@@ -32,9 +32,11 @@ _NEW_CALL = (
     "sample_rate",
     "client_ref",
     "started_at",
+    "transport",
+    "sip_call_id",
 )
 _CALL_FIELDS = frozenset(CallFields.__annotations__)
-_JSON_FIELDS = ("recording_decision", "stats")
+_JSON_FIELDS = ("recording_decision", "stats", "media")
 _EVENT = dialect.insert("call_events", ("call_id", "at", "type", "data"))
 _CONSENT = (
     "id",
@@ -80,6 +82,9 @@ def call_row(row: aiosqlite.Row) -> CallRow:
         stats=_json(row["stats"]),
         consent_decision=row["consent_decision"],
         subject_erased=bool(row["subject_erased"]),
+        transport=row["transport"],
+        sip_call_id=row["sip_call_id"],
+        media=_json(row["media"]),
     )
 
 

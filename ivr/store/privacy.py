@@ -109,7 +109,8 @@ class PrivacyRepository(Repository):
                 cur = await db.execute(f"DELETE FROM consents WHERE call_id IN {in_calls}", calls)
                 consents = max(cur.rowcount, 0)
                 await db.execute(
-                    "UPDATE calls SET client_ref = NULL, subject_erased = 1 "
+                    # A SIP Call-ID often names the caller's host: it goes with them.
+                    "UPDATE calls SET client_ref = NULL, sip_call_id = NULL, subject_erased = 1 "
                     f"WHERE id IN {in_calls}",
                     calls,
                 )

@@ -19,6 +19,25 @@ from ivr.e164 import is_e164, leading_number
 Migration = str | Callable[[aiosqlite.Connection], Awaitable[None]]
 
 
+_CALL_TRANSPORT_COLUMNS = {
+    "transport": "TEXT NOT NULL DEFAULT 'ws'",
+    "sip_call_id": "TEXT",
+    "media": "TEXT",
+}
+
+
+async def _call_transport(db: aiosqlite.Connection) -> None:
+    """Migration 7: ``calls.transport`` (``ws``, ``sip``), ``sip_call_id`` and ``media``.
+
+    Columns already there are left alone, so running it again changes nothing.
+    """
+    async with db.execute("PRAGMA table_info(calls)") as cur:
+        have = {row[1] for row in await cur.fetchall()}
+    for name, kind in _CALL_TRANSPORT_COLUMNS.items():
+        if name not in have:
+            await db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
+
+
 async def _normalise_contacts(db: aiosqlite.Connection) -> None:
     """Migration 6: every stored contact number becomes exactly E.164, or none.
 
@@ -352,4 +371,6 @@ MIGRATIONS: list[Migration] = [
     """,
     # 6: contact numbers with junk after them, from before the anchored check.
     _normalise_contacts,
+    # 7: how a call came in (WebSocket or SIP), its SIP Call-ID, its media figures (RTP/RTCP).
+    _call_transport,
 ]

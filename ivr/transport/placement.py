@@ -18,7 +18,7 @@ from ivr.call.switchboard import Switchboard
 from ivr.config import NumberConfig
 from ivr.privacy.redact import mask_number
 from ivr.stamp import new_id, now_iso
-from ivr.store import NewCall, Store
+from ivr.store import CallTransport, NewCall, Store
 from ivr.transport.protocol import Dial
 
 log = logging.getLogger("ivr.call")
@@ -31,8 +31,15 @@ async def place_call(
     number: NumberConfig,
     transport: Transport,
     dialled_at: float,
+    *,
+    kind: CallTransport = "ws",
+    sip_call_id: str | None = None,
 ) -> CallSession:
-    """Store the call's row, then start its session; ``dial.to`` is a configured number."""
+    """Store the call's row, then start its session; ``dial.to`` is a configured number.
+
+    ``kind`` is how the call came in (``ws``, ``sip``), shown by ``/v1/calls``
+    as ``transport``, with the SIP Call-ID of a SIP call.
+    """
     call_id = new_id("c")
     flow = sb.flows[number.flow]
     started_at = now_iso()
@@ -49,6 +56,8 @@ async def place_call(
             sample_rate=dial.codec.sample_rate,
             client_ref=dial.client_ref,
             started_at=started_at,
+            transport=kind,
+            sip_call_id=sip_call_id,
         )
     )
     session = CallSession(
@@ -63,10 +72,11 @@ async def place_call(
         started_at=started_at,
     )
     log.info(
-        "call %s to %s from %s (%s/%d)",
+        "call %s to %s from %s (%s, %s/%d)",
         call_id,
         dial.to,
         mask_number(dial.from_),
+        kind,
         dial.codec.name,
         dial.codec.sample_rate,
     )

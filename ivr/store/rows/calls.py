@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypedDict
 
 RecordingStatus = Literal["recording", "complete", "interrupted", "truncated"]
+CallTransport = Literal["ws", "sip"]
 
 
 # -- calls, events, consent ----------------------------------------------------------
@@ -24,6 +25,8 @@ class NewCall:
     sample_rate: int
     started_at: str
     client_ref: str | None = None
+    transport: CallTransport = "ws"
+    sip_call_id: str | None = None  # the SIP Call-ID header of a call over SIP
 
 
 class CallFields(TypedDict, total=False):
@@ -40,6 +43,7 @@ class CallFields(TypedDict, total=False):
     stats: dict[str, Any] | None
     consent_decision: str | None
     client_ref: str | None
+    media: dict[str, Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,9 @@ class CallRow:
     stats: dict[str, Any] | None
     consent_decision: str | None
     subject_erased: bool
+    transport: str = "ws"
+    sip_call_id: str | None = None
+    media: dict[str, Any] | None = None  # RTP and RTCP figures of a SIP call
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,16 @@ class SipCall:
             )
             self.placing = True
             try:
-                session = await place_call(edge.sb, edge.store, dial, number, self, self.dialled_at)
+                session = await place_call(
+                    edge.sb,
+                    edge.store,
+                    dial,
+                    number,
+                    self,
+                    self.dialled_at,
+                    kind="sip",
+                    sip_call_id=self.sip_call_id,
+                )
             except StorageUnavailable:
                 retry = (("Retry-After", "30"),)
                 self.reject(503, "storage", reason="Storage Unavailable", headers=retry)
@@ -251,7 +260,9 @@ class SipCall:
             self.edge.decide(lambda now: self.edge.core.bye(self.key, now))
 
     def close(self, code: int) -> None:
-        """The call is saved: the media goes, and the edge forgets the call."""
+        """The call is saved: its media figures are added to its row, the media goes."""
+        if self.session is not None and self.channel is not None:
+            self.edge.save_media(self.session.id, self.channel.stats())
         self.release()
 
     def release(self) -> None:

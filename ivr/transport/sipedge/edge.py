@@ -139,6 +139,7 @@ class SipEdge:
         self._timers: dict[Timer, asyncio.TimerHandle] = {}
         self._flushing = False
         self.port = settings.port
+        self._writes: set[asyncio.Task[None]] = set()
 
     # -- start and stop ------------------------------------------------------------
 
@@ -176,6 +177,8 @@ class SipEdge:
                 with contextlib.suppress(asyncio.CancelledError):
                     await call.task
             call.release()
+        if self._writes:
+            await asyncio.wait(list(self._writes), timeout=5)
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
@@ -304,6 +307,19 @@ class SipEdge:
         self.core.connection_closed(connection)
 
     # -- the calls -----------------------------------------------------------------------
+
+    def save_media(self, call_id: str, media: dict[str, Any]) -> None:
+        """Add a call's RTP and RTCP figures to its row (after its own records are saved)."""
+
+        async def write() -> None:
+            try:
+                await self.store.calls.update(call_id, media=media)
+            except Exception as exc:  # the call is saved; only its media figures are lost
+                log.warning("call %s: its media figures are not saved: %s", call_id, exc)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     def forget(self, call: SipCall) -> None:
         self.calls.pop(call.key, None)

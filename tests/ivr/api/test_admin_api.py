@@ -218,6 +218,7 @@ async def test_live_pause_and_resume_write_silence_and_list_the_pause(
     assert pause["reason"] == "card"
     call = await (await client.get(f"/v1/calls/{answered['call_id']}", headers=bearer(sup))).json()
     assert call["pauses"] == {rec["id"]: [pause]}
+    assert (call["transport"], call["sip_call_id"], call["media"]) == ("ws", None, None)
     assert any("paused" in line and "(card)" in line for line in call["recording_trace"])
     assert any("draw" in line for line in call["recording_trace"])
     assert 0.3 <= pause["end_s"] - pause["start_s"] <= 0.8

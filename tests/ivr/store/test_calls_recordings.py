@@ -7,7 +7,8 @@ import json
 import pytest
 
 from ivr.errors import NotFound, StoreError
-from ivr.store import CallRow, NewConsent, RecordingRow, Store
+from ivr.stamp import now_iso
+from ivr.store import CallRow, NewCall, NewConsent, RecordingRow, Store
 from tests.ivr.store.conftest import a_call, a_recording
 
 DECISION = {"record": True, "line": "recorded", "reasons": []}
@@ -37,6 +38,30 @@ async def test_a_call_round_trips_as_a_typed_row_with_json_decoded(store: Store)
         await store.calls.update(call_id, secret="x")  # type: ignore[call-arg]
     with pytest.raises(NotFound):
         await store.calls.get("c_missing")
+
+
+async def test_a_sip_call_keeps_its_transport_call_id_and_media(store: Store) -> None:
+    ws_call = await a_call(store)
+    assert (await store.calls.get(ws_call)).transport == "ws"
+    contact = await store.calls.contact_id("+15557654321")
+    await store.calls.create(
+        NewCall(
+            id="c_sip",
+            number="+15550100",
+            contact_id=contact,
+            flow_id="consent",
+            flow_version="v1",
+            codec="pcma",
+            sample_rate=8000,
+            started_at=now_iso(),
+            transport="sip",
+            sip_call_id="1-4242@192.0.2.10",
+        )
+    )
+    await store.calls.update("c_sip", media={"packets_received": 250, "peer_jitter_ms": 1.5})
+    call = await store.calls.get("c_sip")
+    assert (call.transport, call.sip_call_id) == ("sip", "1-4242@192.0.2.10")
+    assert call.media == {"packets_received": 250, "peer_jitter_ms": 1.5}
 
 
 async def test_calls_page_newest_first_by_agent_with_a_cursor(store: Store) -> None:

@@ -111,9 +111,13 @@ async def test_info_digit_chooses_and_garbage_disturbs_nothing(
         phone.request("BYE", "+15550100")
         await phone.response(200)
         await asyncio.wait_for(session.wait_finished(), 10)
-        row = await client.app[store_key].get_call(session.id)
-        assert row is not None
-        assert row["end_reason"] == "caller"
+        row = await client.app[store_key].calls.get(session.id)
+        assert (row.end_reason, row.transport, row.sip_call_id) == ("caller", "sip", phone.call_id)
+        await _until(lambda: client.app[sip_edge_key]._writes == set())
+        row = await client.app[store_key].calls.get(session.id)
+        assert row.media is not None
+        assert row.media["packets_received"] == 5
+        assert row.media["packets_sent"] > 0
         assert client.app[sip_edge_key].calls == {}
         metrics = await (await client.get("/metrics")).text()
         assert 'ivr_sip_invites_total{outcome="placed"} 1.0' in metrics

@@ -81,12 +81,15 @@ class Server:
         items: list[dict[str, Any]] = self.get("/v1/calls?limit=100")["items"]
         return items
 
-    def new_call(self, before: set[str], timeout_s: float = 20) -> dict[str, Any]:
-        """The one call that is not in ``before``, once it has ended and is saved."""
+    def new_call(
+        self, before: set[str], timeout_s: float = 20, *, media: bool = False
+    ) -> dict[str, Any]:
+        """The one call that is not in ``before``, once it has ended and is saved
+        (with ``media``: once its RTP figures are saved too)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             new = [c for c in self.calls() if c["id"] not in before]
-            if new and new[0].get("ended_at"):
+            if new and new[0].get("ended_at") and (new[0]["media"] or not media):
                 assert len(new) == 1, new
                 full: dict[str, Any] = self.get(f"/v1/calls/{new[0]['id']}")
                 return full
@@ -246,9 +249,15 @@ def test_press_1_records_exactly_the_audio_sipp_sent(server: Server, tmp_path: P
         _sipp(server, "uac_call.xml", "+15550100", tmp_path, "-key", "dtmf", "dtmf_2833_1.pcap")
         == 0
     )
-    call = server.new_call(before)
+    call = server.new_call(before, media=True)
     assert call["number"] == "+15550100"
     assert call["end_reason"] == "caller"
+    assert (call["transport"], call["codec"], call["sample_rate"]) == ("sip", "pcma", 8000)
+    assert call["sip_call_id"].endswith("@127.0.0.1")  # SIPp's [call_id]
+    # Every packet of both pcaps counted: 10 telephone-events, 236 of audio.
+    assert call["media"]["packets_received"] == 246
+    assert call["media"]["packets_lost"] <= 0  # none lost (the SSRC change counts -2)
+    assert call["media"]["packets_sent"] > 0
     assert [d["digit"] for d in _events(call, "dtmf")] == ["1"]
     assert _events(call, "dtmf")[0]["source"] == "rfc4733"
     assert call["recordings"], call["recording_trace"]
