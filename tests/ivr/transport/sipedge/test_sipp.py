@@ -97,7 +97,9 @@ class Server:
         raise AssertionError(f"no new ended call; server log: {self.log.read_text()[-3000:]}")
 
 
-def _sipp(server: Server, scenario: str, service: str, tmp: Path, *extra: str) -> int:
+def _sipp(
+    server: Server, scenario: str, service: str, tmp: Path, *extra: str, calls: int = 1
+) -> int:
     assert SIPP is not None, "SIPp (Debian's sip-tester) must be installed for these tests"
     sip_port = _free_sip_port()
     media_port = random.randrange(42000, 48000, 4)
@@ -109,7 +111,7 @@ def _sipp(server: Server, scenario: str, service: str, tmp: Path, *extra: str) -
         "-s",
         service,
         "-m",
-        "1",
+        str(calls),
         "-i",
         "127.0.0.1",
         "-p",
@@ -313,3 +315,22 @@ def test_unknown_number_gets_404(server: Server, tmp_path: Path) -> None:
 
 def test_no_common_codec_gets_488(server: Server, tmp_path: Path) -> None:
     assert _sipp(server, "uac_no_codec.xml", "+15550100", tmp_path) == 0
+
+
+def test_forty_calls_at_ten_a_second_twenty_at_once(server: Server, tmp_path: Path) -> None:
+    before = {c["id"] for c in server.calls()}
+    started = time.monotonic()
+    code = _sipp(server, "uac_short.xml", "+15550101", tmp_path, "-r", "10", "-l", "20", calls=40)
+    assert code == 0
+    assert time.monotonic() - started < 30
+    deadline = time.monotonic() + 20
+    while True:
+        new = [c for c in server.calls() if c["id"] not in before]
+        if (len(new) == 40 and all(c["media"] for c in new)) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert len(new) == 40
+    assert {c["transport"] for c in new} == {"sip"}
+    assert {c["end_reason"] for c in new} == {"caller"}
+    assert len({c["sip_call_id"] for c in new}) == 40
+    assert [c["media"]["packets_received"] for c in new] == [10] * 40
