@@ -25,8 +25,9 @@ async def a_call(
     number: str = "+15550100",
     caller: str | None = "+15557654321",
     started_at: str | None = None,
+    sip_call_id: str | None = None,
 ) -> str:
-    """A call's first row, from ``caller`` to ``number``; returns its id."""
+    """A call's first row, from ``caller`` to ``number`` (over SIP with ``sip_call_id``)."""
     contact = None if caller is None else await store.calls.contact_id(caller)
     call_id = new_id("c")
     await store.calls.create(
@@ -40,6 +41,8 @@ async def a_call(
             sample_rate=8000,
             started_at=started_at or now_iso(),
             client_ref="ref-1",
+            transport="ws" if sip_call_id is None else "sip",
+            sip_call_id=sip_call_id,
         )
     )
     return call_id

@@ -123,7 +123,7 @@ async def test_the_workers_interface_keeps_its_dict_and_mappings(store: Store) -
 
 
 async def test_an_erasure_job_its_scope_and_its_one_unit_of_work(store: Store) -> None:
-    call_id = await a_call(store)
+    call_id = await a_call(store, sip_call_id="1-4242@192.0.2.10")
     rec_id = await a_recording(store, call_id, transcribe=True)
     assert await store.transcripts.save(transcript(rec_id, "x"))
     job = ErasureJobRow("e_1", "contact", "+15557654321", "ps_abc", "u_admin", now_iso())
@@ -145,6 +145,7 @@ async def test_an_erasure_job_its_scope_and_its_one_unit_of_work(store: Store) -
     assert await store.privacy.receipts() == [kept]
     call = await store.calls.get(call_id)
     assert (call.contact, call.client_ref, call.subject_erased) == (None, None, True)
+    assert (call.transport, call.sip_call_id) == ("sip", None)  # the Call-ID names a host
     assert await store.recordings.for_call(call_id) == []
     assert await store.transcripts.job(rec_id) is None
 
