@@ -144,16 +144,18 @@ class SipEdge:
     # -- start and stop ------------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        host, port = self.settings.host, self.settings.port
-        if "udp" in self.settings.transports:
-            transport, self._udp = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=(host, port)
-            )
-            port = int(transport.get_extra_info("sockname")[1])
-        if "tcp" in self.settings.transports:
-            self._tcp = await loop.create_server(lambda: _Tcp(self), host, port)
-            port = int(self._tcp.sockets[0].getsockname()[1])
+        """Bind UDP and TCP to one port (port 0: a free one, tried again if TCP has it taken)."""
+        for attempt in range(5):
+            try:
+                port = await self._bind()
+                break
+            except OSError:
+                if self._udp is not None and self._udp.transport is not None:
+                    self._udp.transport.close()
+                self._udp = None
+                if self.settings.port != 0 or attempt == 4:
+                    raise
+        host = self.settings.host
         self.port = port
         self.core = SipCore(
             SipConfig(
@@ -168,6 +170,19 @@ class SipEdge:
             self.settings.rtp_ports,
             self.public_address,
         )
+
+    async def _bind(self) -> int:
+        loop = asyncio.get_running_loop()
+        host, port = self.settings.host, self.settings.port
+        if "udp" in self.settings.transports:
+            transport, self._udp = await loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(host, port)
+            )
+            port = int(transport.get_extra_info("sockname")[1])
+        if "tcp" in self.settings.transports:
+            self._tcp = await loop.create_server(lambda: _Tcp(self), host, port)
+            port = int(self._tcp.sockets[0].getsockname()[1])
+        return port
 
     async def stop(self) -> None:
         """After the switchboard's shutdown (every call ended and saved): close everything."""
