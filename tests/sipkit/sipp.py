@@ -1,0 +1,212 @@
+"""Run SIPp (Debian's ``sip-tester``, 3.6.1) with our scenarios, bounded, and read its traces.
+
+The scenarios are XML files in ``scenarios/`` next to this module (what each
+one does is in its opening comment and in docs/sip.md). Each run gets its
+own folder for SIPp's traces: ``-trace_msg`` (every message sent and
+received), ``-trace_err`` (the unexpected ones) and ``-trace_stat`` (the
+counters, as ``;``-separated CSV), which :class:`SippRun` hands back with
+the exit code. SIPp exits 0 when every call succeeded, 1 when one failed,
+97 when stopped by a command, 99 when no call was processed, 255/254 on a
+fatal error (bad scenario, port in use).
+
+Scenario values are given as ``-key NAME VALUE`` (``keys``, used as ``[NAME]``
+in messages) and ``-set NAME VALUE`` (``variables``, globals used by
+``<pause variable=...>`` and ``play_pcap_audio="[$NAME]"`` style actions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.sipkit.process import LOOPBACK, Child, free_port
+
+BINARY = "sipp"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+SHIPPED = Path("/usr/share/sip-tester")  # g711a.pcap, dtmf_2833_0..9, _star, _pound .pcap
+# SIPp's exit codes (its manual, "Exit codes").
+SUCCESS, SOME_FAILED, NO_CALLS = 0, 1, 99
+
+
+def available() -> bool:
+    return shutil.which(BINARY) is not None
+
+
+def scenario(name: str) -> Path:
+    """One of ours: ``scenario("uac_pcap")`` is ``scenarios/uac_pcap.xml``."""
+    path = SCENARIOS / f"{name}.xml"
+    if not path.exists():
+        raise FileNotFoundError(f"no SIPp scenario {name!r} in {SCENARIOS.name}/")
+    return path
+
+
+def shipped_pcap(name: str) -> Path:
+    """A pcap shipped with SIPp: ``shipped_pcap("dtmf_2833_1")``."""
+    return SHIPPED / f"{name}.pcap"
+
+
+@dataclass
+class SippRun:
+    argv: list[str]
+    returncode: int | None
+    output: str = ""  # SIPp's screen
+    messages: str = ""  # -trace_msg
+    errors: str = ""  # -trace_err
+    stats: dict[str, str] = field(default_factory=dict)  # the last row of -trace_stat
+
+    def count(self, name: str) -> int:
+        """A cumulative counter of the stats file: ``count("SuccessfulCall")``."""
+        return int(self.stats.get(f"{name}(C)", "0") or 0)
+
+    @property
+    def successful(self) -> int:
+        return self.count("SuccessfulCall")
+
+    @property
+    def failed(self) -> int:
+        return self.count("FailedCall")
+
+    def received(self) -> list[str]:
+        """The messages SIPp received, as text, in order."""
+        return _messages(self.messages, "received")
+
+    def sent(self) -> list[str]:
+        return _messages(self.messages, "sent")
+
+
+def _messages(trace: str, way: str) -> list[str]:
+    found = []
+    for block in ("\n" + trace).split("\n----------------------------------------------- ")[1:]:
+        _head, _, text = block.partition("\n")
+        _, _, rest = text.partition("\n")  # "UDP message received [n] bytes :"
+        if f"message {way}" in text.split("\n", 1)[0]:
+            found.append(rest.strip("\n"))
+    return found
+
+
+def command(
+    scenario_path: Path | str,
+    target: str | None,
+    *,
+    workdir: Path,
+    service: str | None = None,
+    keys: Mapping[str, str] | None = None,
+    variables: Mapping[str, str] | None = None,
+    calls: int = 1,
+    rate: float | None = None,
+    limit: int | None = None,
+    timeout_s: float = 20.0,
+    local_port: int | None = None,
+    media_port: int | None = None,
+    transport: str = "u1",
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """SIPp's command line for one run (``scenario_path`` a file, or ``"uas"`` builtin).
+
+    Makes ``workdir``, where the traces will be."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    builtin = isinstance(scenario_path, str) and not scenario_path.endswith(".xml")
+    argv = [BINARY]
+    argv += ["-sn", str(scenario_path)] if builtin else ["-sf", str(scenario_path)]
+    argv += ["-i", LOOPBACK, "-p", str(local_port or free_port())]
+    argv += ["-mi", LOOPBACK, "-mp", str(media_port or free_port(tcp=False))]
+    argv += ["-t", transport, "-m", str(calls), "-nostdin"]
+    argv += ["-timeout", f"{timeout_s}s", "-timeout_error"]
+    if rate is not None:
+        argv += ["-r", str(rate)]
+    if limit is not None:
+        argv += ["-l", str(limit)]
+    if service is not None:
+        argv += ["-s", service]
+    for name, value in (keys or {}).items():
+        argv += ["-key", name, value]
+    for name, value in (variables or {}).items():
+        argv += ["-set", name, value]
+    argv += ["-trace_msg", "-message_file", str(workdir / "messages.log")]
+    argv += ["-trace_err", "-error_file", str(workdir / "errors.log")]
+    argv += ["-trace_stat", "-stf", str(workdir / "stats.csv"), "-fd", "1"]
+    argv += list(extra)
+    if target is not None:
+        argv.append(target)
+    return argv
+
+
+async def run(
+    scenario_path: Path | str,
+    target: str | None,
+    *,
+    workdir: Path,
+    timeout_s: float = 20.0,
+    **options: object,
+) -> SippRun:
+    """Run SIPp to its end (or ``timeout_s`` plus a few seconds, then kill it)."""
+    argv = command(scenario_path, target, workdir=workdir, timeout_s=timeout_s, **options)  # type: ignore[arg-type]
+    async with Child(argv, cwd=workdir) as child:
+        returncode = await child.wait(timeout_s + 5.0)
+    return _collect(argv, child, workdir, returncode)
+
+
+def _collect(argv: list[str], child: Child, workdir: Path, returncode: int | None) -> SippRun:
+    result = SippRun(argv, returncode, child.output)
+    if (workdir / "messages.log").exists():
+        result.messages = (workdir / "messages.log").read_text(errors="replace")
+    if (workdir / "errors.log").exists():
+        result.errors = (workdir / "errors.log").read_text(errors="replace")
+    if (workdir / "stats.csv").exists():
+        rows = [r for r in (workdir / "stats.csv").read_text().splitlines() if r.strip()]
+        if len(rows) >= 2:
+            result.stats = dict(zip(rows[0].split(";"), rows[-1].split(";"), strict=False))
+    return result
+
+
+@dataclass
+class SippServer:
+    """A SIPp running in the background as the called side, at :attr:`port`."""
+
+    port: int
+    media_port: int
+    child: Child
+    workdir: Path
+    argv: list[str]
+    result: SippRun | None = None
+
+    def uri(self, user: str) -> str:
+        return f"sip:{user}@{LOOPBACK}:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    scenario_path: Path | str = "uas",
+    *,
+    workdir: Path,
+    calls: int = 1,
+    timeout_s: float = 20.0,
+    **options: object,
+) -> AsyncIterator[SippServer]:
+    """``async with serving(workdir=tmp) as uas:`` dial ``uas.uri("100")``.
+
+    SIPp's builtin ``uas`` by default (180, 200 with a PCMU SDP, waits for
+    BYE). On leaving, SIPp is given a moment to finish its calls, then
+    stopped; ``uas.result`` holds its traces."""
+    port, media_port = free_port(), free_port(tcp=False)
+    argv = command(
+        scenario_path, None, workdir=workdir, calls=calls, timeout_s=timeout_s,
+        local_port=port, media_port=media_port, **options,  # type: ignore[arg-type]
+    )  # fmt: skip
+    child = Child(argv, cwd=workdir)
+    await child.start()
+    server = SippServer(port, media_port, child, workdir, argv)
+    returncode: int | None = None
+    try:
+        await asyncio.sleep(0.3)  # SIPp binds its sockets before reading the scenario's first step
+        if child.returncode is not None:
+            raise RuntimeError(f"SIPp ended at once ({child.returncode}):\n{child.output}")
+        yield server
+        returncode = await child.wait(3.0)
+    finally:
+        stopped = await child.stop()
+    server.result = _collect(argv, child, workdir, stopped if returncode is None else returncode)

@@ -1,0 +1,142 @@
+"""Our SIPp scenarios against the mini UAS: each passes where it should, fails where it should."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.sipkit import pcap, sipp
+from tests.sipkit.process import LOOPBACK
+from tests.sipkit.uas import MiniUas, parse_sdp
+
+pytestmark = pytest.mark.tools("sipp")
+
+
+def target(uas: MiniUas) -> str:
+    return f"{LOOPBACK}:{uas.sip_port}"
+
+
+def status_lines(run: sipp.SippRun) -> list[str]:
+    return [m.split("\n", 1)[0].strip() for m in run.received()]
+
+
+async def test_uac_pcap_offers_pcma_pcmu_and_events_then_sends_the_key_and_the_speech(
+    tmp_path: Path,
+) -> None:
+    speech = sipp.shipped_pcap("g711a")
+    async with MiniUas() as uas:
+        run = await sipp.run(
+            sipp.scenario("uac_pcap"), target(uas), workdir=tmp_path, service="+15550100",
+            keys={"dtmf": str(sipp.shipped_pcap("dtmf_2833_1")), "audio": str(speech)},
+            variables={"wait_ms": "200", "after_ms": "200", "talk_ms": "1500"},
+        )  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    assert (run.successful, run.failed) == (1, 0)
+    offer = parse_sdp(uas.invites()[0].body)
+    assert offer.formats == (8, 0, 101)
+    assert offer.ptime == 30
+    assert offer.encoding(101) == "telephone-event/8000"
+    assert uas.methods() == ["INVITE", "ACK", "BYE"]
+    assert {r.uri for r in uas.requests[1:]} == {f"sip:minuas@{LOOPBACK}:{uas.sip_port}"}
+    assert uas.presses() == "1"
+    # The speech arrives as the pcap's own 30 ms PCMA packets, in order, unchanged.
+    heard = b"".join(p.payload for p in sorted(uas.audio(8), key=lambda p: p.seq))
+    assert {len(p.payload) for p in uas.audio(8)} == {240}
+    assert len(heard) >= 8000  # at least one of the 1.5 s
+    assert heard == pcap.audio_payload(speech, 8)[: len(heard)]
+
+
+async def test_uac_cancel_cancels_while_ringing_and_acks_the_487(tmp_path: Path) -> None:
+    async with MiniUas(answer_after_s=5.0) as uas:
+        run = await sipp.run(sipp.scenario("uac_cancel"), target(uas), workdir=tmp_path,
+                             service="+15550100")  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    assert uas.methods() == ["INVITE", "CANCEL", "ACK"]
+    assert status_lines(run)[-2:] == ["SIP/2.0 200 OK", "SIP/2.0 487 Request Terminated"]
+    dialog = next(iter(uas.dialogs.values()))
+    assert dialog.cancelled
+    assert not dialog.answered
+
+
+async def test_uac_cancel_fails_when_the_call_is_answered_at_once(tmp_path: Path) -> None:
+    async with MiniUas(ring=False) as uas:
+        run = await sipp.run(sipp.scenario("uac_cancel"), target(uas), workdir=tmp_path,
+                             service="+15550100", timeout_s=5.0)  # fmt: skip
+    assert run.returncode != sipp.SUCCESS
+    assert run.failed == 1
+
+
+async def test_uac_hold_holds_and_resumes_by_reinvite(tmp_path: Path) -> None:
+    async with MiniUas() as uas:
+        run = await sipp.run(sipp.scenario("uac_hold"), target(uas), workdir=tmp_path,
+                             service="+15550100", extra=["-d", "300"])  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    assert uas.methods() == ["INVITE", "ACK", "INVITE", "ACK", "INVITE", "ACK", "BYE"]
+    reinvites = next(iter(uas.dialogs.values())).reinvites
+    assert [parse_sdp(r.body).direction for r in reinvites] == ["sendonly", "sendrecv"]
+    assert [r.uri for r in reinvites] == [f"sip:minuas@{LOOPBACK}:{uas.sip_port}"] * 2  # Contact
+    answers = [m for m in run.received() if "\nm=audio" in m]
+    assert ["a=recvonly" in a for a in answers] == [False, True, False]
+
+
+async def test_uac_hold_fails_when_hold_is_not_answered_recvonly(tmp_path: Path) -> None:
+    async with MiniUas(mirror=False) as uas:
+        run = await sipp.run(sipp.scenario("uac_hold"), target(uas), workdir=tmp_path,
+                             service="+15550100", timeout_s=5.0)  # fmt: skip
+    assert run.returncode != sipp.SUCCESS
+    assert "a=recvonly" in run.errors or run.failed == 1
+
+
+async def test_uac_unknown_expects_404_and_acks_it(tmp_path: Path) -> None:
+    async with MiniUas(numbers={"+15550100"}) as uas:
+        run = await sipp.run(sipp.scenario("uac_unknown"), target(uas), workdir=tmp_path,
+                             service="+15550999")  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    assert uas.methods() == ["INVITE", "ACK"]
+    assert status_lines(run)[-1] == "SIP/2.0 404 Not Found"
+
+
+async def test_uac_unknown_fails_for_a_number_that_answers(tmp_path: Path) -> None:
+    async with MiniUas(numbers={"+15550100"}) as uas:
+        run = await sipp.run(sipp.scenario("uac_unknown"), target(uas), workdir=tmp_path,
+                             service="+15550100", timeout_s=5.0)  # fmt: skip
+    assert run.returncode == sipp.SOME_FAILED
+    assert "while expecting '404'" in run.errors
+
+
+async def test_uac_load_places_many_calls_each_with_its_own_caller_id(tmp_path: Path) -> None:
+    async with MiniUas() as uas:
+        run = await sipp.run(
+            sipp.scenario("uac_load"), target(uas), workdir=tmp_path, service="+15550100",
+            calls=20, rate=20, limit=10,
+            keys={"dtmf": str(sipp.shipped_pcap("dtmf_2833_2")),
+                  "audio": str(sipp.shipped_pcap("g711a"))},
+            variables={"wait_ms": "100", "after_ms": "100", "talk_ms": "300"},
+        )  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    assert (run.successful, run.failed) == (20, 0)
+    callers = {r.header("from").split(">")[0].split(":")[1].split("@")[0] for r in uas.invites()}  # type: ignore[union-attr]
+    assert callers == {f"+1555700{n}" for n in range(1, 21)}
+    assert uas.methods().count("BYE") == 20
+    assert len(uas.dialogs) == 20
+    assert all(d.ended for d in uas.dialogs.values())
+    assert len({e.ts for e in uas.events()}) == 1  # the pcap's one press, by every call
+    assert uas.presses() == "2"
+
+
+async def test_sipp_calls_sipp_uas_answer_which_checks_the_offer(tmp_path: Path) -> None:
+    async with sipp.serving(sipp.scenario("uas_answer"), workdir=tmp_path / "uas",
+                            extra=["-rtp_echo"]) as uas:  # fmt: skip
+        run = await sipp.run(
+            sipp.scenario("uac_pcap"), f"{LOOPBACK}:{uas.port}", workdir=tmp_path / "uac",
+            service="+15550100",
+            keys={"dtmf": str(sipp.shipped_pcap("dtmf_2833_1")),
+                  "audio": str(sipp.shipped_pcap("g711a"))},
+            variables={"wait_ms": "100", "after_ms": "100", "talk_ms": "300"},
+        )  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    assert uas.result is not None
+    assert uas.result.returncode == sipp.SUCCESS, uas.result.errors
+    assert uas.result.successful == 1
+    assert "a=rtpmap:101 telephone-event/8000" in uas.result.received()[0]
