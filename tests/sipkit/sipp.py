@@ -22,8 +22,9 @@ import shutil
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict, Unpack
 
-from tests.sipkit.process import LOOPBACK, Child, free_port
+from tests.sipkit.process import LOOPBACK, Child, free_port, port_is_free
 
 BINARY = "sipp"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -88,26 +89,37 @@ def _messages(trace: str, way: str) -> list[str]:
     return found
 
 
+class Options(TypedDict, total=False):
+    """What a run may set besides the scenario, the target and the folder."""
+
+    service: str  # -s: the Request-URI's user part, [service]
+    keys: Mapping[str, str]  # -key NAME VALUE: [NAME] in messages and play_pcap_audio
+    variables: Mapping[str, str]  # -set NAME VALUE: globals (<pause variable=...>)
+    calls: int  # -m: stop after this many calls (1)
+    rate: float  # -r: calls per second
+    limit: int  # -l: calls at once
+    local_port: int  # -p (a free one)
+    media_port: int  # -mp (a free one)
+    transport: str  # -t: u1 (UDP, one socket; the default), t1 (TCP, one connection)...
+    extra: Sequence[str]  # any other arguments, before the target
+
+
 def command(
     scenario_path: Path | str,
     target: str | None,
     *,
     workdir: Path,
-    service: str | None = None,
-    keys: Mapping[str, str] | None = None,
-    variables: Mapping[str, str] | None = None,
-    calls: int = 1,
-    rate: float | None = None,
-    limit: int | None = None,
     timeout_s: float = 20.0,
-    local_port: int | None = None,
-    media_port: int | None = None,
-    transport: str = "u1",
-    extra: Sequence[str] = (),
+    **options: Unpack[Options],
 ) -> list[str]:
     """SIPp's command line for one run (``scenario_path`` a file, or ``"uas"`` builtin).
 
     Makes ``workdir``, where the traces will be."""
+    service, rate, limit = options.get("service"), options.get("rate"), options.get("limit")
+    local_port, media_port = options.get("local_port"), options.get("media_port")
+    calls, transport = options.get("calls", 1), options.get("transport", "u1")
+    keys, variables = options.get("keys"), options.get("variables")
+    extra = options.get("extra", ())
     workdir.mkdir(parents=True, exist_ok=True)
     builtin = isinstance(scenario_path, str) and not scenario_path.endswith(".xml")
     argv = [BINARY]
@@ -141,10 +153,12 @@ async def run(
     *,
     workdir: Path,
     timeout_s: float = 20.0,
-    **options: object,
+    **options: Unpack[Options],
 ) -> SippRun:
-    """Run SIPp to its end (or ``timeout_s`` plus a few seconds, then kill it)."""
-    argv = command(scenario_path, target, workdir=workdir, timeout_s=timeout_s, **options)  # type: ignore[arg-type]
+    """Run SIPp to its end (or ``timeout_s`` plus a few seconds, then kill it).
+
+    ``timeout_s`` is also SIPp's own ``-timeout`` (with ``-timeout_error``)."""
+    argv = command(scenario_path, target, workdir=workdir, timeout_s=timeout_s, **options)
     async with Child(argv, cwd=workdir) as child:
         returncode = await child.wait(timeout_s + 5.0)
     return _collect(argv, child, workdir, returncode)
@@ -183,28 +197,29 @@ async def serving(
     scenario_path: Path | str = "uas",
     *,
     workdir: Path,
-    calls: int = 1,
     timeout_s: float = 20.0,
-    **options: object,
+    **options: Unpack[Options],
 ) -> AsyncIterator[SippServer]:
     """``async with serving(workdir=tmp) as uas:`` dial ``uas.uri("100")``.
 
     SIPp's builtin ``uas`` by default (180, 200 with a PCMU SDP, waits for
     BYE). On leaving, SIPp is given a moment to finish its calls, then
     stopped; ``uas.result`` holds its traces."""
-    port, media_port = free_port(), free_port(tcp=False)
-    argv = command(
-        scenario_path, None, workdir=workdir, calls=calls, timeout_s=timeout_s,
-        local_port=port, media_port=media_port, **options,  # type: ignore[arg-type]
-    )  # fmt: skip
+    port = options.setdefault("local_port", free_port())
+    media_port = options.setdefault("media_port", free_port(tcp=False))
+    argv = command(scenario_path, None, workdir=workdir, timeout_s=timeout_s, **options)
     child = Child(argv, cwd=workdir)
     await child.start()
     server = SippServer(port, media_port, child, workdir, argv)
     returncode: int | None = None
     try:
-        await asyncio.sleep(0.3)  # SIPp binds its sockets before reading the scenario's first step
-        if child.returncode is not None:
-            raise RuntimeError(f"SIPp ended at once ({child.returncode}):\n{child.output}")
+        tcp = options.get("transport", "u1").startswith("t")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while port_is_free(port, udp=not tcp, tcp=tcp):  # until SIPp holds its port
+            if child.returncode is not None or loop.time() > deadline:
+                raise RuntimeError(f"SIPp did not listen ({child.returncode}):\n{child.output}")
+            await asyncio.sleep(0.02)
         yield server
         returncode = await child.wait(3.0)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -91,3 +92,24 @@ async def test_sipp_calls_baresip_which_answers_by_itself(tmp_path: Path, tone_w
     assert answer.event_pt == 101
     assert "received event: '5'" in callee.child.output  # the pcap's RFC 4733 press
     assert "audio: peer changed ptime_tx 20ms -> 30ms" in callee.child.output
+
+
+async def test_a_refused_call_ends_the_run_with_its_status(tmp_path: Path, tone_wav: Path) -> None:
+    async with MiniUas(numbers={"+15550100"}) as uas:
+        run = await baresip.call(uas.uri("+15550999"), wav=tone_wav, workdir=tmp_path)
+    assert not run.answered
+    assert run.closed
+    assert "404" in run.close_reason
+    assert run.returncode == 0
+    assert uas.methods() == ["INVITE", "ACK"]
+
+
+async def test_a_call_that_is_never_answered_is_bounded(tmp_path: Path, tone_wav: Path) -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with MiniUas(answer_after_s=60.0) as uas:
+        run = await baresip.call(uas.uri("+15550100"), wav=tone_wav, workdir=tmp_path,
+                                 answer_timeout_s=1.0)  # fmt: skip
+    assert not run.answered
+    assert loop.time() - started < 10.0
+    assert "CANCEL" in uas.methods()  # baresip gave up properly when we hung up

@@ -67,3 +67,13 @@ def test_linphonerc_enables_g711_only_and_keeps_ipv6_off() -> None:
     enabled = [block for block in rc.split("\n\n") if "enabled=1" in block]
     assert [b.split("mime=")[1].split("\n")[0] for b in enabled] == ["PCMU", "PCMA"]
     assert "audio_rtp_port=20000-20019" in rc
+
+
+async def test_linphone_reports_a_refused_call(tmp_path: Path, tone_wav: Path) -> None:
+    async with MiniUas(numbers={"+15550100"}) as uas:
+        run = await linphone.call(uas.uri("+15550999"), wav=tone_wav, workdir=tmp_path)
+    assert not run.answered
+    assert run.ended
+    assert run.sent == ""
+    assert run.returncode == 0
+    assert uas.methods() == ["INVITE", "ACK"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.sipkit import pcap, sipp
-from tests.sipkit.process import LOOPBACK
+from tests.sipkit.process import LOOPBACK, free_port
 from tests.sipkit.uas import MiniUas, parse_sdp
 
 pytestmark = pytest.mark.tools("sipp")
@@ -140,3 +140,28 @@ async def test_sipp_calls_sipp_uas_answer_which_checks_the_offer(tmp_path: Path)
     assert uas.result.returncode == sipp.SUCCESS, uas.result.errors
     assert uas.result.successful == 1
     assert "a=rtpmap:101 telephone-event/8000" in uas.result.received()[0]
+
+
+async def test_the_scenarios_run_over_tcp_too(tmp_path: Path) -> None:
+    async with sipp.serving(sipp.scenario("uas_answer"), workdir=tmp_path / "uas",
+                            transport="t1") as uas:  # fmt: skip
+        run = await sipp.run(
+            sipp.scenario("uac_pcap"), f"{LOOPBACK}:{uas.port}", workdir=tmp_path / "uac",
+            service="+15550100", transport="t1",
+            keys={"dtmf": str(sipp.shipped_pcap("dtmf_2833_1")),
+                  "audio": str(sipp.shipped_pcap("g711a"))},
+            variables={"wait_ms": "100", "after_ms": "100", "talk_ms": "200"},
+        )  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    assert "TCP message received" in run.messages
+    assert "Via: SIP/2.0/TCP" in run.sent()[0]
+    assert uas.result is not None
+    assert uas.result.returncode == sipp.SUCCESS, uas.result.errors
+
+
+async def test_a_run_that_never_gets_an_answer_is_bounded(tmp_path: Path) -> None:
+    # Nothing listens at the target: SIPp retransmits, then its -timeout ends it.
+    run = await sipp.run(sipp.scenario("uac_unknown"), f"{LOOPBACK}:{free_port()}",
+                         workdir=tmp_path, service="+15550100", timeout_s=2.0)  # fmt: skip
+    assert run.returncode not in (None, sipp.SUCCESS)
+    assert run.successful == 0
