@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict, Unpack
 
+import numpy as np
+
+from media.g711 import ulaw_encode
 from tests.sipkit.process import LOOPBACK, Child, free_port, port_is_free
 
 BINARY = "sipp"
@@ -42,6 +45,21 @@ def scenario(name: str) -> Path:
     path = SCENARIOS / f"{name}.xml"
     if not path.exists():
         raise FileNotFoundError(f"no SIPp scenario {name!r} in {SCENARIOS.name}/")
+    return path
+
+
+STREAM_FILE = "caller.ulaw"  # what uac_rtpstream.xml streams, from SIPp's working folder
+
+
+def write_ulaw(workdir: Path, pcm: bytes) -> Path:
+    """16-bit mono PCM at 8 kHz as raw G.711 mu-law in ``workdir/caller.ulaw``.
+
+    uac_rtpstream.xml streams that file (``rtp_stream`` takes no keywords,
+    so the name is fixed and the file goes where the run will be)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.int16)
+    path = workdir / STREAM_FILE
+    path.write_bytes(ulaw_encode(samples).tobytes())
     return path
 
 

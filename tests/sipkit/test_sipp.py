@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from media.dtmf import detect, generate_sequence
+from media.g711 import ulaw_decode
 from tests.sipkit import pcap, sipp
 from tests.sipkit.process import LOOPBACK, free_port
 from tests.sipkit.uas import MiniUas, parse_sdp
@@ -165,3 +168,22 @@ async def test_a_run_that_never_gets_an_answer_is_bounded(tmp_path: Path) -> Non
                          workdir=tmp_path, service="+15550100", timeout_s=2.0)  # fmt: skip
     assert run.returncode not in (None, sipp.SUCCESS)
     assert run.successful == 0
+
+
+async def test_uac_rtpstream_streams_in_band_keys_as_pcmu(tmp_path: Path) -> None:
+    silence = np.zeros(1600, np.int16)  # 200 ms, then the tone of 2 for 100 ms
+    pcm = np.concatenate([silence, generate_sequence("2", 100, 200, 8000)])
+    sent = sipp.write_ulaw(tmp_path, pcm.tobytes()).read_bytes()
+    async with MiniUas() as uas:
+        run = await sipp.run(sipp.scenario("uac_rtpstream"), target(uas), workdir=tmp_path,
+                             service="+15550100",
+                             variables={"wait_ms": "100", "talk_ms": "800"})  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    offer = parse_sdp(uas.invites()[0].body)
+    assert (offer.formats, offer.event_pt) == ((0,), None)  # no telephone-event: in-band only
+    packets = sorted(uas.audio(0), key=lambda p: p.seq)
+    assert {len(p.payload) for p in packets} == {160}
+    heard = b"".join(p.payload for p in packets)
+    assert heard == sent  # the whole file, once, unchanged
+    assert detect(ulaw_decode(np.frombuffer(heard, np.uint8)), 8000) == [("2", 1600)]
+    assert uas.events() == []
