@@ -6,7 +6,8 @@ gets a temporary ``HOME`` and its own linphonerc (``-c FILE``):
 
 * ``[sip]``: UDP at a free port, no TCP or TLS, IPv4 only (``use_ipv6=0``
   with ``ipv6_migration_done=1``: without it linphone turns IPv6 back on at
-  start), RFC 4733 for DTMF (``use_rfc2833=1``, ``use_info=0``), a contact
+  start), RFC 4733 for DTMF (``use_rfc2833=1``, ``use_info=0``; or SIP INFO
+  the other way round), a contact
   ``sip:caller@127.0.0.1``, no proxy and so no REGISTER;
 * ``[audio_codec_N]``: PCMU and PCMA enabled, every other codec the Debian
   build has disabled (linphone adds any codec not listed, enabled);
@@ -78,8 +79,15 @@ class LinphoneRun:
 
 
 def linphonerc(
-    sip_port: int, rtp_ports: tuple[int, int], codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    sip_port: int,
+    rtp_ports: tuple[int, int],
+    codecs: tuple[str, ...] = ("PCMU", "PCMA"),
+    dtmf: str = "rfc4733",
 ) -> str:
+    """The linphonerc of one run; ``dtmf`` is ``rfc4733`` (telephone-events) or ``info``
+    (SIP INFO with an ``application/dtmf-relay`` body, RFC 6086)."""
+    if dtmf not in ("rfc4733", "info"):
+        raise ValueError(f"dtmf is 'rfc4733' or 'info', not {dtmf!r}")
     lines = [
         "[sip]",
         f"sip_port={sip_port}",
@@ -87,8 +95,8 @@ def linphonerc(
         "sip_tls_port=0",
         "use_ipv6=0",
         "ipv6_migration_done=1",
-        "use_rfc2833=1",
-        "use_info=0",
+        f"use_rfc2833={int(dtmf == 'rfc4733')}",
+        f"use_info={int(dtmf == 'info')}",
         f"contact=sip:caller@{LOOPBACK}",
         "guess_hostname=0",
         "register_only_when_network_is_up=0",
@@ -126,18 +134,20 @@ async def call(
     answer_timeout_s: float = 10.0,
     record: Path | None = None,
     codecs: tuple[str, ...] = ("PCMU", "PCMA"),
+    dtmf: str = "rfc4733",
 ) -> LinphoneRun:
     """Dial ``uri`` with ``wav`` as the microphone; ``digit`` after the answer; hang up; quit.
 
     The digit is pressed ``digit_after_s`` after the answer, unless that is
-    past the hang-up (``hangup_after_s`` after the answer) or it is None.
+    past the hang-up (``hangup_after_s`` after the answer) or it is None; it
+    goes as RFC 4733 telephone-events, or as SIP INFO with ``dtmf="info"``.
     Bounded (about ``answer_timeout_s + hangup_after_s + 10`` s at most), and
     linphonec's process group is killed at the end whatever happened."""
     folder = workdir / "linphone"
     home = folder / "home"
     (home / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
     sip_port = free_port(tcp=False)
-    (folder / "linphonerc").write_text(linphonerc(sip_port, free_port_range(20), codecs))
+    (folder / "linphonerc").write_text(linphonerc(sip_port, free_port_range(20), codecs, dtmf))
     mic = padded_wav(wav, folder / "microphone.wav", answer_timeout_s + hangup_after_s + 10)
     env = {**os.environ, "HOME": str(home)}
     argv = ["stdbuf", "-oL", "-eL", BINARY, "-c", str(folder / "linphonerc"), "-d", "4"]

@@ -13,7 +13,7 @@ from media.g711 import ulaw_decode
 from tests.sipkit import baresip, sipp
 from tests.sipkit.baresip import Digit
 from tests.sipkit.conftest import tone
-from tests.sipkit.process import LOOPBACK
+from tests.sipkit.process import LOOPBACK, read_wav
 from tests.sipkit.uas import MiniUas, parse_sdp
 
 pytestmark = pytest.mark.tools("baresip")
@@ -113,3 +113,31 @@ async def test_a_call_that_is_never_answered_is_bounded(tmp_path: Path, tone_wav
     assert not run.answered
     assert loop.time() - started < 10.0
     assert "CANCEL" in uas.methods()  # baresip gave up properly when we hung up
+
+
+async def test_baresip_writes_what_it_heard_and_sent_with_record_dir(
+    tmp_path: Path, tone_wav: Path
+) -> None:
+    async with sipp.serving(sipp.scenario("uas_answer"), workdir=tmp_path / "sipp",
+                            extra=["-rtp_echo"]) as uas:  # fmt: skip
+        run = await baresip.call(uas.uri("100"), wav=tone_wav, workdir=tmp_path,
+                                 hangup_after_s=1.0, record_dir=tmp_path / "heard")  # fmt: skip
+    assert run.answered
+    dumps = sorted(p.name for p in (tmp_path / "heard").glob("dump-*.wav"))
+    assert [name.rsplit("-", 1)[1] for name in dumps] == ["dec.wav", "enc.wav"]
+    sent, rate, channels = read_wav(next((tmp_path / "heard").glob("dump-*-enc.wav")))
+    assert (rate, channels) == (8000, 1)
+    assert sent[:16000] == tone(1000)  # what baresip sent: the microphone WAV, as it is
+    heard, _, _ = read_wav(next((tmp_path / "heard").glob("dump-*-dec.wav")))
+    assert np.abs(np.frombuffer(heard, np.int16)).max() > 4000  # SIPp's echo of the tone
+
+
+async def test_baresip_dials_over_tcp(tmp_path: Path, tone_wav: Path) -> None:
+    async with sipp.serving(sipp.scenario("uas_answer"), workdir=tmp_path / "sipp",
+                            transport="t1") as uas:  # fmt: skip
+        run = await baresip.call(f"{uas.uri('100')};transport=tcp", wav=tone_wav,
+                                 workdir=tmp_path, hangup_after_s=0.5)  # fmt: skip
+    assert run.answered
+    assert uas.result is not None
+    assert uas.result.returncode == sipp.SUCCESS, uas.result.errors
+    assert "TCP message received" in uas.result.messages

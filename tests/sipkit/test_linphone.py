@@ -77,3 +77,20 @@ async def test_linphone_reports_a_refused_call(tmp_path: Path, tone_wav: Path) -
     assert run.sent == ""
     assert run.returncode == 0
     assert uas.methods() == ["INVITE", "ACK"]
+
+
+async def test_linphone_sends_the_key_by_sip_info_when_asked(
+    tmp_path: Path, tone_wav: Path
+) -> None:
+    async with MiniUas() as uas:
+        run = await linphone.call(uas.uri("+15550100"), wav=tone_wav, workdir=tmp_path,
+                                  digit="5", digit_after_s=0.5, hangup_after_s=1.5,
+                                  dtmf="info")  # fmt: skip
+    assert run.answered
+    assert run.sent == "5"
+    infos = [r for r in uas.requests if r.method == "INFO"]
+    assert len(infos) == 1
+    assert infos[0].header("content-type") == "application/dtmf-relay"  # RFC 6086
+    assert infos[0].body.splitlines()[0].strip() == "Signal=5"
+    assert uas.events() == []  # no telephone-events as well
+    assert "use_info=1" in (tmp_path / "linphone" / "linphonerc").read_text()
