@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import json
 import shutil
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,7 +147,8 @@ class Control:
                 await asyncio.sleep(0.05)
 
     async def _read(self) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+        # A malformed netstring or JSON ends the reading (ValueError): the waits see it.
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ValueError):
             while True:
                 size = int((await self.reader.readuntil(b":"))[:-1])
                 data = await self.reader.readexactly(size + 1)  # the trailing comma
@@ -159,19 +160,22 @@ class Control:
     async def command(
         self, command: str, params: str = "", timeout_s: float = 5.0
     ) -> dict[str, Any]:
-        """Send one command; its response (``ok``, ``data``)."""
+        """Send one command; its response (``ok``, ``data``). TimeoutError without one."""
         self._token += 1
         token = str(self._token)
         body = json.dumps({"command": command, "params": params, "token": token}).encode()
         self.writer.write(str(len(body)).encode() + b":" + body + b",")
         await self.writer.drain()
         await self.until(lambda: any(r.get("token") == token for r in self.responses), timeout_s)
-        return next(r for r in self.responses if r.get("token") == token)
+        for response in self.responses:
+            if response.get("token") == token:
+                return response
+        raise TimeoutError(f"baresip did not answer {command!r} within {timeout_s} s")
 
     def event(self, kind: str) -> dict[str, Any] | None:
         return next((e for e in self.events if e.get("type") == kind), None)
 
-    async def until(self, check: Any, timeout_s: float) -> bool:
+    async def until(self, check: Callable[[], object], timeout_s: float) -> bool:
         """Wait until ``check()``; False if the time ran out or the connection ended."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -227,7 +231,7 @@ async def call(
         control = await Control.connect(ctrl_port, child, 5.0)
         try:
             await _call(control, run, digits, hangup_after_s, answer_timeout_s)
-            with contextlib.suppress(ConnectionError, TimeoutError, StopIteration):
+            with contextlib.suppress(ConnectionError, TimeoutError):
                 await control.command("quit", timeout_s=1.0)
             run.returncode = await child.wait(3.0)
         finally:
@@ -265,6 +269,8 @@ async def _call(
             lambda: control.event("CALL_CLOSED"), answered_at + hangup_after_s - loop.time()
         ):
             await control.command("hangup")
+    elif control.event("CALL_CLOSED") is None:
+        await control.command("hangup")  # never answered: give up (CANCEL)
     await control.until(lambda: control.event("CALL_CLOSED"), 5.0)
     closed = control.event("CALL_CLOSED")
     run.closed = closed is not None

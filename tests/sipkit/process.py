@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import wave
@@ -33,8 +34,11 @@ def free_port(*, udp: bool = True, tcp: bool = True) -> int:
 
 
 def free_port_range(count: int, *, low: int = 20000, high: int = 60000) -> tuple[int, int]:
-    """``count`` consecutive even-started UDP ports free now (RTP and its RTCP at +1)."""
-    start = low + (os.getpid() * 97 % ((high - low) // 2)) * 2
+    """``count`` consecutive UDP ports free now, from an even one (RTP, and RTCP at +1).
+
+    The start is random, so two tools started one after the other (a caller
+    and an answerer) get ranges of their own."""
+    start = low + random.randrange((high - low - count) // 2) * 2
     for _ in range(500):
         if start + count > high:
             start = low

@@ -111,7 +111,8 @@ async def test_a_call_that_is_never_answered_is_bounded(tmp_path: Path, tone_wav
         run = await baresip.call(uas.uri("+15550100"), wav=tone_wav, workdir=tmp_path,
                                  answer_timeout_s=1.0)  # fmt: skip
     assert not run.answered
-    assert loop.time() - started < 10.0
+    assert run.closed
+    assert loop.time() - started < 4.0
     assert "CANCEL" in uas.methods()  # baresip gave up properly when we hung up
 
 

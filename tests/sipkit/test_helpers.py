@@ -11,7 +11,16 @@ import pytest
 
 from tests.sipkit import pcap, sipp
 from tests.sipkit.conftest import tone
-from tests.sipkit.process import LOOPBACK, Child, padded_wav, read_wav, write_wav
+from tests.sipkit.process import (
+    LOOPBACK,
+    Child,
+    free_port,
+    free_port_range,
+    padded_wav,
+    port_is_free,
+    read_wav,
+    write_wav,
+)
 from tests.sipkit.uas import MiniUas, parse_rtp, parse_sdp, parse_sip
 
 OFFER = (
@@ -159,3 +168,14 @@ def test_the_shipped_dtmf_pcaps_are_one_rfc_4733_press_each(name: str, code: int
     assert [b[1] >> 7 for b in blocks] == [0] * 7 + [1] * 3  # seven updates, three ends
     assert packets[0].marker
     assert blocks[-1][2] == 2240
+
+
+def test_free_ports_are_free_and_ranges_start_even() -> None:
+    low, high = free_port_range(20)
+    assert (high - low + 1, low % 2) == (20, 0)
+    assert all(port_is_free(p, tcp=False) for p in range(low, high + 1))
+    port = free_port()
+    assert port_is_free(port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
+        held.bind((LOOPBACK, port))
+        assert not port_is_free(port, tcp=False)

@@ -32,6 +32,7 @@ import re
 import secrets
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -298,9 +299,8 @@ class MiniUas:
     def audio(self, pt: int) -> list[RtpPacket]:
         return [p for p in self.rtp if p.pt == pt]
 
-    async def wait_for(self, check: object, timeout_s: float) -> None:
+    async def wait_for(self, check: Callable[[], object], timeout_s: float) -> None:
         """Wait until ``check()`` is true (re-checked on each SIP message or RTP packet)."""
-        assert callable(check)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while not check():
