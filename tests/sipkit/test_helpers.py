@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sipkit import pcap, sipp
+from tests.sipkit import conftest, pcap, sipp
 from tests.sipkit.conftest import tone
 from tests.sipkit.process import (
     LOOPBACK,
@@ -179,3 +179,24 @@ def test_free_ports_are_free_and_ranges_start_even() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as held:
         held.bind((LOOPBACK, port))
         assert not port_is_free(port, tcp=False)
+
+
+class FakeItem:
+    """Just what the tools hook reads of a test item."""
+
+    def __init__(self, *tools: str) -> None:
+        self.marker = pytest.mark.tools(*tools).mark
+
+    def iter_markers(self, name: str) -> list[pytest.Mark]:
+        return [self.marker] if name == "tools" else []
+
+
+def test_a_missing_tool_skips_here_and_fails_in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conftest, "available", lambda tool: tool != "linphone")
+    monkeypatch.delenv("CI", raising=False)
+    conftest.pytest_runtest_setup(FakeItem("sipp"))  # type: ignore[arg-type]  # installed: runs
+    with pytest.raises(pytest.skip.Exception, match="linphone"):
+        conftest.pytest_runtest_setup(FakeItem("sipp", "linphone"))  # type: ignore[arg-type]
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"not installed: linphone \(run .ci/setup"):
+        conftest.pytest_runtest_setup(FakeItem("linphone"))  # type: ignore[arg-type]
