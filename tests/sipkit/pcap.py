@@ -14,6 +14,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
+from media.g711 import alaw_decode, ulaw_decode
+
 ETHERNET, RAW, LINUX_SLL = 1, 101, 113
 
 
@@ -78,6 +83,13 @@ def _udp_payload(frame: bytes, link: int) -> bytes | None:
 def audio_payload(path: Path, pt: int) -> bytes:
     """The payloads of type ``pt``, in file order: the audio SIPp sends from the file."""
     return b"".join(p.payload for p in read_rtp(path) if p.pt == pt)
+
+
+def decoded_audio(path: Path, pt: int) -> npt.NDArray[np.int16]:
+    """The file's G.711 audio of type ``pt`` (0 PCMU, 8 PCMA) decoded to 16-bit samples:
+    what a recording's caller channel holds after a call that played the file."""
+    decode = {0: ulaw_decode, 8: alaw_decode}[pt]
+    return decode(np.frombuffer(audio_payload(path, pt), np.uint8))
 
 
 def ptime_ms(path: Path, pt: int, rate: int = 8000) -> float:

@@ -7,6 +7,7 @@ import socket
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.sipkit import conftest, pcap, sipp
@@ -153,6 +154,10 @@ def test_the_shipped_g711a_pcap_is_30_ms_of_pcma_per_packet() -> None:
     assert pcap.ptime_ms(sipp.shipped_pcap("g711a"), 8) == 30.0
     assert packets[0].marker
     assert len(pcap.audio_payload(sipp.shipped_pcap("g711a"), 8)) == 56640
+    speech = pcap.decoded_audio(sipp.shipped_pcap("g711a"), 8)
+    assert speech.dtype == np.dtype(np.int16)
+    assert len(speech) == 56640
+    assert np.abs(speech).max() > 1000  # speech, not silence
 
 
 @pytest.mark.tools("sipp")
