@@ -216,13 +216,15 @@ async def serving(
     *,
     workdir: Path,
     timeout_s: float = 20.0,
+    finish_s: float = 5.0,
     **options: Unpack[Options],
 ) -> AsyncIterator[SippServer]:
     """``async with serving(workdir=tmp) as uas:`` dial ``uas.uri("100")``.
 
     SIPp's builtin ``uas`` by default (180, 200 with a PCMU SDP, waits for
-    BYE). On leaving, SIPp is given a moment to finish its calls, then
-    stopped; ``uas.result`` holds its traces."""
+    BYE, then a 4 s timewait). On leaving, SIPp has ``finish_s`` to finish
+    its calls and exit, then it is stopped; ``uas.result`` holds its traces
+    (a call still in its timewait when stopped is not counted as a success)."""
     port = options.setdefault("local_port", free_port())
     media_port = options.setdefault("media_port", free_port(tcp=False))
     argv = command(scenario_path, None, workdir=workdir, timeout_s=timeout_s, **options)
@@ -239,7 +241,7 @@ async def serving(
                 raise RuntimeError(f"SIPp did not listen ({child.returncode}):\n{child.output}")
             await asyncio.sleep(0.02)
         yield server
-        returncode = await child.wait(3.0)
+        returncode = await child.wait(finish_s)
     finally:
         stopped = await child.stop()
     server.result = _collect(argv, child, workdir, stopped if returncode is None else returncode)

@@ -187,3 +187,19 @@ async def test_uac_rtpstream_streams_in_band_keys_as_pcmu(tmp_path: Path) -> Non
     assert heard == sent  # the whole file, once, unchanged
     assert detect(ulaw_decode(np.frombuffer(heard, np.uint8)), 8000) == [("2", 1600)]
     assert uas.events() == []
+
+
+async def test_serving_defaults_to_sipps_builtin_uas(tmp_path: Path) -> None:
+    async with sipp.serving(workdir=tmp_path / "uas") as uas:
+        run = await sipp.run(
+            sipp.scenario("uac_pcap"), f"{LOOPBACK}:{uas.port}", workdir=tmp_path / "uac",
+            service="100",
+            keys={"dtmf": str(sipp.shipped_pcap("dtmf_2833_1")),
+                  "audio": str(sipp.shipped_pcap("g711a"))},
+            variables={"wait_ms": "50", "after_ms": "50", "talk_ms": "100"},
+        )  # fmt: skip
+    assert run.returncode == sipp.SUCCESS, run.errors
+    assert uas.result is not None
+    assert "-sn" in uas.argv
+    assert uas.result.returncode == sipp.SUCCESS, uas.result.output[-1000:]
+    assert uas.result.successful == 1
