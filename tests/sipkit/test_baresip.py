@@ -46,16 +46,20 @@ async def test_baresip_dials_sends_rfc_4733_keys_on_time_and_hangs_up(
 async def test_baresip_plays_the_wav_as_its_microphone(tmp_path: Path, tone_wav: Path) -> None:
     async with MiniUas() as uas:
         run = await baresip.call(uas.uri("+15550100"), wav=tone_wav, workdir=tmp_path,
-                                 hangup_after_s=1.2)  # fmt: skip
+                                 hangup_after_s=1.8)  # fmt: skip
     assert run.answered
     packets = sorted(uas.audio(0), key=lambda p: p.seq)
     assert {len(p.payload) for p in packets} == {160}  # 20 ms of PCMU
-    assert 40 <= len(packets) <= 80
-    heard = ulaw_decode(np.frombuffer(b"".join(p.payload for p in packets), np.uint8))
-    sent = np.frombuffer(tone(1000), np.int16)
-    # The 440 Hz tone, from its start (G.711 is lossy: close, not equal), then silence.
-    assert np.abs(heard[:8000].astype(int) - sent).max() < 300
-    assert np.abs(heard[8000:].astype(int)).max() < 10
+    assert 60 <= len(packets) <= 110
+    frames = [ulaw_decode(np.frombuffer(p.payload, np.uint8)).astype(int) for p in packets]
+    # The 440 Hz tone in order (G.711 is lossy: close, not equal), the padding's
+    # silence after it. On a busy machine baresip's source may run dry for a
+    # frame and send silence in between: those frames are left out.
+    voiced = [i for i, f in enumerate(frames) if np.abs(f).max() >= 10]
+    assert 45 <= len(voiced) <= 50  # the file holds 50 frames of tone
+    heard = np.concatenate([frames[i] for i in voiced])
+    assert np.abs(heard - np.frombuffer(tone(1000), np.int16)[: len(heard)]).max() < 300
+    assert np.abs(np.concatenate(frames[voiced[-1] + 1 :])).max() < 10
 
 
 async def test_baresip_calls_sipp_uas_answer_and_hears_its_echo(
