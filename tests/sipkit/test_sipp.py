@@ -48,6 +48,10 @@ async def test_uac_pcap_offers_pcma_pcmu_and_events_then_sends_the_key_and_the_s
     assert {len(p.payload) for p in uas.audio(8)} == {240}
     assert len(heard) >= 8000  # at least one of the 1.5 s
     assert heard == pcap.audio_payload(speech, 8)[: len(heard)]
+    # ...with the files' own SSRCs: the source changes between the key and the speech.
+    ssrcs = {p.pt: p.ssrc for p in uas.rtp}
+    key_file = pcap.read_rtp(sipp.shipped_pcap("dtmf_2833_1"))
+    assert ssrcs == {101: key_file[0].ssrc, 8: pcap.read_rtp(speech)[0].ssrc}
 
 
 async def test_uac_cancel_cancels_while_ringing_and_acks_the_487(tmp_path: Path) -> None:
