@@ -76,6 +76,8 @@ class SipCore(Plumbing):
         self._merged: dict[tuple[str, str, int], str] = {}  # 8.2.2.2
         self._merged_of: dict[str, tuple[str, str, int]] = {}
         self._streams: dict[int, StreamParser] = {}
+        # Connections we asked the driver to close: what else they send is dropped.
+        self._closing: set[int] = set()
 
     # -- the driver's inputs -----------------------------------------------------
 
@@ -94,11 +96,17 @@ class SipCore(Plumbing):
         self._now = now
         if source.connection is None or not source.reliable:
             raise SipStateError(f"stream bytes need a TCP/TLS endpoint with a connection: {source}")
+        if source.connection in self._closing:
+            # The rest of a stream that lost its framing: there is no next message
+            # to find in it, and it is answered once, not once per read.
+            self.counters["dropped_closing"] += 1
+            return
         parser = self._streams.setdefault(source.connection, StreamParser())
         try:
             items = parser.feed(data)
         except BadMessage as exc:  # no way to find the next message: answer and close
             del self._streams[source.connection]
+            self._closing.add(source.connection)
             self._refused(exc, source)
             self._data.append(CloseConnection(source.connection))
             return
@@ -111,6 +119,7 @@ class SipCore(Plumbing):
 
     def connection_closed(self, connection: int) -> None:
         self._streams.pop(connection, None)
+        self._closing.discard(connection)
 
     def timer_fired(self, timer: Timer, now: float) -> None:
         self._now = now

@@ -110,6 +110,16 @@ def test_a_stream_framing_error_answers_and_closes() -> None:
     reply = h.wire[-1][0]
     assert reply.startswith(b"SIP/2.0 400 Missing Content-Length\r\n")
     assert h.closed == [9]
+    sent = len(h.wire)
+    # What else arrives before the driver has closed it is dropped, not answered
+    # again and again: the framing is lost, there is no next message to find.
+    for _ in range(20):
+        h.stream(b"X-Flood: " + b"a" * 10000 + b"\r\n", source)
+    h.stream(linphone_invite(), source)
+    assert len(h.wire) == sent
+    assert h.closed == [9]
+    assert h.core.counters["dropped_closing"] == 21
+    h.core.connection_closed(9)
     h.stream(linphone_invite(), source)  # a new connection with the same id starts afresh
     assert h.incoming().request_uri_user == "+15550100"
 

@@ -98,9 +98,9 @@ async def test_info_digit_chooses_and_garbage_disturbs_nothing(
         )
         stranger.sendto(_rtp(9, 0, b"\x00" * 160, ssrc=0x666), server_rtp)
         stranger.close()
-        await _until(
-            lambda: client.app[sip_edge_key].calls[session_key].channel.counters["foreign"] == 1
-        )
+        channel = client.app[sip_edge_key].calls[session_key].channel
+        assert channel is not None
+        await _until(lambda: channel.counters["foreign"] == 1)
         await _until(lambda: session.flow.node == "consent")
         phone.request("INFO", "+15550100", "Signal=1\r\nDuration=100\r\n", "application/dtmf-relay")
         await phone.response(200)
