@@ -41,9 +41,14 @@ Samples = npt.NDArray[np.int16]
 
 @contextlib.contextmanager
 def serving(
-    tmp: Path, *, sip: dict[str, Any] | None = None, rtp_ports: int = 100
+    tmp: Path,
+    *,
+    sip: dict[str, Any] | None = None,
+    rtp_ports: int = 100,
+    bots: dict[str, int] | None = None,
 ) -> Iterator[Server]:
-    """A server on the demo config with ``sip`` merged into its ``sip:`` section.
+    """A server on the demo config with ``sip`` as its ``sip:`` section, and ``bots`` (team:
+    count) replacing the demo teams' bots (``support`` has 20: a 21st call waits for one).
 
     Stopped with SIGTERM at the end; its log must hold no traceback and no
     unmasked caller id of the tests' (``+15557654321``)."""
@@ -51,6 +56,8 @@ def serving(
     for number in config["numbers"].values():
         number["transcription"] = False
     config["sip"] = dict(sip or {})
+    for team, count in (bots or {}).items():
+        config["teams"][team]["bots"] = count
     config["prompts_dir"] = str(SHIPPED_CONFIG.parent.parent / "prompts")
     (tmp / "ivr.yaml").write_text(yaml.safe_dump(config))
     data = tmp / "data"
