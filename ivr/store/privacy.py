@@ -13,19 +13,18 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import aiosqlite
-
 from ivr.store import dialect
-from ivr.store.base import Repository
+from ivr.store.base import Repository, Row
 from ivr.store.rows import ErasureJobRow, ErasureScope, ExpiredRecording, RetentionRun
 from ivr.store.transcripts import delete_for
 
 _JOB = ("id", "kind", "subject", "pseudonym", "requested_by", "started_at")
 _RUN = ("id", "at", "requested_by", "recordings", "transcripts", "bytes")
 Receipt = dict[str, Any]
+RETENTION_LOCK = "retention"
 
 
-def _job(row: aiosqlite.Row) -> ErasureJobRow:
+def _job(row: Row) -> ErasureJobRow:
     receipt = row["receipt"]
     return ErasureJobRow(
         **{c: row[c] for c in _JOB},
@@ -101,13 +100,24 @@ class PrivacyRepository(Repository):
         """
         calls, pseud, subject = list(scope.calls), job.pseudonym, job.subject
         in_calls = dialect.in_list(calls)
+        sql = self._db.dialect
         consents = 0
         async with self._db.transaction() as db:
+            # The job's row is held to the end of the unit: another process
+            # running the same job (two nodes resuming it at start-up) waits
+            # here, then finds it done and returns its receipt.
+            held = await db.one(
+                f"SELECT receipt FROM erasure_jobs WHERE id = ?{sql.lock_row}", (job.id,)
+            )
+            if held is not None and held["receipt"] is not None:
+                done: Receipt = json.loads(held["receipt"])
+                return done
             await delete_for(db, scope.recording_ids)
             await db.execute(f"DELETE FROM recordings WHERE call_id IN {in_calls}", calls)
             if job.kind == "contact":
-                cur = await db.execute(f"DELETE FROM consents WHERE call_id IN {in_calls}", calls)
-                consents = max(cur.rowcount, 0)
+                consents = await db.execute(
+                    f"DELETE FROM consents WHERE call_id IN {in_calls}", calls
+                )
                 await db.execute(
                     "UPDATE calls SET client_ref = NULL, subject_erased = 1 "
                     f"WHERE id IN {in_calls}",
@@ -119,13 +129,12 @@ class PrivacyRepository(Repository):
                     [pseud, *scope.contacts],
                 )
             else:
-                async with db.execute("SELECT name FROM users WHERE id = ?", (subject,)) as cur:
-                    user = await cur.fetchone()
+                user = await db.one("SELECT name FROM users WHERE id = ?", (subject,))
                 if user is not None:  # the name appears in the calls' event trail
                     await db.execute(
-                        f"UPDATE call_events SET data = {dialect.json_with('data', 'agent')} "
+                        f"UPDATE call_events SET data = {sql.json_with('data', 'agent')} "
                         f"WHERE call_id IN {in_calls} "
-                        f"AND {dialect.json_field('data', 'agent')} = ?",
+                        f"AND {sql.json_field('data', 'agent')} = ?",
                         [pseud, *calls, user["name"]],
                     )
                 await db.execute(
@@ -142,7 +151,7 @@ class PrivacyRepository(Repository):
                 "UPDATE erasure_jobs SET subject = NULL, finished_at = ?, receipt = ? WHERE id = ?",
                 (kept["at"], json.dumps(kept), job.id),
             )
-        await self._db.conn.execute(dialect.CHECKPOINT)
+        await self._db.compact()
         return kept
 
     # -- retention -------------------------------------------------------------------
@@ -157,9 +166,13 @@ class PrivacyRepository(Repository):
         return [ExpiredRecording(r["id"], r["path"], r["size_bytes"]) for r in rows]
 
     async def purge(self, run: RetentionRun, recording_ids: Sequence[str]) -> None:
-        """Delete the recordings (rows, transcripts) and keep the run's receipt, in one unit."""
+        """Delete the recordings (rows, transcripts) and keep the run's receipt, in one unit.
+
+        Runs one at a time across processes (the retention lock).
+        """
         ids = list(recording_ids)
         async with self._db.transaction() as db:
+            await db.lock(RETENTION_LOCK)
             if ids:
                 await delete_for(db, ids)
                 await db.execute(f"DELETE FROM recordings WHERE id IN {dialect.in_list(ids)}", ids)
