@@ -30,6 +30,7 @@ from ivr.store.audit import AuditRepository
 from ivr.store.base import Database, StorageHealth, Work
 from ivr.store.calls import CallRepository
 from ivr.store.catalog import CatalogRepository
+from ivr.store.dialect import Dialect
 from ivr.store.privacy import PrivacyRepository
 from ivr.store.recordings import RecordingRepository
 from ivr.store.rows import (
@@ -82,6 +83,11 @@ class Store:
         self.privacy = PrivacyRepository(self._database)
         self.audit = AuditRepository(self._database)
         self.analytics = AnalyticsRepository(self._database)
+
+    @property
+    def dialect(self) -> Dialect:
+        """The backend's SQL differences (:mod:`ivr.store.dialect`)."""
+        return self._database.dialect
 
     @property
     def backend(self) -> str:

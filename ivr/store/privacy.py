@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ivr.store import dialect
@@ -165,17 +166,38 @@ class PrivacyRepository(Repository):
         )
         return [ExpiredRecording(r["id"], r["path"], r["size_bytes"]) for r in rows]
 
-    async def purge(self, run: RetentionRun, recording_ids: Sequence[str]) -> None:
+    async def purge(self, run: RetentionRun, recording_ids: Sequence[str]) -> RetentionRun:
         """Delete the recordings (rows, transcripts) and keep the run's receipt, in one unit.
 
-        Runs one at a time across processes (the retention lock).
+        Purges run one at a time across processes (the retention lock). A
+        recording another purge deleted meanwhile is not counted again: the
+        receipt kept, and returned, counts what this one deleted.
         """
-        ids = list(recording_ids)
         async with self._db.transaction() as db:
             await db.lock(RETENTION_LOCK)
+            ids = list(recording_ids)
+            if ids:
+                rows = await db.all(
+                    f"SELECT id, size_bytes FROM recordings WHERE id IN {dialect.in_list(ids)}",
+                    ids,
+                )
+                if len(rows) != len(ids):  # another purge took some first
+                    ids = [r["id"] for r in rows]
+                    counted = await db.one(
+                        f"SELECT COUNT(*) FROM transcripts WHERE recording_id IN "
+                        f"{dialect.in_list(ids)}",
+                        ids,
+                    )
+                    run = replace(
+                        run,
+                        recordings=len(ids),
+                        transcripts=0 if counted is None else int(counted[0]),
+                        bytes=sum(r["size_bytes"] or 0 for r in rows),
+                    )
             if ids:
                 await delete_for(db, ids)
                 await db.execute(f"DELETE FROM recordings WHERE id IN {dialect.in_list(ids)}", ids)
             await db.execute(
                 dialect.insert("retention_runs", _RUN), [getattr(run, c) for c in _RUN]
             )
+        return run
