@@ -52,6 +52,16 @@ def is_postgresql(database: str | None) -> bool:
     return database is not None and database.startswith(("postgresql://", "postgres://"))
 
 
+def describe_database(data_dir: Path, database: str | None) -> str:
+    """Where the store is, for a log line: the SQLite file, or the DSN without its password."""
+    if is_postgresql(database):
+        assert database is not None
+        from ivr.store.postgres import describe
+
+        return describe(database)
+    return f"SQLite in {data_dir / 'ivr.sqlite3'}"
+
+
 class Store:
     """Every table of the softswitch, one repository per aggregate, over one backend.
 
