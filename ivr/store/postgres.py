@@ -33,7 +33,7 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import RowMaker
 
-from ivr.errors import StoreError
+from ivr.errors import StorageUnavailable, StoreError
 from ivr.store.base import Args, Database, Row, StorageHealth, Work, params
 from ivr.store.dialect import Dialect
 from ivr.store.pg_schema import MIGRATIONS
@@ -44,6 +44,10 @@ POOL_MIN = 1
 POOL_MAX = 10
 """Connections per process: enough for the API, the journal and the workers at once."""
 CONNECT_TIMEOUT_S = 10.0
+WAIT_S = 5.0
+"""How long a unit of work waits for a free connection before the store counts as failing."""
+APPLICATION_NAME = "ivr"
+"""The connections' ``application_name``, as ``pg_stat_activity`` shows them."""
 MIGRATION_LOCK = "migrations"
 
 
@@ -226,7 +230,9 @@ class PostgresDatabase(Database):
         # One connection first, so a wrong address or password fails at once, with
         # the error's kind and never the DSN (the pool would retry until its timeout).
         try:
-            conn = await psycopg.AsyncConnection.connect(self._dsn)
+            conn = await psycopg.AsyncConnection.connect(
+                self._dsn, application_name=APPLICATION_NAME
+            )
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to {self.where}: {_reason(exc)}") from None
         await conn.close()
@@ -235,7 +241,12 @@ class PostgresDatabase(Database):
                 self._dsn,
                 min_size=POOL_MIN,
                 max_size=POOL_MAX,
-                kwargs={"autocommit": True, "row_factory": pg_row},
+                kwargs={
+                    "autocommit": True,
+                    "row_factory": pg_row,
+                    "application_name": APPLICATION_NAME,
+                },
+                timeout=WAIT_S,
                 open=False,
                 name="ivr",
             )
@@ -263,19 +274,27 @@ class PostgresDatabase(Database):
         return rows[0] if rows else None
 
     async def all(self, sql: str, args: Args = ()) -> list[Row]:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(_prepare(sql), _args(args))
-            return list(await cur.fetchall())
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(_prepare(sql), _args(args))
+                return list(await cur.fetchall())
+        except self.dialect.storage_failures as exc:
+            # A read the server cannot serve (gone, restarting) is a 503 to the API,
+            # as a write is; a broken connection is not given out again.
+            raise StorageUnavailable(f"the database refused a read: {exc}") from exc
 
     async def stream(self, sql: str, args: Args = ()) -> AsyncIterator[Row]:
-        async with (
-            self.pool.connection() as conn,
-            conn.transaction(),
-            conn.cursor(name="ivr_stream") as cur,
-        ):
-            await cur.execute(_prepare(sql), _args(args))
-            async for row in cur:
-                yield row
+        try:
+            async with (
+                self.pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(name="ivr_stream") as cur,
+            ):
+                await cur.execute(_prepare(sql), _args(args))
+                async for row in cur:
+                    yield row
+        except self.dialect.storage_failures as exc:
+            raise StorageUnavailable(f"the database refused a read: {exc}") from exc
 
     @asynccontextmanager
     async def _unit(self) -> AsyncIterator[tuple[Work, Callable[[], bool]]]:

@@ -197,3 +197,33 @@ async def test_a_postgresql_dsn_is_never_shown_with_its_password(
 def test_a_database_that_is_not_postgresql_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="postgresql://"):
         Store(tmp_path, "mysql://db/ivr")
+
+
+async def test_a_lost_postgresql_connection_is_storage_unavailable_until_a_write_succeeds(
+    tmp_path: Path,
+) -> None:
+    import psycopg
+
+    async with fresh_database() as dsn:
+        store = Store(tmp_path / "data", dsn)
+        await store.open()
+        try:
+            await store.catalog.save_team("kept", 1, None)
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+                await admin.execute(  # the server ends every connection of the store
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name = 'ivr'"
+                )
+            with pytest.raises(StorageUnavailable):
+                await store.catalog.save_team("lost", 2, None)
+            assert store.health.failing
+            for _ in range(20):  # the pool drops each broken connection it gave out
+                try:
+                    await store.catalog.save_team("later", 3, None)
+                    break
+                except StorageUnavailable:
+                    continue
+            assert not store.health.failing
+            assert [t.id for t in await store.catalog.teams()] == ["kept", "later"]
+        finally:
+            await store.close()
