@@ -10,7 +10,7 @@ import pytest
 from ivr.errors import StorageUnavailable, StoreError
 from ivr.store import MIGRATIONS, Store, decode_cursor, dialect
 from ivr.store.base import encode_cursor
-from ivr.store.postgres import describe
+from ivr.store.postgres import POSTGRESQL, describe
 from tests.ivr.store.conftest import storage_failure
 from tests.postgres import fresh_database
 
@@ -225,5 +225,58 @@ async def test_a_lost_postgresql_connection_is_storage_unavailable_until_a_write
                     continue
             assert not store.health.failing
             assert [t.id for t in await store.catalog.teams()] == ["kept", "later"]
+        finally:
+            await store.close()
+
+
+def test_postgresql_marks_are_translated_outside_quotes_and_percent_signs_escaped() -> None:
+    sql = "SELECT '?', \"a?\", ? FROM t WHERE b LIKE '%x' AND c = ?"
+    assert POSTGRESQL.prepare(sql) == (
+        "SELECT '?', \"a?\", %s FROM t WHERE b LIKE '%%x' AND c = %s"
+    )
+
+
+async def test_the_dialect_runs_on_postgresql(tmp_path: Path) -> None:
+    sql = POSTGRESQL
+    async with fresh_database() as dsn:
+        store = Store(tmp_path / "data", dsn)
+        await store.open()
+        try:
+            async with store.transaction() as db:
+                await db.execute(
+                    "CREATE TABLE t (id TEXT PRIMARY KEY, a INTEGER, data TEXT, s TEXT, e TEXT)"
+                )
+                cols = ("id", "a", "data", "s", "e")
+                row = (
+                    "x",
+                    1,
+                    '{"agent": "Ana", "record": true}',
+                    "2026-01-01T00:00:00.000Z",
+                    "2026-01-01T00:01:30.000Z",
+                )
+                await db.execute(dialect.insert("t", cols), row)
+                await db.execute(dialect.insert_absent("t", cols, ("id",)), ("x", 9, "{}", "", ""))
+                assert (await db.one("SELECT a FROM t"))[0] == 1  # type: ignore[index]
+                await db.execute(dialect.upsert("t", ("id", "a"), ("id",)), ("x", 2))
+                assert (await db.one("SELECT a FROM t"))[0] == 2  # type: ignore[index]
+                assert await db.all(f"SELECT id FROM t WHERE id IN {dialect.in_list([])}") == []
+                await db.execute(f"UPDATE t SET data = {sql.json_with('data', 'agent')}", ("ps_1",))
+                got = await db.one(
+                    f"SELECT {sql.json_field('data', 'agent')}, "
+                    f"{sql.seconds_between('s', 'e')}, {sql.minutes_between('s', 'e')} FROM t"
+                )
+                assert got is not None
+                assert (got[0], got[1], got[2]) == ("ps_1", 90.0, 1.5)
+                counted = await db.one(
+                    f"SELECT {sql.count_if(sql.json_true('data', 'record'))}, "
+                    f"{sql.count_if(sql.json_true('data', 'absent'))}, "
+                    f"{sql.count_if('a = 2')}, {sql.count_if('a = 3')} FROM t"
+                )
+                assert counted is not None
+                assert [counted[i] for i in range(4)] == [1, 0, 1, 0]
+                returned = await db.all(
+                    "UPDATE t SET a = a + 1 WHERE id = 'x'" + dialect.returning("id", "a")
+                )
+                assert [tuple(r) for r in returned] == [("x", 3)]  # type: ignore[arg-type]
         finally:
             await store.close()
