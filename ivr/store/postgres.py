@@ -180,9 +180,8 @@ class PostgresWork:
     async def execute(self, sql: str, args: Args = ()) -> int:
         cur = await self.conn.execute(_prepare(sql), _args(args))
         count = max(cur.rowcount, 0)
-        if (cur.statusmessage or "").startswith("SELECT"):
-            return count
-        self.changed += count
+        if not (cur.statusmessage or "").startswith("SELECT"):  # a read changes nothing
+            self.changed += count
         return count
 
     async def executemany(self, sql: str, rows: Iterable[Args]) -> None:
