@@ -28,7 +28,7 @@ from ivr.server.app import create_app
 from ivr.server.keys import Settings
 from media.frame import Pcm
 from media.wavfile import write_mono
-from tests.postgres import database_for
+from tests.postgres import BACKENDS, database_for
 
 PROMPT_MS = {"notice": 200, "menu": 300, "hold": 200, "greeting": 100, "bye": 100, "welcome": 100}
 PROMPT_HZ = {"notice": 440, "menu": 550, "hold": 330, "greeting": 660, "bye": 220, "welcome": 770}
@@ -157,6 +157,19 @@ class AppServer(TestServer):
 
     async def _make_runner(self, **kwargs: Any) -> web.BaseRunner:
         return serving.AppRunner(self.app, **kwargs)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: a test that takes it runs once on each."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database(backend: str) -> AsyncIterator[str | None]:
+    """The ``database`` a :class:`ivr.store.Store` of ``backend`` takes (fresh each test)."""
+    async with database_for(backend) as dsn:
+        yield dsn
 
 
 SERVER_BACKEND_ENV = "IVR_TEST_SERVER_BACKEND"

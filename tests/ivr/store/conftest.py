@@ -1,8 +1,8 @@
 """A real store on each backend, and small builders of the rows calls make.
 
 Every test that takes ``store`` runs twice: on SQLite in a temporary folder,
-and on PostgreSQL in a schema of its own (:mod:`tests.postgres`; skipped
-without ``IVR_TEST_POSTGRES``, failed in CI).
+and on PostgreSQL in a schema of its own (the ``database`` fixture of
+``tests/conftest.py``; skipped without ``IVR_TEST_POSTGRES``, failed in CI).
 """
 
 from __future__ import annotations
@@ -14,20 +14,6 @@ import pytest
 
 from ivr.stamp import new_id, now_iso
 from ivr.store import NewCall, NewRecording, Store
-from tests.postgres import BACKENDS, database_for
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    """``sqlite`` or ``postgresql``."""
-    return str(request.param)
-
-
-@pytest.fixture
-async def database(backend: str) -> AsyncIterator[str | None]:
-    """The ``database`` a :class:`Store` of ``backend`` takes (a fresh one each test)."""
-    async with database_for(backend) as dsn:
-        yield dsn
 
 
 @pytest.fixture
