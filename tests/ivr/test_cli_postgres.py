@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from ivr.store import Store
 from tests.ivr.test_cli import IVR, run
 from tests.postgres import fresh_database
 
@@ -72,3 +74,59 @@ def test_serve_refuses_a_database_it_cannot_reach_without_showing_the_password(
     assert served.returncode == 1
     assert "cannot connect to postgresql://ivr@127.0.0.1:1/ivr" in served.stderr
     assert "s3cret" not in served.stderr + served.stdout
+
+
+APPENDER = """
+import asyncio, sys
+from pathlib import Path
+from ivr.access.audit import AuditLog
+from ivr.store import Store
+
+async def main() -> None:
+    store = Store(Path(sys.argv[1]), sys.argv[2])
+    await store.open()
+    log = AuditLog(store)
+    sys.stdout.write("ready\\n")
+    sys.stdout.flush()
+    sys.stdin.readline()  # both start appending at once
+    for i in range(int(sys.argv[3])):
+        await log.record(None, "test.append", "ok", object_id=f"{sys.argv[4]}-{i}")
+    await log.close()
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+async def test_two_processes_appending_at_once_leave_a_chain_audit_verify_accepts(
+    tmp_path: Path, dsn: str
+) -> None:
+    import asyncio
+    import sys
+
+    data = tmp_path / "data"
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", APPENDER, str(data), dsn, "150", name,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        for name in ("a", "b")
+    ]  # fmt: skip
+    for proc in procs:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 60) == b"ready\n"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    assert [await asyncio.wait_for(p.wait(), 120) for p in procs] == [0, 0]
+    verified = run("audit", "verify", "--data", str(data), "--database", dsn)
+    assert verified.returncode == 0, verified.stderr
+    assert "audit log ok: 300 entries" in verified.stdout
+    store = Store(data, dsn)
+    await store.open()
+    entries = await store.audit.entries(limit=300)
+    await store.close()
+    writers = [e.object_id[0] for e in entries if e.object_id]
+    switches = sum(1 for x, y in pairwise(writers) if x != y)
+    assert switches > 1  # they did write at once, not one after the other
