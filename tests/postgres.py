@@ -2,7 +2,7 @@
 
 Run them locally under a throwaway cluster::
 
-    pg_virtualenv sh -c 'IVR_TEST_POSTGRES=postgresql:// .venv/bin/pytest tests/ivr/store'
+    pg_virtualenv -t sh -c 'IVR_TEST_POSTGRES=postgresql:// .venv/bin/pytest tests/ivr/store'
 
 (``pg_virtualenv`` exports the PG* variables that the empty URL uses). Without
 the variable the PostgreSQL tests are skipped, except in CI (``CI`` set),
