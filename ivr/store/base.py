@@ -167,16 +167,12 @@ class Database(ABC):
             async with self._unit() as (work, changed):
                 yield work
         except self.dialect.storage_failures as exc:
-            raise self.refused(exc) from exc
+            self.health.failed(str(exc))
+            raise StorageUnavailable(f"the database refused a write: {exc}") from exc
         # Only a commit that wrote something shows the disk takes writes again
         # (one that changed nothing succeeds even on a full disk).
         if changed():
             self.health.succeeded()
-
-    def refused(self, exc: Exception) -> StorageUnavailable:
-        """A write the database refused: the health hears of it, the caller may try again."""
-        self.health.failed(str(exc))
-        return StorageUnavailable(f"the database refused a write: {exc}")
 
     async def write(self, sql: str, args: Args = ()) -> int:
         """One statement as its own unit of work; the number of rows it changed."""

@@ -301,18 +301,6 @@ class PostgresDatabase(Database):
             work = PostgresWork(conn)
             yield work, lambda: work.changed > 0
 
-    async def write(self, sql: str, args: Args = ()) -> int:
-        """One statement, atomic on its own: run outside BEGIN and COMMIT (one round trip)."""
-        try:
-            async with self.pool.connection() as conn:
-                cur = await conn.execute(_prepare(sql), _args(args))
-        except self.dialect.storage_failures as exc:
-            raise self.refused(exc) from exc
-        changed = max(cur.rowcount, 0)
-        if changed:
-            self.health.succeeded()
-        return changed
-
     async def compact(self) -> None:
         """Nothing to do: PostgreSQL's WAL is the server's (vacuum reclaims dead rows)."""
 
