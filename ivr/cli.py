@@ -23,7 +23,19 @@ if TYPE_CHECKING:
 
 DEFAULT_DATA = Path("data")
 METRICS_TOKEN_ENV = "IVR_METRICS_TOKEN"
+DATABASE_ENV = "IVR_DATABASE"
 MIN_METRICS_TOKEN = 16
+
+
+def _database_option(parser: argparse.ArgumentParser) -> None:
+    """``--database URL``: PostgreSQL instead of the data folder's SQLite file."""
+    parser.add_argument(
+        "--database",
+        default=os.environ.get(DATABASE_ENV) or None,
+        metavar="URL",
+        help="a postgresql:// URL to keep the store in PostgreSQL "
+        f"(default: the {DATABASE_ENV} environment variable; unset: SQLite in --data)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="data directory (default: ./data)"
     )
+    _database_option(serve)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--log-level", default="INFO")
@@ -78,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
         help="read the password from standard input (else one is generated)",
     )
     add.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    _database_option(add)
 
     check = sub.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("--config", type=Path)
@@ -89,12 +103,14 @@ def _parser() -> argparse.ArgumentParser:
     asub = audit.add_subparsers(dest="audit_command", required=True)
     verify = asub.add_parser("verify", help="check the audit log's hash chain")
     verify.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    _database_option(verify)
 
     erase = sub.add_parser("erase", help="erase a contact or an agent (prints the receipt)")
     who = erase.add_mutually_exclusive_group(required=True)
     who.add_argument("--contact", help="a caller's E.164 number")
     who.add_argument("--agent", help="an agent's e-mail")
     erase.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    _database_option(erase)
 
     export = sub.add_parser("export", help="an access export (ZIP) for a contact or an agent")
     who = export.add_mutually_exclusive_group(required=True)
@@ -104,9 +120,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--until", help="ISO 8601 date (default: now)")
     export.add_argument("--out", type=Path, required=True, help="the ZIP file to write")
     export.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    _database_option(export)
 
     purge = sub.add_parser("purge", help="delete recordings past their retention now")
     purge.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    _database_option(purge)
 
     from ivr.load import cli as load_cli
 
@@ -173,6 +191,7 @@ def _serve(args: argparse.Namespace) -> int:
     from ivr.server import serving
     from ivr.server.app import create_app, metrics_addresses, sip_address
     from ivr.server.keys import Settings
+    from ivr.store import describe_database
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -200,6 +219,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     settings = Settings(
         data_dir=args.data,
+        database=args.database,
         config=config,
         metrics_token=token,
         metrics_host=args.metrics_host or "127.0.0.1",
@@ -208,7 +228,7 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     print(
         f"ivr {__version__}: {len(config.numbers)} numbers from {config.source}; "
-        f"data in {args.data}",
+        f"data in {args.data}; store: {describe_database(args.data, args.database)}",
         flush=True,
     )
 
@@ -283,7 +303,7 @@ async def _users_add(args: argparse.Namespace) -> int:
         generated = False
     else:
         password, generated = generate_password(), True
-    async with local(args.data) as ctx:
+    async with local(args.data, args.database) as ctx:
         user = await users.add_user(
             ctx,
             None,
@@ -310,10 +330,10 @@ async def _privacy(args: argparse.Namespace) -> int:
     from ivr.services import privacy
     from ivr.services.context import local
 
-    if not (args.data / "ivr.sqlite3").is_file():
+    if args.database is None and not (args.data / "ivr.sqlite3").is_file():
         print(f"ivr: no database in {args.data}", file=sys.stderr)
         return 1
-    async with local(args.data, resume_erasures=True) as ctx:
+    async with local(args.data, args.database, resume_erasures=True) as ctx:
         if args.command == "purge":
             print(json.dumps(await privacy.purge(ctx, None), indent=2))
             return 0
@@ -357,10 +377,10 @@ async def _audit_verify(args: argparse.Namespace) -> int:
     from ivr.services import audit
     from ivr.services.context import local
 
-    if not (args.data / "ivr.sqlite3").is_file():
+    if args.database is None and not (args.data / "ivr.sqlite3").is_file():
         print(f"ivr: no database in {args.data}", file=sys.stderr)
         return 1
-    async with local(args.data) as ctx:
+    async with local(args.data, args.database) as ctx:
         verdict = await audit.verify_chain(ctx)
     if verdict.ok:
         print(f"audit log ok: {verdict.entries} entries, the hash chain is intact")

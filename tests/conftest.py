@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from ivr.server.app import create_app
 from ivr.server.keys import Settings
 from media.frame import Pcm
 from media.wavfile import write_mono
+from tests.postgres import BACKENDS, database_for
 
 PROMPT_MS = {"notice": 200, "menu": 300, "hold": 200, "greeting": 100, "bye": 100, "welcome": 100}
 PROMPT_HZ = {"notice": 440, "menu": 550, "hold": 330, "greeting": 660, "bye": 220, "welcome": 770}
@@ -157,15 +159,47 @@ class AppServer(TestServer):
         return serving.AppRunner(self.app, **kwargs)
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgresql``: a test that takes it runs once on each."""
+    return str(request.param)
+
+
 @pytest.fixture
-def start_app(aiohttp_client: Any, tmp_path: Path, config_data: dict[str, Any]) -> AppFactory:
-    """Start the real app on loopback; returns a test client."""
+async def database(backend: str) -> AsyncIterator[str | None]:
+    """The ``database`` a :class:`ivr.store.Store` of ``backend`` takes (fresh each test)."""
+    async with database_for(backend) as dsn:
+        yield dsn
+
+
+SERVER_BACKEND_ENV = "IVR_TEST_SERVER_BACKEND"
+"""``postgresql``: the servers tests start keep their store in PostgreSQL (default ``sqlite``)."""
+
+
+@pytest.fixture
+async def server_database() -> AsyncIterator[str | None]:
+    """The ``database`` of the servers a test starts: None (SQLite in their data folder),
+    or with ``IVR_TEST_SERVER_BACKEND=postgresql`` a fresh PostgreSQL schema (one per
+    test, so a restarted server finds its data)."""
+    async with database_for(os.environ.get(SERVER_BACKEND_ENV) or "sqlite") as dsn:
+        yield dsn
+
+
+@pytest.fixture
+def start_app(
+    server_database: str | None, aiohttp_client: Any, tmp_path: Path, config_data: dict[str, Any]
+) -> AppFactory:
+    """Start the real app on loopback; returns a test client.
+
+    ``server_database`` comes first: set up before the client, so dropped after
+    the servers have stopped."""
 
     async def start(
         data: dict[str, Any] | None = None, data_dir: Path | None = None, **more: Any
     ) -> TestClient[web.Request, web.Application]:
         """``more``: other :class:`ivr.server.app.Settings` fields (the /metrics ones)."""
         config = build_config(data or config_data, tmp_path)
+        more.setdefault("database", server_database)
         settings = Settings(
             data_dir=data_dir or tmp_path / "data", config=config, hash_params=CHEAP, **more
         )

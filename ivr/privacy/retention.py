@@ -36,9 +36,10 @@ async def purge_expired(
         transcripts=await store.transcripts.count_of(ids),
         bytes=sum(r.size_bytes or 0 for r in expired),
     )
-    await store.privacy.purge(run, ids)
-    if ids:
-        log.info("retention: deleted %d recording(s)", len(ids))
+    # Another node purging at once may have taken some first: the receipt counts ours.
+    run = await store.privacy.purge(run, ids)
+    if run.recordings:
+        log.info("retention: deleted %d recording(s)", run.recordings)
     return asdict(run)
 
 

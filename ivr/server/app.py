@@ -64,7 +64,7 @@ sip_edge_key = web.AppKey("sip_edge", SipEdge)
 async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     config = settings.config or load_config(settings.config_path)
-    store = Store(settings.data_dir)
+    store = Store(settings.data_dir, settings.database)
     store.health.listeners.append(app[metrics_key].storage_failing)
     await store.open()
     try:

@@ -26,6 +26,9 @@ class Settings:
     """What a server needs to start."""
 
     data_dir: Path
+    # None: SQLite in data_dir; else a postgresql:// URL (never in a repr: it may
+    # hold a password).
+    database: str | None = field(default=None, repr=False)
     config_path: Path | None = None
     config: Config | None = None  # already loaded (tests); else read from config_path
     hash_params: HashParams = field(default_factory=HashParams)

@@ -71,13 +71,17 @@ class Context:
 
 
 @asynccontextmanager
-async def local(data_dir: Path, *, resume_erasures: bool = False) -> AsyncIterator[Context]:
-    """A context on a data folder for the CLI: its store open, nothing live, no audit.
+async def local(
+    data_dir: Path, database: str | None = None, *, resume_erasures: bool = False
+) -> AsyncIterator[Context]:
+    """A context on a data folder (and ``database``: a postgresql:// URL) for the CLI.
+
+    Its store is open, nothing is live, nothing is audited.
 
     ``resume_erasures``: first complete any erasure a crash interrupted, as
     the server does at start-up (the privacy commands ask for it).
     """
-    async with opened(data_dir) as store:
+    async with opened(data_dir, database) as store:
         if resume_erasures:
             await privacy.resume_erasures(store)
         yield Context(store)

@@ -1,16 +1,17 @@
 """The store: every table of the softswitch, and all of its SQL (only here).
 
-An embedded SQLite database (WAL) and the recordings folder. :class:`Store`
-opens it and exposes one repository per aggregate (``store.users``,
+An embedded SQLite database (WAL), or PostgreSQL (``--database
+postgresql://...``), and the recordings folder. :class:`Store` opens it and
+exposes one repository per aggregate (``store.users``,
 ``store.catalog``, ``store.calls``, ``store.recordings``,
 ``store.transcripts``, ``store.privacy``, ``store.audit``,
 ``store.analytics``), which take and return the typed rows of
-:mod:`ivr.store.rows`: the interface a PostgreSQL backend will implement too
-(what SQL differs is in :mod:`ivr.store.dialect`).
+:mod:`ivr.store.rows`, on either backend (:mod:`ivr.store.sqlite`,
+:mod:`ivr.store.postgres`; what SQL differs is in their dialects).
 """
 
 from ivr.store.base import StorageHealth, decode_cursor
-from ivr.store.db import Store, opened
+from ivr.store.db import Store, describe_database, opened
 from ivr.store.rows import (
     ROLES,
     AuditEntry,
@@ -96,5 +97,6 @@ __all__ = [
     "User",
     "UserRow",
     "decode_cursor",
+    "describe_database",
     "opened",
 ]

@@ -8,25 +8,29 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from ivr.store import dialect
 from ivr.store.base import Repository
+from ivr.store.dialect import Dialect
 from ivr.store.rows import CallTotals, Usage
 
 Grouping = Literal["all", "team", "agent"]
 
-_HANDLE = dialect.seconds_between("c.connected_at", "c.ended_at")
-_RECORDED = f"COALESCE({dialect.json_field('c.recording_decision', 'record')}, 0)"
-_TOTALS = f"""
+
+def _totals(sql: Dialect) -> str:
+    """The totals query in ``sql``'s dialect, with ``{key}``, ``{where}`` and ``{group}`` left."""
+    handle = sql.seconds_between("c.connected_at", "c.ended_at")
+    return f"""
     SELECT {{key}} AS key,
            COUNT(*) AS calls,
-           {dialect.count_if("c.connected_at IS NOT NULL")} AS answered,
-           {dialect.count_if(_RECORDED)} AS recorded,
-           {dialect.count_if("c.consent_decision IN ('granted', 'refused')")} AS consent_asked,
-           {dialect.count_if("c.consent_decision = 'granted'")} AS consent_granted,
+           {sql.count_if("c.connected_at IS NOT NULL")} AS answered,
+           {sql.count_if(sql.json_true("c.recording_decision", "record"))} AS recorded,
+           {sql.count_if("c.consent_decision IN ('granted', 'refused')")} AS consent_asked,
+           {sql.count_if("c.consent_decision = 'granted'")} AS consent_granted,
            AVG(CASE WHEN c.connected_at IS NOT NULL AND c.ended_at IS NOT NULL
-                    THEN {_HANDLE} END) AS handle_s
+                    THEN {handle} END) AS handle_s
     FROM calls c WHERE {{where}} {{group}}
 """
+
+
 _GROUPS: dict[Grouping, tuple[str, str]] = {
     "all": ("'all'", ""),
     "team": ("COALESCE(c.team, '(none)')", "GROUP BY key ORDER BY key"),
@@ -60,7 +64,8 @@ class AnalyticsRepository(Repository):
         """
         where, args = _range(since, until)
         key, group = _GROUPS[by]
-        rows = await self._db.all(_TOTALS.format(key=key, where=where, group=group), args)
+        query = _totals(self._db.dialect).format(key=key, where=where, group=group)
+        rows = await self._db.all(query, args)
         return [
             CallTotals(
                 key=str(r["key"]),
@@ -69,7 +74,7 @@ class AnalyticsRepository(Repository):
                 recorded=int(r["recorded"] or 0),
                 consent_asked=int(r["consent_asked"] or 0),
                 consent_granted=int(r["consent_granted"] or 0),
-                average_handle_s=r["handle_s"],
+                average_handle_s=None if r["handle_s"] is None else float(r["handle_s"]),
             )
             for r in rows
         ]
@@ -77,7 +82,9 @@ class AnalyticsRepository(Repository):
     async def usage(self, since: str | None, until: str | None) -> Usage:
         """Call and recorded minutes in ``[since, until)``; storage and seats now."""
         where, args = _range(since, until)
-        span = dialect.minutes_between("c.started_at", "COALESCE(c.ended_at, c.started_at)")
+        span = self._db.dialect.minutes_between(
+            "c.started_at", "COALESCE(c.ended_at, c.started_at)"
+        )
         minutes = await self._db.value(f"SELECT SUM({span}) FROM calls c WHERE {where}", args)
         recorded = await self._db.value(
             "SELECT SUM(r.duration_s) / 60.0 FROM recordings r "

@@ -1,8 +1,8 @@
 """The audit table: appends under the write lock, pages of entries, the walk that verifies.
 
 The hash chain (what is hashed, how entries link, what waits while the disk
-fails) is :mod:`ivr.access.audit`'s; this module only reads the tail, inserts
-the rows it is handed and reads them back. The schema's triggers refuse
+fails) is :mod:`ivr.access.audit`'s; this module only reads the tail (under
+the chain's lock), inserts the rows it is handed and reads them back. The schema's triggers refuse
 every UPDATE and DELETE on the table.
 """
 
@@ -13,10 +13,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiosqlite
-
 from ivr.store import dialect
-from ivr.store.base import Repository
+from ivr.store.base import Repository, Row, Work
 from ivr.store.rows import AuditEntry
 
 _COLUMNS = (
@@ -32,9 +30,11 @@ _COLUMNS = (
     "hash",
 )
 _INSERT = dialect.insert("audit", _COLUMNS)
+CHAIN_LOCK = "audit-chain"
+"""The lock every append holds from reading the tail to its commit."""
 
 
-def _entry(row: aiosqlite.Row) -> AuditEntry:
+def _entry(row: Row) -> AuditEntry:
     return AuditEntry(
         seq=row["seq"],
         at=row["at"],
@@ -53,7 +53,7 @@ def _entry(row: aiosqlite.Row) -> AuditEntry:
 class AuditAppender:
     """The open unit of work of one append: the chain's tail, and inserts after it."""
 
-    def __init__(self, db: aiosqlite.Connection, last_hash: str | None) -> None:
+    def __init__(self, db: Work, last_hash: str | None) -> None:
         self._db = db
         self.last_hash = last_hash
         """The newest entry's hash before this append (None: the log is empty)."""
@@ -82,14 +82,18 @@ class AuditRepository(Repository):
 
     @asynccontextmanager
     async def appending(self) -> AsyncIterator[AuditAppender]:
-        """One unit of work that appends after the current tail (read under the write lock).
+        """One unit of work that appends after the current tail, read under the chain's lock.
 
-        Everything added in it is committed together, or (the disk refused)
-        nothing is, and :class:`ivr.errors.StorageUnavailable` is raised.
+        The lock (SQLite's write lock; on PostgreSQL a transaction-scoped
+        advisory lock, taken before the tail is read) makes appends one at a
+        time across every writer and process, so two never link to the same
+        tail and fork the chain. Everything added in it is committed together,
+        or (the disk refused) nothing is, and
+        :class:`ivr.errors.StorageUnavailable` is raised.
         """
         async with self._db.transaction() as db:
-            async with db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
-                row = await cur.fetchone()
+            await db.lock(CHAIN_LOCK)
+            row = await db.one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
             yield AuditAppender(db, None if row is None else str(row[0]))
 
     async def entries(
@@ -119,6 +123,5 @@ class AuditRepository(Repository):
 
         Close it (``contextlib.aclosing``) when leaving early, so the read ends.
         """
-        async with self._db.conn.execute("SELECT * FROM audit ORDER BY seq") as cur:
-            async for row in cur:
-                yield _entry(row)
+        async for row in self._db.stream("SELECT * FROM audit ORDER BY seq"):
+            yield _entry(row)

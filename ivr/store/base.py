@@ -1,29 +1,28 @@
-"""The shared connection, its write lock and the storage health: what every repository uses.
+"""The database interface every repository uses, its units of work, and the storage health.
 
-One aiosqlite connection serialises every statement on its own thread, so
-the event loop never waits on the disk. :class:`Database` holds it for the
-:class:`ivr.store.Store`, which opens it; each repository is a small class
-over it (:class:`Repository`). Every write is one unit of work
-(:meth:`Database.transaction`): under one lock, committed whole or rolled
-back whole, and a write the disk refuses is a
-:class:`ivr.errors.StorageUnavailable` that may be tried again. That is what
-lets the call path keep what a full disk refused and save it later.
+:class:`Database` is one backend's connection(s): SQLite's
+(:mod:`ivr.store.sqlite`, one aiosqlite connection and a write lock) or
+PostgreSQL's (:mod:`ivr.store.postgres`, a pool of psycopg connections and
+many writers). :class:`ivr.store.Store` opens one; each repository is a
+small class over it (:class:`Repository`). Every write is one unit of work
+(:meth:`Database.transaction`): committed whole or rolled back whole, and a
+write the database refuses is a :class:`ivr.errors.StorageUnavailable` that
+may be tried again. That is what lets the call path keep what a full disk
+refused and save it later. Statements use ``?`` marks; a backend whose
+driver wants others translates them (its dialect's ``prepare``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
-
-import aiosqlite
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
 
 from ivr.errors import StorageUnavailable, StoreError
-from ivr.store import dialect
+from ivr.store.dialect import Dialect
 
 log = logging.getLogger("ivr.store")
 
@@ -67,45 +66,88 @@ class StorageHealth:
                 listener(False)
 
 
-def _params(args: Args) -> tuple[Any, ...] | Mapping[str, Any]:
+def params(args: Args) -> tuple[Any, ...] | Mapping[str, Any]:
+    """Statement arguments as the drivers take them."""
     return args if isinstance(args, Mapping) else tuple(args)
 
 
-class Database:
-    """The one connection every repository shares, and the lock its writers take."""
+class Row(Protocol):
+    """A result row: by column name or position (``aiosqlite.Row``, and PostgreSQL's)."""
+
+    def __getitem__(self, key: int | str) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Work(Protocol):
+    """The open unit of work of :meth:`Database.transaction`: its statements, reads and locks."""
+
+    async def execute(self, sql: str, args: Args = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+
+    async def executemany(self, sql: str, rows: Iterable[Args]) -> None:
+        """Run one statement once per row of arguments."""
+
+    async def one(self, sql: str, args: Args = ()) -> Row | None:
+        """The first row of a read (or of a write's RETURNING), or None."""
+
+    async def all(self, sql: str, args: Args = ()) -> list[Row]:
+        """Every row of a read (or of a write's RETURNING)."""
+
+    async def lock(self, name: str) -> None:
+        """Hold the lock ``name`` until the unit ends, against every other writer.
+
+        SQLite has one writer already (the write lock); PostgreSQL takes a
+        transaction-scoped advisory lock, so writers in other processes wait.
+        """
+
+
+class Database(ABC):
+    """The store's connection(s), one backend's: reads, units of work, migrations.
+
+    :class:`ivr.store.sqlite.SqliteDatabase` (one connection, a write lock)
+    and :class:`ivr.store.postgres.PostgresDatabase` (a pool, many writers)
+    implement it; the repositories see only this interface and ``dialect``.
+    """
+
+    dialect: Dialect
+    migrations: Sequence[object]
+    """The backend's numbered migrations (its schema version counts those applied)."""
 
     def __init__(self, health: StorageHealth) -> None:
         self.health = health
-        self._conn: aiosqlite.Connection | None = None
-        # One unit of work at a time on the shared connection (see transaction()).
-        self._write_lock = asyncio.Lock()
 
-    @property
-    def conn(self) -> aiosqlite.Connection:
-        """The open connection; :class:`StoreError` before ``open`` or after ``close``."""
-        if self._conn is None:
-            raise StoreError("the store is not open")
-        return self._conn
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, and bring the schema up to date."""
 
-    def attach(self, conn: aiosqlite.Connection) -> None:
-        """Use ``conn`` from now on."""
-        self._conn = conn
-
+    @abstractmethod
     async def close(self) -> None:
-        """Close the connection; every use afterwards is a :class:`StoreError`."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.close()
+        """Close; every use afterwards is a :class:`StoreError`."""
 
-    async def one(self, sql: str, args: Args = ()) -> aiosqlite.Row | None:
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """How many migrations the database has had."""
+
+    @abstractmethod
+    async def one(self, sql: str, args: Args = ()) -> Row | None:
         """The first row of a read, or None."""
-        async with self.conn.execute(sql, _params(args)) as cur:
-            return await cur.fetchone()
 
-    async def all(self, sql: str, args: Args = ()) -> list[aiosqlite.Row]:
+    @abstractmethod
+    async def all(self, sql: str, args: Args = ()) -> list[Row]:
         """Every row of a read."""
-        async with self.conn.execute(sql, _params(args)) as cur:
-            return list(await cur.fetchall())
+
+    @abstractmethod
+    def stream(self, sql: str, args: Args = ()) -> AsyncIterator[Row]:
+        """The rows of a long read, fetched as they are consumed."""
+
+    @abstractmethod
+    def _unit(self) -> AbstractAsyncContextManager[tuple[Work, Callable[[], bool]]]:
+        """One backend transaction: its work, and whether it changed anything so far."""
+
+    @abstractmethod
+    async def compact(self) -> None:
+        """After an erasure: leave no erased value in the database's logs (if it can)."""
 
     async def value(self, sql: str, args: Args = ()) -> Any:
         """The first column of the first row of a read (None if there is no row)."""
@@ -113,39 +155,29 @@ class Database:
         return None if row is None else row[0]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self) -> AsyncIterator[Work]:
         """One unit of work: committed whole at the end, or rolled back whole on an error.
 
-        Every writer shares one connection, so without this lock one
-        coroutine's commit would also commit another's half-done statements,
-        and a rollback after a failed commit (a full disk) would silently drop
-        them. Reads need no lock.
+        A write the database refuses for want of a working disk (or, on
+        PostgreSQL, a server) is :class:`ivr.errors.StorageUnavailable`, and
+        marks the health failing until a write that changes something
+        succeeds again.
         """
-        async with self._write_lock:
-            db = self.conn
-            changes = db.total_changes
-            try:
-                yield db
-                await db.commit()
-            except dialect.StorageFailure as exc:
-                with contextlib.suppress(Exception):
-                    await db.rollback()
-                self.health.failed(str(exc))
-                raise StorageUnavailable(f"the database refused a write: {exc}") from exc
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await db.rollback()
-                raise
-            # Only a commit that wrote something shows the disk takes writes again
-            # (one that changed nothing succeeds even on a full disk).
-            if db.total_changes != changes:
-                self.health.succeeded()
+        try:
+            async with self._unit() as (work, changed):
+                yield work
+        except self.dialect.storage_failures as exc:
+            self.health.failed(str(exc))
+            raise StorageUnavailable(f"the database refused a write: {exc}") from exc
+        # Only a commit that wrote something shows the disk takes writes again
+        # (one that changed nothing succeeds even on a full disk).
+        if changed():
+            self.health.succeeded()
 
     async def write(self, sql: str, args: Args = ()) -> int:
         """One statement as its own unit of work; the number of rows it changed."""
         async with self.transaction() as db:
-            cur = await db.execute(sql, _params(args))
-        return max(cur.rowcount, 0)
+            return await db.execute(sql, args)
 
 
 class Repository:

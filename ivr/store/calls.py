@@ -10,13 +10,11 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Unpack
 
-import aiosqlite
-
 from ivr.e164 import contact_number
 from ivr.errors import NotFound, StoreError
 from ivr.stamp import new_id, now_iso
 from ivr.store import dialect
-from ivr.store.base import Repository, decode_cursor, encode_cursor
+from ivr.store.base import Repository, Row, decode_cursor, encode_cursor
 from ivr.store.rows import CallFields, CallRow, ConsentRow, EventRow, NewCall, NewConsent
 
 _CALL_SELECT = (
@@ -58,7 +56,7 @@ def _json(text: str | None) -> Any:
     return json.loads(text) if text else None
 
 
-def call_row(row: aiosqlite.Row) -> CallRow:
+def call_row(row: Row) -> CallRow:
     """A ``calls`` row (joined with its contact's number as ``contact``) as a typed row."""
     return CallRow(
         id=row["id"],
@@ -88,11 +86,11 @@ def call_row(row: aiosqlite.Row) -> CallRow:
     )
 
 
-def _event(row: aiosqlite.Row) -> EventRow:
+def _event(row: Row) -> EventRow:
     return EventRow(row["id"], row["call_id"], row["at"], row["type"], json.loads(row["data"]))
 
 
-def _consent(row: aiosqlite.Row) -> ConsentRow:
+def _consent(row: Row) -> ConsentRow:
     values = {k: row[k] for k in _CONSENT}
     values["evidence"] = json.loads(values["evidence"])
     return ConsentRow(**values)

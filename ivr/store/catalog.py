@@ -11,12 +11,10 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
-import aiosqlite
-
 from ivr.config import NumberConfig
 from ivr.stamp import now_iso
 from ivr.store import dialect
-from ivr.store.base import Repository
+from ivr.store.base import Repository, Row
 from ivr.store.rows import FlowRow, FlowVersion, NumberRow, Source, TeamRow
 
 Sourced = Literal["numbers", "teams", "flow_heads"]
@@ -42,7 +40,7 @@ _SAVE_FLOW = dialect.insert_absent(
 _SET_HEAD = dialect.upsert("flow_heads", ("id", "version", "updated_at", "source"), ("id",))
 
 
-def _number(row: aiosqlite.Row) -> NumberRow:
+def _number(row: Row) -> NumberRow:
     return NumberRow(
         id=row["id"],
         name=row["name"],

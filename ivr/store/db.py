@@ -1,8 +1,8 @@
-"""The store: an embedded SQLite database (WAL) and the recordings folder.
+"""The store: a database (embedded SQLite by default, or PostgreSQL) and the recordings folder.
 
-:class:`Store` opens the database, creates and migrates the schema
-(``PRAGMA user_version`` counts the migrations applied), owns the shared
-connection's write lock and the storage health, and exposes one repository
+:class:`Store` opens the database (:mod:`ivr.store.sqlite` or
+:mod:`ivr.store.postgres`), which creates and migrates its schema, owns the
+storage health, and exposes one repository
 per aggregate: ``users``, ``catalog``, ``calls``, ``recordings``,
 ``transcripts``, ``privacy``, ``audit`` and ``analytics``. Those take and
 return the typed rows of :mod:`ivr.store.rows`.
@@ -25,12 +25,12 @@ from typing import Any, cast
 import aiosqlite
 
 from ivr.errors import StoreError
-from ivr.store import dialect
 from ivr.store.analytics import AnalyticsRepository
 from ivr.store.audit import AuditRepository
-from ivr.store.base import Database, StorageHealth
+from ivr.store.base import Database, StorageHealth, Work
 from ivr.store.calls import CallRepository
 from ivr.store.catalog import CatalogRepository
+from ivr.store.dialect import Dialect
 from ivr.store.privacy import PrivacyRepository
 from ivr.store.recordings import RecordingRepository
 from ivr.store.rows import (
@@ -42,20 +42,49 @@ from ivr.store.rows import (
     NewTranscript,
     RecordingEnd,
 )
-from ivr.store.schema import MIGRATIONS
+from ivr.store.sqlite import SqliteDatabase
 from ivr.store.transcripts import TranscriptRepository
 from ivr.store.users import UserRepository
 
 
-class Store:
-    """Every table of the softswitch, one repository per aggregate, over one connection."""
+def is_postgresql(database: str | None) -> bool:
+    """Whether ``database`` names a PostgreSQL server (a ``postgresql://`` URL)."""
+    return database is not None and database.startswith(("postgresql://", "postgres://"))
 
-    def __init__(self, data_dir: Path) -> None:
+
+def describe_database(data_dir: Path, database: str | None) -> str:
+    """Where the store is, for a log line: the SQLite file, or the DSN without its password."""
+    if is_postgresql(database):
+        assert database is not None
+        from ivr.store.postgres import describe
+
+        return describe(database)
+    return f"SQLite in {data_dir / 'ivr.sqlite3'}"
+
+
+class Store:
+    """Every table of the softswitch, one repository per aggregate, over one backend.
+
+    ``database``: None (or empty) for SQLite in ``data_dir/ivr.sqlite3``, or a
+    ``postgresql://`` URL (libpq's; its password is never logged). Recording
+    files are under ``data_dir/recordings`` either way.
+    """
+
+    def __init__(self, data_dir: Path, database: str | None = None) -> None:
         self.data_dir = data_dir
         self.db_path = data_dir / "ivr.sqlite3"
         self.recordings_dir = data_dir / "recordings"
         self.health = StorageHealth()
-        self._database = Database(self.health)
+        self._database: Database
+        if is_postgresql(database):
+            assert database is not None
+            from ivr.store.postgres import PostgresDatabase
+
+            self._database = PostgresDatabase(database, self.health)
+        elif database:
+            raise StoreError("--database takes a postgresql:// URL (SQLite is the default)")
+        else:
+            self._database = SqliteDatabase(self.db_path, self.health)
         self.users = UserRepository(self._database)
         self.catalog = CatalogRepository(self._database)
         self.calls = CallRepository(self._database)
@@ -65,73 +94,50 @@ class Store:
         self.audit = AuditRepository(self._database)
         self.analytics = AnalyticsRepository(self._database)
 
+    @property
+    def dialect(self) -> Dialect:
+        """The backend's SQL differences (:mod:`ivr.store.dialect`)."""
+        return self._database.dialect
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._database.dialect.name
+
+    @property
+    def migrations(self) -> int:
+        """How many migrations this program has for its backend."""
+        return len(self._database.migrations)
+
     # -- life cycle ----------------------------------------------------------------
 
     async def open(self) -> None:
         """Open (or create) the database and bring its schema up to date."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.recordings_dir.mkdir(exist_ok=True)
-        conn = await aiosqlite.connect(self.db_path)
-        conn.row_factory = aiosqlite.Row
-        self._database.attach(conn)
-        for pragma in dialect.CONNECT:
-            await conn.execute(pragma)
-        await self._migrate()
+        await self._database.open()
 
     async def close(self) -> None:
-        """Close the connection (a closed store refuses every call with StoreError)."""
+        """Close the connection(s) (a closed store refuses every call with StoreError)."""
         await self._database.close()
 
     @property
     def db(self) -> aiosqlite.Connection:
-        """The raw connection: for migrations and for tests that tamper with rows.
+        """SQLite's raw connection: for tests that tamper with rows (not on PostgreSQL).
 
         Everything else goes through the repositories.
         """
+        if not isinstance(self._database, SqliteDatabase):
+            raise StoreError("the raw connection is SQLite's")
         return self._database.conn
 
-    def transaction(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
-        """One unit of work under the write lock (:meth:`ivr.store.base.Database.transaction`)."""
+    def transaction(self) -> AbstractAsyncContextManager[Work]:
+        """One unit of work (:meth:`ivr.store.base.Database.transaction`)."""
         return self._database.transaction()
 
     async def schema_version(self) -> int:
         """How many migrations the database has had."""
-        return int(await self._database.value(dialect.SCHEMA_VERSION) or 0)
-
-    async def _migrate(self) -> None:
-        version = await self.schema_version()
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"the database is at schema version {version}, newer than this program "
-                f"({len(MIGRATIONS)}); upgrade the program"
-            )
-        if version == len(MIGRATIONS):
-            return
-        db = self.db
-        # A migration may rebuild a table (SQLite's way to change a constraint):
-        # with foreign keys on, dropping the old table would cascade into the
-        # rows that point at it. They are checked once everything has run.
-        await db.execute(dialect.FOREIGN_KEYS_OFF)
-        try:
-            for i, step in enumerate(MIGRATIONS[version:], start=version + 1):
-                if isinstance(step, str):
-                    await db.executescript(
-                        f"BEGIN;\n{step}\n{dialect.set_schema_version(i)};\nCOMMIT;"
-                    )
-                    continue
-                await db.execute(dialect.BEGIN)
-                try:
-                    await step(db)
-                    await db.execute(dialect.set_schema_version(i))
-                    await db.commit()
-                except BaseException:
-                    await db.rollback()
-                    raise
-            broken = await self._database.all(dialect.FOREIGN_KEY_CHECK)
-            if broken:
-                raise StoreError(f"the migrated database has {len(broken)} broken reference(s)")
-        finally:
-            await db.execute(dialect.FOREIGN_KEYS_ON)
+        return await self._database.schema_version()
 
     # -- what the call path writes through (ivr.call.journal.CallRecords) ------------
 
@@ -217,9 +223,9 @@ class Store:
 
 
 @asynccontextmanager
-async def opened(data_dir: Path) -> AsyncIterator[Store]:
+async def opened(data_dir: Path, database: str | None = None) -> AsyncIterator[Store]:
     """A store open for the length of a ``with`` block (the CLI's commands use one)."""
-    store = Store(data_dir)
+    store = Store(data_dir, database)
     await store.open()
     try:
         yield store

@@ -1,13 +1,17 @@
-"""Every piece of SQL that is SQLite's own, in one place: what a PostgreSQL backend replaces.
+"""What SQL differs between the backends: SQLite's here, PostgreSQL's in :mod:`ivr.store.postgres`.
 
 The repositories write plain SQL (SELECT, JOIN, row values, COALESCE,
-``ON CONFLICT``), and take from here whatever differs between SQLite and
-PostgreSQL: the parameter mark, upserts and "insert unless present",
-``RETURNING``, JSON functions, date arithmetic, summing a condition, the
-PRAGMAs, and which driver errors mean a full or failing disk. Each
-difference is one function or constant. The schema itself
-(:mod:`ivr.store.schema`, with its triggers and ``strftime``) is SQLite's
-and is not shared: a PostgreSQL backend has migrations of its own.
+``ON CONFLICT``, ``RETURNING``) with ``?`` marks, which both backends run
+(PostgreSQL's dialect translates the marks, :meth:`Dialect.prepare`). The
+statement builders below (inserts, upserts, "insert unless present",
+``RETURNING``) produce SQL both accept. Whatever else differs is a method
+of :class:`Dialect`, reached at run time through the database
+(``self._db.dialect``): JSON functions, date arithmetic, summing a
+condition, skipping rows another writer has locked, and which driver errors
+mean a failing disk or a broken constraint. :data:`SQLITE` is SQLite's; the
+PRAGMAs below are SQLite's alone. The schema (:mod:`ivr.store.schema`, with
+its triggers and ``strftime``) is SQLite's; PostgreSQL has migrations of its
+own (:mod:`ivr.store.pg_schema`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import sqlite3
 from collections.abc import Sequence
 
 PARAM = "?"
-"""The driver's positional parameter mark (psycopg: ``%s``)."""
+"""The store's positional parameter mark (PostgreSQL's dialect makes it ``%s``)."""
 
 # -- connection and schema ---------------------------------------------------------
 
@@ -120,3 +124,54 @@ def minutes_between(start: str, end: str) -> str:
 def count_if(condition: str) -> str:
     """How many rows of the group meet ``condition`` (NULL for no rows, as SUM is)."""
     return f"SUM({condition})"
+
+
+def json_true(column: str, key: str) -> str:
+    """Whether top-level ``key`` of a JSON text column is true (false when absent)."""
+    return f"COALESCE({json_field(column, key)}, 0)"
+
+
+class Dialect:
+    """One backend's SQL differences; this class is SQLite's, :data:`SQLITE` its instance."""
+
+    name = "sqlite"
+    storage_failures: tuple[type[Exception], ...] = (StorageFailure,)
+    """Errors meaning the disk (or the server) refused a write: worth trying again."""
+    integrity_failures: tuple[type[Exception], ...] = (IntegrityFailure,)
+    """Errors meaning a broken constraint (a unique e-mail, a deleted parent)."""
+    skip_locked = ""
+    """Appended to ``SELECT ... LIMIT n`` to pass over rows another writer holds."""
+    lock_row = ""
+    """Appended to a ``SELECT`` to hold its rows until the unit of work ends."""
+
+    def prepare(self, sql: str) -> str:
+        """The statement as the driver takes it (SQLite takes ``?`` as it is)."""
+        return sql
+
+    def json_field(self, column: str, key: str) -> str:
+        """The value at top-level ``key`` of a JSON text column, as text."""
+        return json_field(column, key)
+
+    def json_with(self, column: str, key: str) -> str:
+        """The JSON text of ``column`` with top-level ``key`` set to the next parameter."""
+        return json_with(column, key)
+
+    def json_true(self, column: str, key: str) -> str:
+        """A condition: top-level ``key`` of a JSON text column is true."""
+        return json_true(column, key)
+
+    def seconds_between(self, start: str, end: str) -> str:
+        """Seconds from ``start`` to ``end``, two ISO 8601 text columns."""
+        return seconds_between(start, end)
+
+    def minutes_between(self, start: str, end: str) -> str:
+        """Minutes from ``start`` to ``end``, two ISO 8601 text columns."""
+        return minutes_between(start, end)
+
+    def count_if(self, condition: str) -> str:
+        """How many rows of the group meet ``condition``."""
+        return count_if(condition)
+
+
+SQLITE = Dialect()
+"""SQLite's dialect."""

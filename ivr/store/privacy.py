@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
-import aiosqlite
-
 from ivr.store import dialect
-from ivr.store.base import Repository
+from ivr.store.base import Repository, Row
 from ivr.store.rows import ErasureJobRow, ErasureScope, ExpiredRecording, RetentionRun
 from ivr.store.transcripts import delete_for
 
 _JOB = ("id", "kind", "subject", "pseudonym", "requested_by", "started_at")
 _RUN = ("id", "at", "requested_by", "recordings", "transcripts", "bytes")
 Receipt = dict[str, Any]
+RETENTION_LOCK = "retention"
 
 
-def _job(row: aiosqlite.Row) -> ErasureJobRow:
+def _job(row: Row) -> ErasureJobRow:
     receipt = row["receipt"]
     return ErasureJobRow(
         **{c: row[c] for c in _JOB},
@@ -101,13 +101,24 @@ class PrivacyRepository(Repository):
         """
         calls, pseud, subject = list(scope.calls), job.pseudonym, job.subject
         in_calls = dialect.in_list(calls)
+        sql = self._db.dialect
         consents = 0
         async with self._db.transaction() as db:
+            # The job's row is held to the end of the unit: another process
+            # running the same job (two nodes resuming it at start-up) waits
+            # here, then finds it done and returns its receipt.
+            held = await db.one(
+                f"SELECT receipt FROM erasure_jobs WHERE id = ?{sql.lock_row}", (job.id,)
+            )
+            if held is not None and held["receipt"] is not None:
+                done: Receipt = json.loads(held["receipt"])
+                return done
             await delete_for(db, scope.recording_ids)
             await db.execute(f"DELETE FROM recordings WHERE call_id IN {in_calls}", calls)
             if job.kind == "contact":
-                cur = await db.execute(f"DELETE FROM consents WHERE call_id IN {in_calls}", calls)
-                consents = max(cur.rowcount, 0)
+                consents = await db.execute(
+                    f"DELETE FROM consents WHERE call_id IN {in_calls}", calls
+                )
                 await db.execute(
                     # A SIP Call-ID often names the caller's host: it goes with them.
                     "UPDATE calls SET client_ref = NULL, sip_call_id = NULL, subject_erased = 1 "
@@ -120,13 +131,12 @@ class PrivacyRepository(Repository):
                     [pseud, *scope.contacts],
                 )
             else:
-                async with db.execute("SELECT name FROM users WHERE id = ?", (subject,)) as cur:
-                    user = await cur.fetchone()
+                user = await db.one("SELECT name FROM users WHERE id = ?", (subject,))
                 if user is not None:  # the name appears in the calls' event trail
                     await db.execute(
-                        f"UPDATE call_events SET data = {dialect.json_with('data', 'agent')} "
+                        f"UPDATE call_events SET data = {sql.json_with('data', 'agent')} "
                         f"WHERE call_id IN {in_calls} "
-                        f"AND {dialect.json_field('data', 'agent')} = ?",
+                        f"AND {sql.json_field('data', 'agent')} = ?",
                         [pseud, *calls, user["name"]],
                     )
                 await db.execute(
@@ -143,7 +153,7 @@ class PrivacyRepository(Repository):
                 "UPDATE erasure_jobs SET subject = NULL, finished_at = ?, receipt = ? WHERE id = ?",
                 (kept["at"], json.dumps(kept), job.id),
             )
-        await self._db.conn.execute(dialect.CHECKPOINT)
+        await self._db.compact()
         return kept
 
     # -- retention -------------------------------------------------------------------
@@ -157,13 +167,38 @@ class PrivacyRepository(Repository):
         )
         return [ExpiredRecording(r["id"], r["path"], r["size_bytes"]) for r in rows]
 
-    async def purge(self, run: RetentionRun, recording_ids: Sequence[str]) -> None:
-        """Delete the recordings (rows, transcripts) and keep the run's receipt, in one unit."""
-        ids = list(recording_ids)
+    async def purge(self, run: RetentionRun, recording_ids: Sequence[str]) -> RetentionRun:
+        """Delete the recordings (rows, transcripts) and keep the run's receipt, in one unit.
+
+        Purges run one at a time across processes (the retention lock). A
+        recording another purge deleted meanwhile is not counted again: the
+        receipt kept, and returned, counts what this one deleted.
+        """
         async with self._db.transaction() as db:
+            await db.lock(RETENTION_LOCK)
+            ids = list(recording_ids)
+            if ids:
+                rows = await db.all(
+                    f"SELECT id, size_bytes FROM recordings WHERE id IN {dialect.in_list(ids)}",
+                    ids,
+                )
+                if len(rows) != len(ids):  # another purge took some first
+                    ids = [r["id"] for r in rows]
+                    counted = await db.one(
+                        f"SELECT COUNT(*) FROM transcripts WHERE recording_id IN "
+                        f"{dialect.in_list(ids)}",
+                        ids,
+                    )
+                    run = replace(
+                        run,
+                        recordings=len(ids),
+                        transcripts=0 if counted is None else int(counted[0]),
+                        bytes=sum(r["size_bytes"] or 0 for r in rows),
+                    )
             if ids:
                 await delete_for(db, ids)
                 await db.execute(f"DELETE FROM recordings WHERE id IN {dialect.in_list(ids)}", ids)
             await db.execute(
                 dialect.insert("retention_runs", _RUN), [getattr(run, c) for c in _RUN]
             )
+        return run

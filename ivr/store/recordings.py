@@ -12,12 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Unpack
 
-import aiosqlite
-
 from ivr.errors import NotFound, StoreError
 from ivr.stamp import new_id, now_iso
 from ivr.store import dialect
-from ivr.store.base import Database, Repository, decode_cursor, encode_cursor
+from ivr.store.base import Database, Repository, Row, decode_cursor, encode_cursor
 from ivr.store.rows import NewRecording, NoteRow, RecordingEnd, RecordingRow
 
 _SELECT = (
@@ -42,7 +40,7 @@ _JSON_FIELDS = ("pauses", "gaps")
 _NOTE = ("id", "recording_id", "author_id", "text", "at")
 
 
-def recording_row(row: aiosqlite.Row) -> RecordingRow:
+def recording_row(row: Row) -> RecordingRow:
     """A ``recordings`` row (joined with its call, see ``_SELECT``) as a typed row."""
     keys = row.keys()
     return RecordingRow(

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-import aiosqlite
-
 from ivr.stamp import now_iso
 from ivr.store import dialect
-from ivr.store.base import Repository
+from ivr.store.base import Repository, Work
 from ivr.store.rows import (
     ClaimedJob,
     JobRow,
@@ -56,15 +54,22 @@ _ENQUEUE = dialect.insert_absent(
         "AND NOT EXISTS (SELECT 1 FROM transcription_jobs j WHERE j.recording_id = r.id)"
     ),
 )
-_CLAIM = (
-    "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
-    "updated_at = ? WHERE recording_id = (SELECT recording_id FROM "
-    "transcription_jobs WHERE state = 'pending' ORDER BY created_at, recording_id "
-    "LIMIT 1)" + dialect.returning("recording_id", "attempts")
-)
 
 
-async def delete_for(db: aiosqlite.Connection, recording_ids: Sequence[str]) -> None:
+def _claim(skip_locked: str) -> str:
+    """Take the oldest pending job; with ``skip_locked``, one no other worker is taking."""
+    # On PostgreSQL two workers may look for a job at once: the one row is
+    # locked by the first (FOR UPDATE SKIP LOCKED) and the second takes the
+    # next, and the outer state check refuses a job finished meanwhile.
+    return (
+        "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
+        "updated_at = ? WHERE state = 'pending' AND recording_id = (SELECT recording_id "
+        "FROM transcription_jobs WHERE state = 'pending' ORDER BY created_at, recording_id "
+        f"LIMIT 1{skip_locked})" + dialect.returning("recording_id", "attempts")
+    )
+
+
+async def delete_for(db: Work, recording_ids: Sequence[str]) -> None:
     """Delete the recordings' transcripts, segments and jobs inside the caller's unit of work."""
     for table in _TABLES:
         await db.execute(
@@ -93,15 +98,11 @@ class TranscriptRepository(Repository):
 
     async def claim(self) -> ClaimedJob | None:
         """Take the oldest pending job (now running, one more attempt) with its recording."""
-        # One worker call runs the UPDATE and reads its RETURNING row to the end:
-        # through a cursor (execute, then fetch) the write statement stays open
-        # between the two calls, and a commit in that gap fails with "cannot
-        # commit transaction - SQL statements in progress".
         async with self._db.transaction() as db:
-            rows = list(await db.execute_fetchall(_CLAIM, (now_iso(),)))
-        if not rows:
+            claimed = await db.one(_claim(self._db.dialect.skip_locked), (now_iso(),))
+        if claimed is None:
             return None
-        rec_id, attempts = rows[0]["recording_id"], rows[0]["attempts"]
+        rec_id, attempts = claimed["recording_id"], claimed["attempts"]
         rec = await self._db.one(
             "SELECT r.path, r.pauses, r.status, r.sample_rate, c.number FROM recordings r "
             "JOIN calls c ON c.id = r.call_id WHERE r.id = ?",
@@ -178,7 +179,7 @@ class TranscriptRepository(Repository):
                     "updated_at = ?, finished_at = ? WHERE recording_id = ?",
                     (at, at, rec_id),
                 )
-        except dialect.IntegrityFailure:  # the recording was deleted meanwhile
+        except self._db.dialect.integrity_failures:  # the recording was deleted meanwhile
             return False
         return True
 
@@ -216,7 +217,7 @@ class TranscriptRepository(Repository):
     async def delete(self, recording_id: str) -> int:
         """Delete a recording's transcript, segments and job; 1 if there was a transcript."""
         async with self._db.transaction() as db:
-            cur = await db.execute(
+            deleted = await db.execute(
                 "DELETE FROM transcripts WHERE recording_id = ?", (recording_id,)
             )
             await db.execute(
@@ -225,4 +226,4 @@ class TranscriptRepository(Repository):
             await db.execute(
                 "DELETE FROM transcription_jobs WHERE recording_id = ?", (recording_id,)
             )
-        return max(cur.rowcount, 0)
+        return deleted

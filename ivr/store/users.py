@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import aiosqlite
-
 from ivr.errors import NotFound, StoreError
 from ivr.stamp import new_id, now_iso
 from ivr.store import dialect
-from ivr.store.base import Repository
+from ivr.store.base import Repository, Row
 from ivr.store.rows import Credentials, Role, TokenSession, User
 
 _USER_TEAM = dialect.insert("user_teams", ("user_id", "team"))
@@ -33,11 +31,11 @@ class UserRepository(Repository):
                     (user_id, email, name, role, password_hash, now_iso()),
                 )
                 await db.executemany(_USER_TEAM, [(user_id, t) for t in team_list])
-        except dialect.IntegrityFailure as exc:
+        except self._db.dialect.integrity_failures as exc:
             raise StoreError(f"a user with e-mail {email} already exists") from exc
         return User(user_id, email, name, role, team_list)
 
-    async def _user(self, row: aiosqlite.Row | None) -> User | None:
+    async def _user(self, row: Row | None) -> User | None:
         if row is None:
             return None
         teams = await self._db.all(

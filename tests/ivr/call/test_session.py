@@ -44,9 +44,9 @@ class FakeTransport:
 
 
 @pytest.fixture
-async def board(tmp_path: Path, config_data: dict[str, Any]) -> Any:
+async def board(server_database: str | None, tmp_path: Path, config_data: dict[str, Any]) -> Any:
     config = build_config(config_data, tmp_path)
-    store = Store(tmp_path / "data")
+    store = Store(tmp_path / "data", server_database)  # IVR_TEST_SERVER_BACKEND
     await store.open()
     prompts = PromptLibrary.load(config.prompts, tmp_path / "cache", "test")
     pool = RecorderPool()

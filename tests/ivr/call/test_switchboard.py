@@ -31,12 +31,12 @@ DESK = "+15550102"
 
 
 @pytest.fixture
-async def board(tmp_path: Path, config_data: dict[str, Any]) -> Any:
+async def board(server_database: str | None, tmp_path: Path, config_data: dict[str, Any]) -> Any:
     # Support keeps a bot so that the bot greeting is loaded; desk calls never ring it.
     data = {**config_data, "teams": {"support": {"bots": 1}, "desk": {"bots": 0}}}
     data["bots"] = {**data["bots"], "answer_delay_s": 10}  # bots never answer in these tests
     config = build_config(data, tmp_path)
-    store = Store(tmp_path / "data")
+    store = Store(tmp_path / "data", server_database)  # IVR_TEST_SERVER_BACKEND
     await store.open()
     pool = RecorderPool()
     sb = Switchboard(

@@ -252,9 +252,9 @@ async def wait_jobs(store: Store, rec_ids: list[str], timeout_s: float = 40.0) -
 
 @needs_espeak
 async def test_a_restart_with_jobs_pending_finishes_them_and_drops_a_deleted_one(
-    tmp_path: Path,
+    tmp_path: Path, database: str | None
 ) -> None:
-    store = Store(tmp_path / "data")
+    store = Store(tmp_path / "data", database)
     await store.open()
     clip = np.concatenate([np.zeros(4000, np.int16), speech(SENTENCE), np.zeros(4000, np.int16)])
     interrupted = await add_recording(store, clip)
@@ -270,7 +270,7 @@ async def test_a_restart_with_jobs_pending_finishes_them_and_drops_a_deleted_one
     await store.recordings.delete(deleted)
     await store.close()
 
-    store = Store(tmp_path / "data")  # the restart
+    store = Store(tmp_path / "data", database)  # the restart
     await store.open()
     worker = TranscriptionWorker(store, NUMBERS, poll_s=0.2)
     worker.start()
@@ -296,8 +296,10 @@ async def test_a_restart_with_jobs_pending_finishes_them_and_drops_a_deleted_one
 
 
 @needs_espeak
-async def test_a_stop_mid_job_puts_it_back_without_counting_the_attempt(tmp_path: Path) -> None:
-    store = Store(tmp_path / "data")
+async def test_a_stop_mid_job_puts_it_back_without_counting_the_attempt(
+    tmp_path: Path, database: str | None
+) -> None:
+    store = Store(tmp_path / "data", database)
     await store.open()
     said = speech(SENTENCE)
     rec_id = await add_recording(store, np.concatenate([said, np.zeros(8000, np.int16)] * 4))
@@ -327,8 +329,10 @@ async def test_a_stop_mid_job_puts_it_back_without_counting_the_attempt(tmp_path
 
 
 @needs_espeak
-async def test_a_recording_deleted_while_it_is_transcribed_leaves_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "data")
+async def test_a_recording_deleted_while_it_is_transcribed_leaves_nothing(
+    tmp_path: Path, database: str | None
+) -> None:
+    store = Store(tmp_path / "data", database)
     await store.open()
     said = speech(SENTENCE)
     rec_id = await add_recording(store, np.concatenate([said, np.zeros(8000, np.int16)] * 3))
@@ -355,8 +359,10 @@ async def test_a_recording_deleted_while_it_is_transcribed_leaves_nothing(tmp_pa
     await store.close()
 
 
-async def test_a_failing_job_is_tried_a_bounded_number_of_times(tmp_path: Path) -> None:
-    store = Store(tmp_path / "data")
+async def test_a_failing_job_is_tried_a_bounded_number_of_times(
+    tmp_path: Path, database: str | None
+) -> None:
+    store = Store(tmp_path / "data", database)
     await store.open()
     broken = await add_recording(store, b"RIFF, but not a WAV file at all")
     switched_off = await add_recording(store, np.zeros(8000, np.int16), number="+15550101")
@@ -376,9 +382,9 @@ async def test_a_failing_job_is_tried_a_bounded_number_of_times(tmp_path: Path) 
 
 
 async def test_transcripts_follow_their_recording_into_exports_erasures_and_purges(
-    tmp_path: Path,
+    tmp_path: Path, database: str | None
 ) -> None:
-    store = Store(tmp_path / "data")
+    store = Store(tmp_path / "data", database)
     await store.open()
     quiet = np.zeros(8000, np.int16)
     caller = await store.calls.contact_id("+15557770001")
@@ -431,8 +437,8 @@ def bearer(token: str) -> dict[str, str]:
 
 
 async def count(store: Store, sql: str, *args: Any) -> int:
-    async with store.db.execute(sql, args) as cur:
-        row = await cur.fetchone()
+    async with store.transaction() as db:
+        row = await db.one(sql, args)
     assert row is not None
     return int(row[0])
 

@@ -1,4 +1,9 @@
-"""A real store in a temporary folder, and small builders of the rows calls make."""
+"""A real store on each backend, and small builders of the rows calls make.
+
+Every test that takes ``store`` runs twice: on SQLite in a temporary folder,
+and on PostgreSQL in a schema of its own (the ``database`` fixture of
+``tests/conftest.py``; skipped without ``IVR_TEST_POSTGRES``, failed in CI).
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,17 @@ from ivr.store import NewCall, NewRecording, Store
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(tmp_path / "data")
+async def store(tmp_path: Path, database: str | None) -> AsyncIterator[Store]:
+    s = Store(tmp_path / "data", database)
     await s.open()
     yield s
     await s.close()
+
+
+def storage_failure(store: Store, message: str) -> Exception:
+    """The error the backend's driver raises when the disk refuses a write."""
+    failure = store.dialect.storage_failures[0]
+    return failure(message)
 
 
 async def a_call(
