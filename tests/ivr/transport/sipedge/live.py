@@ -14,10 +14,13 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +30,67 @@ import soundfile as sf
 import yaml
 
 from ivr.config import SHIPPED_CONFIG
-from tests.ivr.transport.sipedge.test_sipp import (
-    IVR,
-    PASSWORD,
-    SUPERVISOR,
-    Server,
-    _free_port,
-    _free_sip_port,
-)
 
 Samples = npt.NDArray[np.int16]
+
+IVR = [sys.executable, "-m", "ivr"]
+PASSWORD = "a long password"
+SUPERVISOR = ("--role", "supervisor", "--password-stdin", "--data")
+
+
+def _free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def free_sip_port() -> int:
+    """A port free on both UDP and TCP."""
+    for _ in range(50):
+        port = _free_port(socket.SOCK_DGRAM)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no port free on both UDP and TCP")
+
+
+@dataclass
+class Server:
+    url: str
+    sip_port: int
+    token: str
+    log: Path
+
+    def get(self, path: str) -> Any:
+        req = urllib.request.Request(
+            f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            body = resp.read()
+        return body if path.endswith("/audio") else json.loads(body)
+
+    def calls(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.get("/v1/calls?limit=100")["items"]
+        return items
+
+    def new_call(
+        self, before: set[str], timeout_s: float = 20, *, media: bool = False
+    ) -> dict[str, Any]:
+        """The one call that is not in ``before``, once it has ended and is saved
+        (with ``media``: once its RTP figures are saved too)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            new = [c for c in self.calls() if c["id"] not in before]
+            if new and new[0].get("ended_at") and (new[0]["media"] or not media):
+                assert len(new) == 1, new
+                full: dict[str, Any] = self.get(f"/v1/calls/{new[0]['id']}")
+                return full
+            time.sleep(0.2)
+        raise AssertionError(f"no new ended call; server log: {self.log.read_text()[-3000:]}")
 
 
 @contextlib.contextmanager
@@ -66,7 +120,7 @@ def serving(
          str(data)],
         input=PASSWORD + "\n", text=True, check=True, capture_output=True,
     )  # fmt: skip
-    port, sip_port = _free_port(), _free_sip_port()
+    port, sip_port = _free_port(), free_sip_port()
     rtp_low = random.randrange(30000, 40000 - rtp_ports, 2)
     log = tmp / "server.log"
     with log.open("w") as err:
@@ -85,6 +139,7 @@ def serving(
             if not line and proc.poll() is not None:
                 break
         assert "listening on" in line, log.read_text()[-3000:]
+        assert f"SIP: sip:127.0.0.1:{sip_port} (udp+tcp)" in line
         url = f"http://127.0.0.1:{port}"
         login = json.dumps({"email": "sam@example.com", "password": PASSWORD}).encode()
         req = urllib.request.Request(

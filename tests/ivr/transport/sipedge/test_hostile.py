@@ -24,8 +24,8 @@ import soundfile as sf
 
 from media.g711 import alaw_decode
 from tests.ivr.transport.sip.test_parser_hostile import CORPUS
+from tests.ivr.transport.sipedge.live import Server
 from tests.ivr.transport.sipedge.test_sipp import (
-    Server,
     _events,
     _find,
     _pcap_payloads,

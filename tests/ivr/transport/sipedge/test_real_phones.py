@@ -23,13 +23,13 @@ from media.dtmf import generate_sequence
 from media.g711 import ulaw_decode, ulaw_encode
 from tests.ivr.transport.sipedge.live import (
     Samples,
+    Server,
     band_energy,
     events,
     frames_matching,
     recording,
     serving,
 )
-from tests.ivr.transport.sipedge.test_sipp import Server
 from tests.sipkit import baresip, linphone, sipp
 from tests.sipkit.baresip import Digit
 from tests.sipkit.conftest import available

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.ivr.transport.sipedge.live import events, recording, serving
-from tests.ivr.transport.sipedge.test_sipp import Server, _find
+from tests.ivr.transport.sipedge.live import Server, events, recording, serving
+from tests.ivr.transport.sipedge.test_sipp import _find
 from tests.sipkit import pcap, sipp
 from tests.sipkit.conftest import available
 from tests.threaded_caller import ThreadedCaller

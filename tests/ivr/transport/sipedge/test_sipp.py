@@ -10,98 +10,32 @@ the folder it runs in, Debian's ``/usr/share/sip-tester``.
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import shutil
-import signal
-import socket
 import struct
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 
-from ivr.config import SHIPPED_CONFIG
 from media.g711 import alaw_decode
+from tests.ivr.transport.sipedge.live import Server, free_sip_port, serving
 
-IVR = [sys.executable, "-m", "ivr"]
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
 SIPP = shutil.which("sipp")
-PASSWORD = "a long password"
-SUPERVISOR = ("--role", "supervisor", "--password-stdin", "--data")
-
-
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _free_sip_port() -> int:
-    """A port free on both UDP and TCP."""
-    for _ in range(50):
-        port = _free_port(socket.SOCK_DGRAM)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no port free on both UDP and TCP")
-
-
-@dataclass
-class Server:
-    url: str
-    sip_port: int
-    token: str
-    log: Path
-
-    def get(self, path: str) -> Any:
-        req = urllib.request.Request(
-            f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"}
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            body = resp.read()
-        return body if path.endswith("/audio") else json.loads(body)
-
-    def calls(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self.get("/v1/calls?limit=100")["items"]
-        return items
-
-    def new_call(
-        self, before: set[str], timeout_s: float = 20, *, media: bool = False
-    ) -> dict[str, Any]:
-        """The one call that is not in ``before``, once it has ended and is saved
-        (with ``media``: once its RTP figures are saved too)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            new = [c for c in self.calls() if c["id"] not in before]
-            if new and new[0].get("ended_at") and (new[0]["media"] or not media):
-                assert len(new) == 1, new
-                full: dict[str, Any] = self.get(f"/v1/calls/{new[0]['id']}")
-                return full
-            time.sleep(0.2)
-        raise AssertionError(f"no new ended call; server log: {self.log.read_text()[-3000:]}")
 
 
 def _sipp(
     server: Server, scenario: str, service: str, tmp: Path, *extra: str, calls: int = 1
 ) -> int:
     assert SIPP is not None, "SIPp (Debian's sip-tester) must be installed for these tests"
-    sip_port = _free_sip_port()
+    sip_port = free_sip_port()
     media_port = random.randrange(42000, 48000, 4)
     cmd = [
         SIPP,
@@ -141,77 +75,8 @@ def _sipp(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("sipp")
-    config = yaml.safe_load(SHIPPED_CONFIG.read_text())
-    for number in config["numbers"].values():
-        number["transcription"] = False
-    config["sip"] = {"answer_after_s": 1.5}
-    config["prompts_dir"] = str(SHIPPED_CONFIG.parent.parent / "prompts")
-    (tmp / "ivr.yaml").write_text(yaml.safe_dump(config))
-    data = tmp / "data"
-    subprocess.run(
-        [
-            *IVR,
-            "users",
-            "add",
-            "--email",
-            "sam@example.com",
-            "--name",
-            "Sam",
-            *SUPERVISOR,
-            str(data),
-        ],
-        input=PASSWORD + "\n",
-        text=True,
-        check=True,
-        capture_output=True,
-    )
-    port, sip_port = _free_port(), _free_sip_port()
-    rtp_low = random.randrange(30000, 39000, 2)
-    log = tmp / "server.log"
-    with log.open("w") as err:
-        proc = subprocess.Popen(
-            [
-                *IVR,
-                "serve",
-                *("--config", str(tmp / "ivr.yaml"), "--data", str(data)),
-                *("--port", str(port), "--sip-port", str(sip_port)),
-                *("--rtp-ports", f"{rtp_low}-{rtp_low + 99}"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-            env={**os.environ},
-        )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    line = ""
-    while time.monotonic() < deadline and "listening on" not in line:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-    assert "listening on" in line, log.read_text()[-3000:]
-    assert f"SIP: sip:127.0.0.1:{sip_port} (udp+tcp)" in line
-    url = f"http://127.0.0.1:{port}"
-    req = urllib.request.Request(
-        f"{url}/v1/auth/login",
-        data=json.dumps({"email": "sam@example.com", "password": PASSWORD}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        token = json.loads(resp.read())["token"]
-    try:
-        yield Server(url, sip_port, token, log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        text = log.read_text()
-        assert "Traceback" not in text, text[-3000:]
-        assert "+15557654321" not in text  # caller ids are masked in the log
+    with serving(tmp_path_factory.mktemp("sipp"), sip={"answer_after_s": 1.5}) as live:
+        yield live
 
 
 def _pcap_payloads(name: str) -> bytes:
