@@ -48,6 +48,7 @@ from tests.sipkit.process import (
 )
 
 BINARY = "linphonec"
+BIND_ATTEMPTS = 3  # linphonec started again on another port if its port was taken
 # Codecs of Debian's liblinphone, as it writes them in a fresh linphonerc.
 OTHER_CODECS = (
     ("opus", 48000, 2), ("speex", 16000, 1), ("speex", 8000, 1), ("GSM", 8000, 1),
@@ -146,13 +147,39 @@ async def call(
     folder = workdir / "linphone"
     home = folder / "home"
     (home / ".local" / "share" / "linphone").mkdir(parents=True, exist_ok=True)
-    sip_port = free_port(tcp=False)
-    (folder / "linphonerc").write_text(linphonerc(sip_port, free_port_range(20), codecs, dtmf))
     mic = padded_wav(wav, folder / "microphone.wav", answer_timeout_s + hangup_after_s + 10)
     env = {**os.environ, "HOME": str(home)}
     argv = ["stdbuf", "-oL", "-eL", BINARY, "-c", str(folder / "linphonerc"), "-d", "4"]
-    run = LinphoneRun(uri=uri, sip_port=sip_port)
     loop = asyncio.get_running_loop()
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        # A port free when probed can be taken before linphone binds it (on all
+        # addresses): then linphone says so and runs without SIP; start it again.
+        sip_port = free_port(tcp=False)
+        (folder / "linphonerc").write_text(linphonerc(sip_port, free_port_range(20), codecs, dtmf))
+        try:
+            return await _call(argv, folder, env, uri, sip_port, mic, loop, digit,
+                               digit_after_s, answer_timeout_s, hangup_after_s, record)  # fmt: skip
+        except PortTaken:
+            if attempt == BIND_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _call(
+    argv: list[str],
+    folder: Path,
+    env: dict[str, str],
+    uri: str,
+    sip_port: int,
+    mic: Path,
+    loop: asyncio.AbstractEventLoop,
+    digit: str | None,
+    digit_after_s: float,
+    answer_timeout_s: float,
+    hangup_after_s: float,
+    record: Path | None,
+) -> LinphoneRun:
+    run = LinphoneRun(uri=uri, sip_port=sip_port)
     async with Child(argv, cwd=folder, env=env, stdin=True) as child:
         await _until_listening(child, sip_port, 10.0)
         await child.send_line("soundcard use files")
@@ -180,11 +207,17 @@ async def call(
     return run
 
 
+class PortTaken(RuntimeError):
+    """linphonec could not bind its SIP port: another process took it after the probe."""
+
+
 async def _until_listening(child: Child, port: int, timeout_s: float) -> None:
     """Wait until something (linphone) holds UDP ``port``: it listens once the network is up."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while port_is_free(port, udp=True, tcp=False):
+        if f"bind() failed for 0.0.0.0 port {port}" in child.output:
+            raise PortTaken(f"UDP port {port} was taken before linphonec bound it")
         if child.returncode is not None or loop.time() > deadline:
             raise RuntimeError(f"linphonec never listened on {port}:\n{child.output[-3000:]}")
         await asyncio.sleep(0.05)
