@@ -21,6 +21,12 @@ call-second are printed too: the runner must cost under half of B per call,
 so it never limits the measurement.
 
     python bench/capacity.py [--budget-s 420] [--server-cpu 0] [--runner-cpu 1]
+    python bench/capacity.py --trial B:200 --trial norec:200 --trial norec@asyncio:200
+
+``--trial SYSTEM[@LOOP]:N`` runs just those trials at fixed loads, in order
+(``@asyncio`` or ``@uvloop``: the softswitch on that event loop, as
+``ivr serve --loop``; by default it runs as ``ivr serve`` does, on uvloop when
+installed), so that two settings are measured side by side in one sitting.
 
 It prints its figures; nothing is written outside a temporary folder.
 """
@@ -76,7 +82,7 @@ class Trial:
     def line(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
         return (
-            f"  {self.system:<8} n={self.calls:<5} {verdict}  lateness p99 {self.p99:6.1f} "
+            f"  {self.system:<14} n={self.calls:<5} {verdict}  lateness p99 {self.p99:6.1f} "
             f"p99.9 {self.p999:6.1f} max {self.max:6.1f} ms  lost {self.lost:<4} failed "
             f"{self.failed:<3} | CPU per call-second: server {self.server_cpu_ms:5.2f} ms, "
             f"runner {self.runner_cpu_ms:5.2f} ms (its own p99 lateness {self.runner_p99:.1f} ms)"
@@ -198,6 +204,8 @@ def start_server(
         data = folder / f"data-{time.monotonic_ns()}"
         cmd = [sys.executable, "-m", "ivr", "serve", "--config", str(config), "--data", str(data)]
         cmd += ["--port", str(port), "--log-level", "WARNING"]
+        if "@" in system:
+            cmd += ["--loop", system.partition("@")[2]]
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, *cmd],
         cwd=ROOT,
@@ -213,6 +221,44 @@ def start_server(
         if line.startswith(b"listening on"):
             return proc, f"http://127.0.0.1:{port}"
     raise RuntimeError(f"{system} server did not start in time")
+
+
+def profiler(
+    args: argparse.Namespace, pid: int, delay_s: float, name: str
+) -> subprocess.Popen[bytes] | None:
+    """With ``--profile DIR``: py-spy samples the server ``pid`` over the steady window.
+
+    It starts ``delay_s`` from now (after the ramp), samples for ``--window-s``
+    without pausing the server (``--nonblocking``), on the runner's CPU, and
+    writes ``DIR/NAME.svg`` (a flame graph) or, with ``--profile-format raw``,
+    collapsed stacks (``DIR/NAME.txt``). py-spy is the ``bench`` extra.
+    """
+    if args.profile is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy: pip install -e '.[bench]'")
+    args.profile.mkdir(parents=True, exist_ok=True)
+    raw = args.profile_format == "raw"
+    out = args.profile / f"{name}.{'txt' if raw else 'svg'}"
+    record = [spy, "record", "--pid", str(pid), "--duration", str(int(args.window_s))]
+    record += ["--rate", "250", "--nonblocking", "--format", args.profile_format, "-o", str(out)]
+    script = f'sleep {delay_s:.1f}; exec "$@"'
+    return subprocess.Popen(
+        ["taskset", "-c", args.runner_cpu, "sh", "-c", script, "sh", *record],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def add_profile_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="profile the server with py-spy over each trial's steady window; write there",
+    )
+    p.add_argument("--profile-format", choices=("flamegraph", "raw"), default="flamegraph")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -260,11 +306,14 @@ def trial(system: str, n: int, args: argparse.Namespace, config: Path, folder: P
     t0 = time.monotonic()
     ramp_s = n / args.rate
     talk_s = ramp_s + SETTLE_S + args.window_s + 2.0
-    spec = scenario(f"capacity-{system}-{n}", n, n, args.rate, talk_s, MIXES[system])
+    mix = MIXES[system.partition("@")[0]]
+    spec = scenario(f"capacity-{system.replace('@', '-')}-{n}", n, n, args.rate, talk_s, mix)
     proc, url = start_server(system, config, folder, args.server_cpu)
+    spy = None
     try:
         cpu0 = cpu_s(proc.pid)
         runner, report_path = start_runner(spec, url, folder, args.runner_cpu)
+        spy = profiler(args, proc.pid, ramp_s + SETTLE_S, f"{system.replace('@', '-')}-{n}")
         try:
             runner.wait(timeout=talk_s + 120)
         except subprocess.TimeoutExpired:
@@ -273,6 +322,8 @@ def trial(system: str, n: int, args: argparse.Namespace, config: Path, folder: P
         server_cpu = cpu_s(proc.pid) - cpu0
     finally:
         stop(proc)
+        if spy is not None:
+            spy.wait(timeout=30)
     report = json.loads(report_path.read_text())
     window = Histogram()
     lo, hi = ramp_s + SETTLE_S, ramp_s + SETTLE_S + args.window_s
@@ -355,6 +406,7 @@ def main() -> int:
         metavar="SYSTEM:N",
         help="run just these trials (B, norec or halfrec with n calls) and print them",
     )
+    add_profile_options(p)
     args = p.parse_args()
     if shutil.which("taskset") is None:
         print("taskset is needed (util-linux)", file=sys.stderr)
@@ -365,8 +417,12 @@ def main() -> int:
         if args.trial:
             for spec in args.trial:
                 system, _, n = spec.partition(":")
-                if system not in MIXES or not n.isdigit():
-                    print(f"--trial {spec}: expected one of {sorted(MIXES)}:N", file=sys.stderr)
+                base, _, loop = system.partition("@")
+                if base not in MIXES or not n.isdigit() or loop not in ("", "uvloop", "asyncio"):
+                    print(
+                        f"--trial {spec}: expected one of {sorted(MIXES)}[@uvloop|@asyncio]:N",
+                        file=sys.stderr,
+                    )
                     return 2
                 t = trial(system, int(n), args, config, folder)
                 print(t.line(), flush=True)

@@ -31,6 +31,10 @@ the figures are brackets, not exact capacities. On a small shared machine
 they are noisy: run it twice before believing a ratio.
 
     python bench/sip_bench.py [--budget-s 360] [--server-cpu 0] [--runner-cpu 1]
+    python bench/sip_bench.py --trial ws:100 --trial sip:100 --trial sip@asyncio:100
+
+``--trial`` runs fixed loads side by side instead of the search. The bench
+process itself (with its sniffer thread) is pinned to the callers' CPU.
 
 It prints its figures; nothing is written outside a temporary folder.
 """
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import os
 import random
 import shutil
 import socket
@@ -110,7 +115,7 @@ def free_sip_port() -> int:
 
 
 def start_sip_server(
-    config: Path, folder: Path, cpu: str, calls: int
+    config: Path, folder: Path, cpu: str, calls: int, loop: str | None = None
 ) -> tuple[subprocess.Popen[bytes], int, int, str]:
     port, sip_port = capacity.free_port(), free_sip_port()
     data = folder / f"data-{time.monotonic_ns()}"
@@ -118,6 +123,8 @@ def start_sip_server(
     cmd = [sys.executable, "-m", "ivr", "serve", "--config", str(config), "--data", str(data)]
     cmd += ["--port", str(port), "--log-level", "WARNING", "--sip-port", str(sip_port)]
     cmd += ["--rtp-ports", f"{RTP_LOW}-{high}"]
+    if loop is not None:
+        cmd += ["--loop", loop]
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, *cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
@@ -217,18 +224,22 @@ def sipp_command(
     return argv
 
 
-def sip_trial(n: int, args: argparse.Namespace, config: Path, folder: Path) -> Trial:
+def sip_trial(
+    n: int, args: argparse.Namespace, config: Path, folder: Path, loop: str | None = None
+) -> Trial:
     t0 = time.monotonic()
     ramp_s = n / args.rate
     talk_s = ramp_s + SETTLE_S + args.window_s + 2.0
     run = folder / f"sip-{n}-{time.monotonic_ns()}"
     run.mkdir()
     ulaw_stream(talk_s + 1, run)
-    proc, sip_port, high, _url = start_sip_server(config, folder, args.server_cpu, n)
+    proc, sip_port, high, _url = start_sip_server(config, folder, args.server_cpu, n, loop)
     sniffer = Sniffer(RTP_LOW, high)
     sniffer.start()
+    spy = None
     try:
         cpu0 = capacity.cpu_s(proc.pid)
+        spy = capacity.profiler(args, proc.pid, ramp_s + SETTLE_S, f"sip-{loop or 'auto'}-{n}")
         cmd = sipp_command(
             f"127.0.0.1:{sip_port}", run, calls=n, rate=args.rate, limit=n, talk_s=talk_s,
             cpu=args.runner_cpu,
@@ -249,6 +260,8 @@ def sip_trial(n: int, args: argparse.Namespace, config: Path, folder: Path) -> T
     finally:
         sniffer.stop()
         capacity.stop(proc)
+        if spy is not None:
+            spy.wait(timeout=30)
     lo, hi = start + ramp_s + SETTLE_S, start + ramp_s + SETTLE_S + args.window_s
     window, lost = judge(sniffer.packets, lo, hi)
     setups = rtts(run)
@@ -337,7 +350,18 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=50.0, help="arrivals per second in each trial")
     p.add_argument("--window-s", type=float, default=6.0, help="steady window judged per trial")
     p.add_argument("--start", type=int, default=100, help="first n tried")
+    p.add_argument(
+        "--trial",
+        action="append",
+        metavar="KIND:N",
+        help="run just these trials (sip:N, ws:N, or ws@asyncio:N / sip@asyncio:N for the "
+        "server on the standard loop) at fixed loads, in order, and print them",
+    )
+    capacity.add_profile_options(p)
     args = p.parse_args()
+    # This process (and its packet sniffer) is apparatus: it runs beside the callers,
+    # never on the server's CPU.
+    os.sched_setaffinity(0, {int(c) for c in args.runner_cpu.split(",")})
     for tool in ("taskset", "sipp"):
         if shutil.which(tool) is None:
             print(f"{tool} is needed", file=sys.stderr)
@@ -353,6 +377,20 @@ def main() -> int:
         (folder / "sip").mkdir()
         ws_config = capacity.bench_config(folder / "ws")
         config = sip_config(folder / "sip")
+        if args.trial:
+            for spec in args.trial:
+                kind, _, n = spec.partition(":")
+                base, _, loop = kind.partition("@")
+                if base not in ("sip", "ws") or not n.isdigit():
+                    print(f"--trial {spec}: expected sip:N or ws:N", file=sys.stderr)
+                    return 2
+                suffix = f"@{loop}" if loop else ""
+                if base == "ws":
+                    t = capacity.trial("norec" + suffix, int(n), args, ws_config, folder)
+                else:
+                    t = sip_trial(int(n), args, config, folder, loop=loop or None)
+                print(t.line(), flush=True)
+            return 0
         start = time.monotonic()
         deadline = start + args.budget_s
         print(

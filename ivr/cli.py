@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ivr import __version__
+from ivr import __version__, eventloop
 from ivr.errors import InvalidConfig, IvrError
 
 if TYPE_CHECKING:
@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         "--rtp-ports",
         metavar="LOW-HIGH",
         help="the UDP ports for the calls' RTP and RTCP (default: the config's sip.rtp_ports)",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=eventloop.CHOICES,
+        default="auto",
+        help="the event loop: uvloop (faster media), asyncio (the standard one), "
+        "or auto (uvloop when installed; the default)",
     )
 
     users = sub.add_parser("users", help="manage users")
@@ -245,13 +252,19 @@ def _serve(args: argparse.Namespace) -> int:
         print(
             f"listening on http://{args.host}:{args.port} "
             f"(calls: ws://{args.host}:{args.port}/v1/call{sip_text}; metrics: {where}"
-            f"{', token needed' if token is not None else ''}); Ctrl-C stops",
+            f"{', token needed' if token is not None else ''}; "
+            f"loop: {eventloop.loop_name(args.loop)}); Ctrl-C stops",
             flush=True,
         )
 
     try:
         serving.run(
-            app, host=args.host, port=args.port, on_listening=listening, shutdown_timeout=10
+            app,
+            host=args.host,
+            port=args.port,
+            on_listening=listening,
+            shutdown_timeout=10,
+            loop_choice=args.loop,
         )
     except OSError as exc:  # a port in use, a folder that cannot be written
         print(f"ivr: {exc}", file=sys.stderr)

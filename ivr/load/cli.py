@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from ivr.load import loop as event_loop
+from ivr import eventloop as event_loop
 from ivr.load.errors import InvalidScenario, LoadError
 from ivr.load.scenario import SCENARIOS_DIR, Scenario, load_scenario
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr import __version__
-from ivr.load.loop import loop_name
+from ivr.eventloop import loop_name
 from ivr.load.metrics import (
     DISTRIBUTIONS,
     STAT_LABELS,

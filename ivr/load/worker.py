@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ivr.load import loop as event_loop
+from ivr import eventloop as event_loop
 from ivr.load.audio import (
     SignatureTables,
     TalkSignal,

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ivr.api.base import error
+from ivr.eventloop import LoopChoice, new_loop
 
 log = logging.getLogger("ivr.serving")
 
@@ -109,14 +110,18 @@ def run(
     port: int,
     on_listening: Callable[[], None],
     shutdown_timeout: float = 10.0,
+    loop_choice: LoopChoice = "auto",
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then shut it down cleanly.
+
+    On uvloop when it is installed, unless ``loop_choice`` says otherwise
+    (:mod:`ivr.eventloop`).
 
     What ``web.run_app`` does, with :class:`AppRunner`: the signals end the
     wait, the runner's cleanup runs the app's shutdown (calls end with
     ``shutdown``), and leftover tasks are cancelled before the loop closes.
     """
-    loop = asyncio.new_event_loop()
+    loop = new_loop(loop_choice)
     asyncio.set_event_loop(loop)
     main = loop.create_task(_serve(app, host, port, on_listening, shutdown_timeout))
     try:

@@ -106,15 +106,27 @@ def _free_port() -> int:
         return port
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(("sig", "loop"), [(signal.SIGINT, "uvloop"), (signal.SIGTERM, "asyncio")])
 def test_serve_shuts_down_cleanly_on_a_signal_during_calls(
-    tmp_path: Path, config_data: dict[str, Any], sig: signal.Signals
+    tmp_path: Path, config_data: dict[str, Any], sig: signal.Signals, loop: str
 ) -> None:
+    """Whole recorded calls, then a signal, on uvloop and on the standard loop."""
     config = write_yaml(tmp_path / "ivr.yaml", config_data)
     port = _free_port()
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [*IVR, "serve", "--config", str(config), "--data", str(data), "--port", str(port)],
+        [
+            *IVR,
+            "serve",
+            "--config",
+            str(config),
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+            "--loop",
+            loop,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -127,6 +139,7 @@ def test_serve_shuts_down_cleanly_on_a_signal_during_calls(
         while "listening on" not in line and time.monotonic() < deadline:
             line = proc.stdout.readline()
         assert f"http://127.0.0.1:{port}" in line
+        assert f"loop: {loop})" in line
         hangups = asyncio.run(_calls_then_signal(port, proc, sig))
         assert proc.wait(timeout=20) == 0
     finally:

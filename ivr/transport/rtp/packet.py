@@ -43,6 +43,17 @@ MAX_PAYLOAD_TYPE = 127
 RTCP_CONFLICT_TYPES = range(64, 96)
 
 _FIXED = struct.Struct("!BBHII")
+_V2_NO_CSRC = RTP_VERSION << 6
+
+
+def pack_header(marker_and_type: int, sequence: int, timestamp: int, ssrc: int) -> bytes:
+    """The 12-byte fixed header of a version-2 packet with no padding, extension or CSRC.
+
+    ``marker_and_type`` is the second octet (0x80 for the marker, or'ed with
+    the payload type). Unchecked: for a sender whose fields are in range by
+    construction; :class:`RtpPacket` checks them.
+    """
+    return _FIXED.pack(_V2_NO_CSRC, marker_and_type, sequence, timestamp, ssrc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,9 @@ class Received:
     digits: tuple[DigitEvent, ...] = ()
 
 
+NOTHING = Received()
+
+
 @dataclass(frozen=True, slots=True)
 class ReceiverStatistics:
     """Counters of the stream; the RFC 3550 figures are the current source's."""
@@ -106,6 +109,8 @@ class _Out:
     digits: list[DigitEvent] = field(default_factory=list)
 
     def done(self) -> Received:
+        if not self.frames and not self.digits:
+            return NOTHING  # what nearly every poll gives: no new objects per tick
         return Received(tuple(self.frames), tuple(self.digits))
 
 
@@ -161,7 +166,7 @@ class RtpReceiver:
             packet = parse_packet(datagram)
         except MalformedPacket:
             self._counts["malformed"] += 1
-            return Received()
+            return NOTHING
         return self.receive_packet(packet, arrival_s)
 
     def receive_packet(self, packet: RtpPacket, arrival_s: float) -> Received:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ivr.transport.rtp.errors import InvalidField, MalformedPacket
-from ivr.transport.rtp.packet import RtpPacket, is_rtcp, parse_packet
+from ivr.transport.rtp.packet import RtpPacket, is_rtcp, pack_header, parse_packet
 
 # A PCMU packet written out by hand from the section 5.1 diagram: V=2, P=0,
 # X=0, CC=0 -> 0x80; M=0, PT=0 -> 0x00; sequence 0x1234; timestamp
@@ -142,3 +142,22 @@ packets = st.builds(
 @given(packets)
 def test_build_then_parse_gives_the_packet_back(packet: RtpPacket) -> None:
     assert parse_packet(packet.to_bytes()) == packet
+
+
+@given(
+    st.one_of(st.integers(0, 63), st.integers(96, 127)),  # not RTCP's range (RFC 5761)
+    st.booleans(),
+    st.integers(0, 65535),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.binary(max_size=200),
+)
+def test_the_senders_packed_header_is_the_packets_own(
+    pt: int, marker: bool, seq: int, ts: int, ssrc: int, payload: bytes
+) -> None:
+    packed = pack_header(pt | (0x80 if marker else 0), seq, ts, ssrc) + payload
+    assert packed == RtpPacket(pt, seq, ts, ssrc, payload, marker).to_bytes()
+    back = parse_packet(packed)
+    assert (back.payload_type, back.marker, back.sequence, back.timestamp, back.ssrc) == (
+        pt, marker, seq, ts, ssrc,
+    )  # fmt: skip

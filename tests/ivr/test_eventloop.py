@@ -1,0 +1,45 @@
+"""The event loop of the server and the runner: uvloop when installed (a declared dependency)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import uvloop
+
+from ivr import eventloop as loop
+
+
+def test_auto_runs_on_uvloop() -> None:
+    async def main() -> str:
+        await asyncio.sleep(0)
+        return type(asyncio.get_running_loop()).__module__
+
+    assert loop.loop_factory() is uvloop.new_event_loop
+    assert loop.loop_name() == "uvloop"
+    assert loop.run(main()).startswith("uvloop")
+
+
+def test_the_loop_is_closed_after_the_run() -> None:
+    seen: list[asyncio.AbstractEventLoop] = []
+
+    async def main() -> None:
+        seen.append(asyncio.get_running_loop())
+
+    loop.run(main())
+    assert seen[0].is_closed()
+
+
+@pytest.mark.parametrize(("choice", "module"), [("uvloop", "uvloop"), ("asyncio", "asyncio")])
+def test_a_loop_can_be_chosen(choice: loop.LoopChoice, module: str) -> None:
+    async def main() -> str:
+        await asyncio.sleep(0)
+        return type(asyncio.get_running_loop()).__module__
+
+    assert loop.loop_name(choice) == module
+    assert loop.run(main(), choice).startswith(module)
+    made = loop.new_loop(choice)
+    try:
+        assert type(made).__module__.startswith(module)
+    finally:
+        made.close()
