@@ -68,6 +68,12 @@ class ReorderBuffer(Generic[T]):
         """Take one item; return those now in order (possibly none, possibly several)."""
         if self._next is None:
             self._next = extended
+        if extended == self._next and not self._held:
+            # The common case, the next packet with nothing held: released at once,
+            # as the general path below would (held, then drained), without the
+            # dict and list traffic.
+            self._released(extended)
+            return [item]
         if extended < self._next:
             if extended in self._recent_set:
                 self.duplicates += 1
@@ -118,6 +124,10 @@ class ReorderBuffer(Generic[T]):
     def _release(self, number: int, out: list[T]) -> None:
         item, _ = self._held.pop(number)
         out.append(item)
+        self._released(number)
+
+    def _released(self, number: int) -> None:
+        """``number`` went out: the position moves past it, and it is remembered a while."""
         self.released += 1
         self._next = number + 1
         self._recent.append(number)
