@@ -57,6 +57,7 @@ from ivr.load.metrics import Histogram  # noqa: E402
 from media.wavfile import write_mono  # noqa: E402
 
 P99_MS, P999_MS, MAX_MS = 10.0, 20.0, 60.0
+LOOPS = ("", "uvloop", "asyncio")  # after "@" in a --trial: as `ivr serve --loop` (none: auto)
 SETTLE_S = 2.5  # after the last arrival: the flow (1 s notice), the bot's answer (0.2 s)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -418,7 +419,7 @@ def main() -> int:
             for spec in args.trial:
                 system, _, n = spec.partition(":")
                 base, _, loop = system.partition("@")
-                if base not in MIXES or not n.isdigit() or loop not in ("", "uvloop", "asyncio"):
+                if base not in MIXES or not n.isdigit() or loop not in LOOPS:
                     print(
                         f"--trial {spec}: expected one of {sorted(MIXES)}[@uvloop|@asyncio]:N",
                         file=sys.stderr,

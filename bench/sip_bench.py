@@ -64,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import capacity  # noqa: E402
-from capacity import MAX_MS, P99_MS, P999_MS, SETTLE_S, Trial  # noqa: E402
+from capacity import LOOPS, MAX_MS, P99_MS, P999_MS, SETTLE_S, Trial  # noqa: E402
 
 from ivr.load.metrics import Histogram  # noqa: E402
 from media.dtmf import generate_sequence  # noqa: E402
@@ -381,8 +381,8 @@ def main() -> int:
             for spec in args.trial:
                 kind, _, n = spec.partition(":")
                 base, _, loop = kind.partition("@")
-                if base not in ("sip", "ws") or not n.isdigit():
-                    print(f"--trial {spec}: expected sip:N or ws:N", file=sys.stderr)
+                if base not in ("sip", "ws") or not n.isdigit() or loop not in LOOPS:
+                    print(f"--trial {spec}: expected sip[@LOOP]:N or ws[@LOOP]:N", file=sys.stderr)
                     return 2
                 suffix = f"@{loop}" if loop else ""
                 if base == "ws":

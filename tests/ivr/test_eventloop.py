@@ -10,14 +10,15 @@ import uvloop
 from ivr import eventloop as loop
 
 
-def test_auto_runs_on_uvloop() -> None:
-    async def main() -> str:
-        await asyncio.sleep(0)
-        return type(asyncio.get_running_loop()).__module__
+async def _running_loop_module() -> str:
+    await asyncio.sleep(0)
+    return type(asyncio.get_running_loop()).__module__
 
+
+def test_auto_runs_on_uvloop() -> None:
     assert loop.loop_factory() is uvloop.new_event_loop
     assert loop.loop_name() == "uvloop"
-    assert loop.run(main()).startswith("uvloop")
+    assert loop.run(_running_loop_module()).startswith("uvloop")
 
 
 def test_the_loop_is_closed_after_the_run() -> None:
@@ -32,12 +33,8 @@ def test_the_loop_is_closed_after_the_run() -> None:
 
 @pytest.mark.parametrize(("choice", "module"), [("uvloop", "uvloop"), ("asyncio", "asyncio")])
 def test_a_loop_can_be_chosen(choice: loop.LoopChoice, module: str) -> None:
-    async def main() -> str:
-        await asyncio.sleep(0)
-        return type(asyncio.get_running_loop()).__module__
-
     assert loop.loop_name(choice) == module
-    assert loop.run(main(), choice).startswith(module)
+    assert loop.run(_running_loop_module(), choice).startswith(module)
     made = loop.new_loop(choice)
     try:
         assert type(made).__module__.startswith(module)

@@ -150,15 +150,14 @@ async def call(
     mic = padded_wav(wav, folder / "microphone.wav", answer_timeout_s + hangup_after_s + 10)
     env = {**os.environ, "HOME": str(home)}
     argv = ["stdbuf", "-oL", "-eL", BINARY, "-c", str(folder / "linphonerc"), "-d", "4"]
-    loop = asyncio.get_running_loop()
     for attempt in range(1, BIND_ATTEMPTS + 1):
         # A port free when probed can be taken before linphone binds it (on all
         # addresses): then linphone says so and runs without SIP; start it again.
         sip_port = free_port(tcp=False)
         (folder / "linphonerc").write_text(linphonerc(sip_port, free_port_range(20), codecs, dtmf))
         try:
-            return await _call(argv, folder, env, uri, sip_port, mic, loop, digit,
-                               digit_after_s, answer_timeout_s, hangup_after_s, record)  # fmt: skip
+            return await _call(argv, folder, env, uri, sip_port, mic, digit, digit_after_s,
+                               answer_timeout_s, hangup_after_s, record)  # fmt: skip
         except PortTaken:
             if attempt == BIND_ATTEMPTS:
                 raise
@@ -172,7 +171,6 @@ async def _call(
     uri: str,
     sip_port: int,
     mic: Path,
-    loop: asyncio.AbstractEventLoop,
     digit: str | None,
     digit_after_s: float,
     answer_timeout_s: float,
@@ -180,6 +178,7 @@ async def _call(
     record: Path | None,
 ) -> LinphoneRun:
     run = LinphoneRun(uri=uri, sip_port=sip_port)
+    loop = asyncio.get_running_loop()
     async with Child(argv, cwd=folder, env=env, stdin=True) as child:
         await _until_listening(child, sip_port, 10.0)
         await child.send_line("soundcard use files")
