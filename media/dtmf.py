@@ -31,6 +31,9 @@ How the detector decides:
    Goertzel values, complex, so blocks can be joined coherently. A cheap
    screen on those energies passes on only blocks that could hold a digit,
    and calls with a digit in progress (a handful, even among thousands).
+   Before the product, each block's energy is taken: a call whose blocks are
+   all too quiet for any pair to pass the screen (silence, a listening
+   caller), with no digit in progress, skips the product altogether.
 2. For those, the strongest row and column are fitted jointly by least
    squares (the two tones' cosines and sines are not orthogonal over 10 ms;
    the fit separates them where plain Goertzel energies leak into each
@@ -72,6 +75,7 @@ against the other.
 from __future__ import annotations
 
 import math
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -124,6 +128,7 @@ _PRODUCT_MACS = 1 << 18  # per slice of the Goertzel product: OpenBLAS threads a
 _INITIAL_CAPACITY = 64
 
 Floats = npt.NDArray[np.float64]
+Floats32 = npt.NDArray[np.float32]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
 
@@ -303,10 +308,22 @@ class DtmfDetector:
         self._screen_share = 2 * TONE_SHARE / (1 + TONE_SHARE) / 1.4
         self._screen_normal = self._block_normal * 4
         self._screen_reverse = self._block_reverse * 4
+        # Quiet blocks skip the product. Any pair's Goertzel energy is at most
+        # the largest eigenvalue of its four vectors' Gram matrix times the
+        # block's energy: a block with less than this cannot pass the screen,
+        # whatever its samples.
+        pairs = np.stack([self._tones[:, 0], self._tones[:, 0] + 8], 1)
+        pairs = np.hstack([pairs, np.stack([self._tones[:, 1], self._tones[:, 1] + 8], 1)])
+        gram = basis.T @ basis
+        gain = max(float(np.linalg.eigvalsh(gram[np.ix_(q, q)])[-1]) for q in pairs)
+        self._quiet_energy = np.float32(self._screen_energy / gain)
         self._calls: list[_Call | None] = []
+        self._holding: set[int] = set()
         self._added: Bools = np.zeros(0, dtype=np.bool_)
         self._busy: Bools = np.zeros(0, dtype=np.bool_)
-        self._prev = np.zeros((0, 16), dtype=np.float32)
+        # Each call's last block of samples: the block before the next batch's
+        # first (steps 3 and 4), its Goertzel values computed only when needed.
+        self._tail = np.zeros((0, self.block), dtype=np.int16)
         self._grow(_INITIAL_CAPACITY)
 
     def _setup_fits(self, vectors: Floats) -> None:
@@ -359,7 +376,7 @@ class DtmfDetector:
         self._calls.extend([None] * extra)
         self._added = np.concatenate([self._added, np.zeros(extra, dtype=np.bool_)])
         self._busy = np.concatenate([self._busy, np.zeros(extra, dtype=np.bool_)])
-        self._prev = np.vstack([self._prev, np.zeros((extra, 16), dtype=np.float32)])
+        self._tail = np.vstack([self._tail, np.zeros((extra, self.block), dtype=np.int16)])
 
     def add(self, key: int) -> None:
         """Start tracking a call; ``key`` is a small non-negative int not in use."""
@@ -372,7 +389,7 @@ class DtmfDetector:
         self._calls[key] = _Call()
         self._added[key] = True
         self._busy[key] = False
-        self._prev[key] = 0.0
+        self._tail[key] = 0
 
     def remove(self, key: int) -> None:
         """Stop tracking a call; its key may be added again."""
@@ -381,14 +398,22 @@ class DtmfDetector:
         self._calls[key] = None
         self._added[key] = False
         self._busy[key] = False
+        self._holding.discard(key)
 
     def holding(self, key: int) -> bool:
         """Whether ``key``'s digit is still sounding (reported and not yet released).
 
         The recorder masks a tone for as long as this is true.
         """
-        call = self._calls[key] if 0 <= key < len(self._calls) else None
-        return call is not None and call.held >= 0
+        return key in self._holding
+
+    @property
+    def held(self) -> AbstractSet[int]:
+        """The keys whose digit is still sounding: few, even among thousands of calls.
+
+        A view that the next :meth:`process` changes: copy it to keep it.
+        """
+        return self._holding
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, int) and 0 <= key < len(self._calls) and bool(self._added[key])
@@ -425,15 +450,40 @@ class DtmfDetector:
             unknown = [int(k) for k in key_array if int(k) not in self]
             raise UnknownKey(f"call keys not added: {unknown[:10]}")
         blocks = pcm.shape[1] // self.block
-        # Step 1, the one matrix product: Goertzel values of every block of every call.
+        # Energy first: a call whose every block is quiet, with no digit in
+        # progress, needs nothing more (it cannot pass the screen, see
+        # ``_quiet_energy``), so the product runs only over the others.
         x = pcm.astype(np.float32).reshape(n * blocks, self.block)
+        energy = np.einsum("ij,ij->i", x, x)
+        loud = (energy >= self._quiet_energy).reshape(n, blocks).any(axis=1)
+        loud |= self._busy[key_array]
+        events: list[DigitDetected] = []
+        live = np.flatnonzero(loud)
+        if len(live) == n:
+            events = self._detect(key_array, x, energy, blocks)
+        elif len(live):
+            x3 = x.reshape(n, blocks, self.block)[live]
+            events = self._detect(
+                key_array[live],
+                x3.reshape(-1, self.block),
+                energy.reshape(n, blocks)[live].reshape(-1),
+                blocks,
+            )
+        self._tail[key_array] = pcm[:, -self.block :]
+        return events
+
+    def _detect(
+        self, key_array: Ints, x: Floats32, energy: Floats32, blocks: int
+    ) -> list[DigitDetected]:
+        """Steps 1 to 5 for the calls that are not quiet: ``x`` their blocks, row by row."""
+        n = len(key_array)
+        # Step 1, the one matrix product: Goertzel values of every block of every call.
         coeffs = np.empty((n * blocks, 16), dtype=np.float32)
         # In slices small enough that BLAS stays on this thread: waking a
         # multi-threaded BLAS for a product this small costs milliseconds.
         step = _PRODUCT_MACS // (16 * self.block)
         for start in range(0, n * blocks, step):
             np.matmul(x[start : start + step], self._basis, out=coeffs[start : start + step])
-        energy = np.einsum("ij,ij->i", x, x)
         by_freq = coeffs.T.copy()
         by_freq *= by_freq
         power = by_freq[:8] + by_freq[8:]
@@ -445,18 +495,16 @@ class DtmfDetector:
             col_best <= row_best * self._screen_reverse
         )
         rows = np.flatnonzero(candidate.reshape(n, blocks).any(axis=1) | self._busy[key_array])
-        events: list[DigitDetected] = []
-        if len(rows):
-            slots = key_array[rows]
-            measured = self._measure(
-                slots,
-                coeffs.reshape(n, blocks, 16)[rows].astype(np.float64),
-                energy.reshape(n, blocks)[rows].astype(np.float64),
-                x.reshape(n, blocks, self.block)[rows].astype(np.float64),
-            )
-            events = self._timing(slots.tolist(), blocks, measured)
-        self._prev[key_array] = coeffs[blocks - 1 :: blocks]
-        return events
+        if not len(rows):
+            return []
+        slots = key_array[rows]
+        measured = self._measure(
+            slots,
+            coeffs.reshape(n, blocks, 16)[rows].astype(np.float64),
+            energy.reshape(n, blocks)[rows].astype(np.float64),
+            x.reshape(n, blocks, self.block)[rows].astype(np.float64),
+        )
+        return self._timing(slots.tolist(), blocks, measured)
 
     def _measure(
         self, slots: Ints, coeffs: Floats, energy: Floats, samples: Floats
@@ -466,7 +514,8 @@ class DtmfDetector:
         count = m * blocks
         # Each block's 16 Goertzel values, the previous block's (the last of
         # the previous batch for the first), and the current block's ramps.
-        before = np.concatenate([self._prev[slots].astype(np.float64)[:, None], coeffs[:, :-1]], 1)
+        prev = (self._tail[slots].astype(np.float32) @ self._basis).astype(np.float64)
+        before = np.concatenate([prev[:, None], coeffs[:, :-1]], 1)
         ramps = samples @ self._ramp_basis
         values = np.concatenate([coeffs, before, ramps], axis=2).reshape(count, 48)
         power = values[:, :8] ** 2 + values[:, 8:16] ** 2
@@ -554,6 +603,10 @@ class DtmfDetector:
                         call.held, call.missing = call.digit, 0
             call.start -= span
             self._busy[key] = call.digit >= 0 or call.held >= 0
+            if call.held >= 0:
+                self._holding.add(key)
+            else:
+                self._holding.discard(key)
         found.sort(key=lambda event: event[:2])
         return [event for _, _, event in found]
 

@@ -7,7 +7,10 @@ A tick runs in three phases, in this order, for all calls together:
    for silence);
 2. **detect**: in-band DTMF (ITU-T Q.24) runs over those frames, one batch
    per sample rate (:class:`media.dtmf.DtmfDetector`), each call in its own
-   detector slot kept here;
+   detector slot kept here. The batch is one join of the frames' bytes, and
+   its keys are regrouped only when calls come or go, so the phase does no
+   Python work per call beyond that join; silent calls skip the detector's
+   product;
 3. **tick**: each call does its tick's work with its frame and what the
    detector made of it (:class:`Inband`: a digit and its onset, or a tone
    still sounding). So the masking decision for a frame is taken before the
@@ -35,10 +38,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from media.dtmf import DtmfDetector
 from media.frame import PTIME_MS, SAMPLE_RATES, Pcm, samples_per_frame
@@ -150,6 +154,51 @@ class _Slot:
     key: int
 
 
+@dataclass(slots=True)
+class _Lane:
+    """The calls of one sample rate as the detect phase batches them.
+
+    Rebuilt only when calls come or go: on a tick like the one before, the
+    batch is one ``bytes.join`` of the frames and one detector call, with no
+    work per call beyond the join's.
+    """
+
+    detector: DtmfDetector
+    silence: bytes
+    """One frame of silence at this rate, as int16 bytes: what a missing frame is."""
+    rows: list[int] = field(default_factory=list)
+    """Positions of this rate's calls in the tick's list of calls."""
+    whole: bool = False
+    """Every call of the tick is of this rate (``rows`` is all of them)."""
+    keys: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    index: dict[int, int] = field(default_factory=dict)
+    """Detector key to position in the tick's list of calls."""
+
+    def regroup(self, slots: list[_Slot], rate: int) -> None:
+        self.rows = [i for i, slot in enumerate(slots) if slot.rate == rate]
+        self.whole = len(self.rows) == len(slots)
+        self.keys = np.array([slots[i].key for i in self.rows], dtype=np.int64)
+        self.index = {slots[i].key: i for i in self.rows}
+
+    def batch(self, frames: list[Pcm | None]) -> npt.NDArray[np.int16]:
+        """This lane's frames as one (calls, samples) array, silence for a missing frame."""
+        mine = frames if self.whole else [frames[i] for i in self.rows]
+        silence = self.silence
+        try:
+            parts: list[Any] = [silence if f is None else f for f in mine]  # arrays are buffers
+            data = b"".join(parts)
+        except (TypeError, BufferError):  # a frame that is not contiguous
+            data = b""
+        width = len(silence) // 2
+        if len(data) == len(mine) * len(silence):
+            return np.frombuffer(data, dtype=np.int16).reshape(len(mine), width)
+        batch = np.zeros((len(mine), width), dtype=np.int16)
+        for row, frame in enumerate(mine):
+            if frame is not None:
+                batch[row] = frame
+        return batch
+
+
 class MediaClock:
     """Ticks all live calls together.
 
@@ -171,9 +220,14 @@ class MediaClock:
         self.on_tick_lateness: Callable[[float], None] | None = None
         self.on_skip: Callable[[int], None] | None = None
         # In-band DTMF (ITU-T Q.24): one detector per rate, all its calls in one batch.
-        self._detectors = {rate: DtmfDetector(rate) for rate in SAMPLE_RATES}
+        self._lanes = {
+            rate: _Lane(DtmfDetector(rate), bytes(2 * samples_per_frame(rate)))
+            for rate in SAMPLE_RATES
+        }
         self._free_keys: dict[int, list[int]] = {rate: [] for rate in SAMPLE_RATES}
         self._next_key: dict[int, int] = dict.fromkeys(SAMPLE_RATES, 0)
+        self._changes = 0  # calls added or removed: the lanes are regrouped after any
+        self._grouped = -1
 
     def add(self, call: Tickable) -> None:
         rate = call.sample_rate
@@ -183,14 +237,16 @@ class MediaClock:
         else:
             key = self._next_key[rate]
             self._next_key[rate] += 1
-        self._detectors[rate].add(key)
+        self._lanes[rate].detector.add(key)
         self._slots[call.key] = _Slot(call, rate, key)
+        self._changes += 1
 
     def remove(self, call: Tickable) -> None:
         slot = self._slots.pop(call.key, None)
         if slot is not None:
-            self._detectors[slot.rate].remove(slot.key)
+            self._lanes[slot.rate].detector.remove(slot.key)
             self._free_keys[slot.rate].append(slot.key)
+            self._changes += 1
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -224,24 +280,25 @@ class MediaClock:
     def _detect(self, slots: list[_Slot], frames: list[Pcm | None]) -> list[Inband]:
         """Phase 2: in-band DTMF over every call's frame, one batch per rate."""
         found = [QUIET] * len(slots)
-        for rate, detector in self._detectors.items():
-            group = [i for i, slot in enumerate(slots) if slot.rate == rate]
-            if not group:
+        if self._grouped != self._changes:
+            for rate, lane in self._lanes.items():
+                lane.regroup(slots, rate)
+            self._grouped = self._changes
+        for lane in self._lanes.values():
+            if not lane.rows:
                 continue
-            batch = np.zeros((len(group), samples_per_frame(rate)), dtype=np.int16)
-            for row, i in enumerate(group):
-                frame = frames[i]
-                if frame is not None:
-                    batch[row] = frame
-            keys = [slots[i].key for i in group]
+            detector = lane.detector
+            events = detector.process(lane.keys, lane.batch(frames))
+            held = detector.held
+            if not events and not held:
+                continue
             reported: dict[int, list[tuple[str, int]]] = {}
-            for key, digit, onset in detector.process(keys, batch):
-                reported.setdefault(key, []).append((digit, onset))
-            for i, key in zip(group, keys, strict=True):
-                digits = reported.get(key)
-                sounding = detector.holding(key)
-                if digits is not None or sounding:
-                    found[i] = Inband(tuple(digits or ()), sounding)
+            for event in events:
+                reported.setdefault(event.key, []).append((event.digit, event.onset))
+            for key in reported.keys() | held:
+                i = lane.index.get(key)
+                if i is not None:
+                    found[i] = Inband(tuple(reported.get(key, ())), key in held)
         return found
 
     def skip(self, ticks: int) -> None:

@@ -739,3 +739,26 @@ def test_detect_finds_digits_and_onsets_in_a_whole_signal() -> None:
     assert [d for d, _ in found] == ["4", "2", "#"]
     for (_, onset), expected in zip(found, [333, 333 + 2080, 333 + 4160], strict=True):
         assert abs(onset - expected) <= 16  # 1 ms
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_a_block_too_quiet_to_skip_the_product_could_not_have_passed_the_screen(rate: int) -> None:
+    """The quiet bound holds for the worst signal: a digit's own pair, at any phase and twist."""
+    detector = dtmf.DtmfDetector(rate)
+    n = detector.block
+    basis = detector._basis.astype(np.float64)
+    rng = np.random.default_rng(3)
+    worst = 0.0
+    for _ in range(400):
+        digit = dtmf.DIGITS[int(rng.integers(16))]
+        low, high = dtmf.frequencies(digit)
+        t = np.arange(n) / rate
+        x = rng.uniform(0.2, 1.0) * np.sin(2 * np.pi * low * t + rng.uniform(0, 6.3))
+        x += rng.uniform(0.2, 1.0) * np.sin(2 * np.pi * high * t + rng.uniform(0, 6.3))
+        x *= np.sqrt(float(detector._quiet_energy) / float(x @ x))  # just at the bound
+        c = x @ basis
+        power = c[:8] ** 2 + c[8:] ** 2
+        tones = power[:4].max() + power[4:].max()
+        worst = max(worst, tones / detector._screen_energy)
+    assert worst < 1.0  # no quiet block reaches the screen
+    assert worst > 0.8  # and the bound is not so loose that loud-ish blocks are skipped

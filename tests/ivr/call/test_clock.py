@@ -308,3 +308,46 @@ def test_inband_mask_from_is_the_earliest_start() -> None:
     assert Inband(sounding=True).mask_from == 0
     assert Inband((("1", -37),), sounding=True).mask_from == -37
     assert Inband((("1", -37), ("2", -90))).mask_from == -90
+
+
+def test_digits_follow_their_calls_when_calls_come_and_go() -> None:
+    """Calls added and removed between ticks (regrouping the batch): each digit to its caller."""
+    rate = 8000
+    clock = MediaClock()
+    first = Call("first", rate, inbound=frames_of(tone_signal("3", rate), rate))
+    gone = Call("gone", rate, inbound=frames_of(tone_signal("9", rate, 200), rate))
+    clock.add(gone)
+    clock.add(first)
+    for _ in range(8):  # "gone" has been heard and its tone still sounds when it leaves
+        clock.tick()
+    assert gone.heard[-1].sounding
+    clock.remove(gone)
+    late = Call("late", rate, inbound=frames_of(tone_signal("7", rate), rate))
+    clock.add(late)  # takes the detector slot "gone" left
+    for _ in range(len(late.inbound) + 2):
+        clock.tick()
+    heard = {c.key: [d for i in c.heard for d, _ in i.digits] for c in (first, gone, late)}
+    assert heard == {"first": ["3"], "gone": ["9"], "late": ["7"]}
+    assert late.heard[0] == QUIET  # nothing of the slot's last owner's tone
+    assert len(gone.heard) == 8
+
+
+@pytest.mark.parametrize("odd", ["strided", "int32"])
+def test_frames_that_are_not_plain_int16_rows_are_still_heard(odd: str) -> None:
+    """A frame that cannot be joined as bytes takes the slower copy, with the same result."""
+    rate = 8000
+    n = samples_per_frame(rate)
+    frames = frames_of(tone_signal("8", rate), rate)
+    if odd == "strided":  # every other sample of a frame twice as long
+        odd_frames: list[Pcm | None] = [np.repeat(f, 2)[::2] for f in frames if f is not None]
+    else:
+        odd_frames = [f.astype(np.int32) for f in frames if f is not None]
+    plain, other = Call("plain", rate, inbound=list(frames)), Call("odd", rate, inbound=odd_frames)
+    clock = MediaClock()
+    clock.add(plain)
+    clock.add(other)
+    for _ in range(len(frames)):
+        clock.tick()
+    assert all(f is None or len(f) == n for f in odd_frames)
+    assert [i.digits for i in other.heard] == [i.digits for i in plain.heard]
+    assert any(i.digits for i in plain.heard)
