@@ -35,6 +35,22 @@ MAX_WRITE_BUFFER = 64 * 1024
 POLICY_CLOSE_WAIT_S = 1.0
 
 
+_HEADERS: dict[int, bytes] = {}
+
+
+def _binary_header(length: int) -> bytes:
+    """The header of an unmasked, unfragmented binary frame of ``length`` bytes (RFC 6455 5.2)."""
+    if length < 126:
+        header = bytes((0x82, length))
+    elif length < 1 << 16:
+        header = bytes((0x82, 126)) + length.to_bytes(2, "big")
+    else:
+        header = bytes((0x82, 127)) + length.to_bytes(8, "big")
+    if len(_HEADERS) < 64:  # a few frame sizes in use: one per codec and rate
+        _HEADERS[length] = header
+    return header
+
+
 def _run_now(coro: Coroutine[Any, Any, None]) -> bool:
     """Run a send coroutine that does not need to wait; False if it failed.
 
@@ -62,14 +78,26 @@ class WsTransport:
         self.closing = False
         self.close_code: int | None = None
 
-    def _buffered(self) -> int:
-        t = self._transport
-        return t.get_write_buffer_size() if t is not None and not t.is_closing() else 1 << 30
-
     def send_audio(self, payload: bytes) -> bool:
-        if self.closing or self._ws.closed or self._buffered() > MAX_WRITE_BUFFER:
+        """One binary frame, written to the socket at once: its header prebuilt, one write.
+
+        A server's frames are not masked (RFC 6455 section 5.1) and ours are
+        not compressed, so an audio frame is a header that depends only on the
+        payload's length, and the payload: nothing of aiohttp's writer is
+        needed per frame. Text and control frames still go through aiohttp,
+        on the same transport and in the order they are sent.
+        """
+        t = self._transport
+        if self.closing or self._ws.closed or t is None or t.is_closing():
             return False
-        return _run_now(self._ws.send_bytes(payload))
+        if t.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            return False
+        header = _HEADERS.get(len(payload)) or _binary_header(len(payload))
+        try:
+            t.write(header + payload)
+        except (ConnectionError, RuntimeError):  # a transport closed under us
+            return False
+        return True
 
     def send_message(self, message: dict[str, Any]) -> None:
         if not self.closing and not self._ws.closed:

@@ -1,0 +1,112 @@
+"""The WebSocket transport's own frame writing, against RFC 6455 and a real client on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from ivr.transport.ws import _binary_header, open_socket
+
+
+def test_headers_are_those_of_rfc_6455_section_5_7() -> None:
+    # "256 bytes binary message in a single unmasked frame": 0x82 0x7E 0x0100
+    assert _binary_header(256) == bytes.fromhex("827e0100")
+    # "64KiB binary message in a single unmasked frame": 0x82 0x7F 0x0000000000010000
+    assert _binary_header(65536) == bytes.fromhex("827f0000000000010000")
+    assert _binary_header(0) == b"\x82\x00"
+    assert _binary_header(125) == b"\x82\x7d"
+    assert _binary_header(126) == bytes.fromhex("827e007e")
+    assert _binary_header(65535) == bytes.fromhex("827effff")
+
+
+async def test_audio_and_messages_arrive_whole_and_in_the_order_sent() -> None:
+    payloads = [
+        bytes([i % 256]) * size for i, size in enumerate([160, 320, 640, 1, 125, 126, 4000])
+    ]
+    results: dict[str, Any] = {}
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws, transport = await open_socket(request)
+        sent = []
+        for i, payload in enumerate(payloads):
+            sent.append(transport.send_audio(payload))
+            transport.send_message({"type": "note", "i": i})
+        transport.close(1000)
+        await asyncio.sleep(0)
+        results["after_close"] = transport.send_audio(payloads[0])
+        results["sent"] = sent
+        async for _ in ws:
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    async with TestClient(TestServer(app)) as client:
+        ws = await client.ws_connect("/ws")
+        got: list[Any] = []
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                got.append(msg.data)
+            elif msg.type == WSMsgType.TEXT:
+                got.append(msg.json())
+        assert ws.close_code == 1000
+    expected: list[Any] = []
+    for i, payload in enumerate(payloads):
+        expected += [payload, {"type": "note", "i": i}]
+    assert got == expected
+    assert results["sent"] == [True] * len(payloads)
+    assert results["after_close"] is False
+
+
+async def test_audio_for_a_client_that_does_not_read_is_dropped_not_queued() -> None:
+    """Past MAX_WRITE_BUFFER unsent, send_audio says False: the clock is never held up."""
+    outcome: dict[str, int] = {}
+    done = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws, transport = await open_socket(request)
+        accepted = refused = 0
+        for _ in range(20_000):  # 6.4 MB of 320-byte frames, far more than a socket holds
+            if transport.send_audio(b"\x00" * 320):
+                accepted += 1
+            else:
+                refused += 1
+        outcome.update(accepted=accepted, refused=refused)
+        done.set()
+        transport.close(1000)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    async with TestClient(TestServer(app)) as client:
+        ws = await client.ws_connect("/ws", autoclose=False)
+        await asyncio.wait_for(done.wait(), 10)  # the client has read nothing yet
+        await ws.close()
+    assert outcome["refused"] > 0
+    assert 0 < outcome["accepted"] < 20_000
+
+
+@pytest.mark.parametrize("code", [1000, 1008])
+async def test_nothing_is_written_once_closing(code: int) -> None:
+    states: list[bool] = []
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws, transport = await open_socket(request)
+        transport.close(code)
+        states.append(transport.send_audio(b"\x01" * 320))
+        async for _ in ws:
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    async with TestClient(TestServer(app)) as client:
+        ws = await client.ws_connect("/ws")
+        kinds = [msg.type async for msg in ws]
+        assert WSMsgType.BINARY not in kinds
+        assert ws.close_code == code
+    assert states == [False]
