@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import weakref
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -113,7 +114,10 @@ class FlowActions:
     """Carries out the flow engine's actions on one call session."""
 
     def __init__(self, call: CallSession) -> None:
-        self._call = call
+        # A weak reference: the session holds its actions, and a cycle between
+        # them would keep every finished call's objects until the next full
+        # collection (which runs rarely, and walks every live call when it does).
+        self._call: CallSession = weakref.proxy(call)
         self._notices: list[dict[str, Any]] = []  # the notices heard, as consent evidence
         self.key_at: float | None = None
         """When the caller last pressed a key (monotonic): the DTMF-to-response histogram."""

@@ -32,7 +32,7 @@ from ivr.call.actions import BOT_ANSWER, BOT_MAX, OFFER, Dispatcher, FlowActions
 from ivr.call.clock import TICK_S, Inband
 from ivr.call.journal import Journal
 from ivr.call.leg import Leg
-from ivr.call.playback import PromptPlayer
+from ivr.call.playback import EventSink, PromptPlayer
 from ivr.call.recorder import Recording
 from ivr.call.seat import BotSeat, PersonSeat, Seat
 from ivr.config import NumberConfig
@@ -117,7 +117,9 @@ class CallSession:
         self.tick_number = switchboard.clock.ticks  # of the last tick this call had
         self._last_digit: tuple[str, str, int] | None = None
         self._events: list[tuple[str, str, dict[str, Any]]] = []
-        self.player = PromptPlayer(caller, switchboard.prompts, self.event)
+        # The player notes its events in the call's list through a function of
+        # that list only, not a method of the session: no cycle (see FlowActions).
+        self.player = PromptPlayer(caller, switchboard.prompts, _noting(self._events))
         self.actions = FlowActions(self)
         self.journal = Journal(switchboard.records, call_id, switchboard.recording_finished)
         # Held: the event loop keeps only a weak reference to a task.
@@ -398,3 +400,12 @@ class CallSession:
     async def wait_finished(self) -> None:
         """Wait until the call has ended and everything about it is saved."""
         await self.finished.wait()
+
+
+def _noting(events: list[tuple[str, str, dict[str, Any]]]) -> EventSink:
+    """An event sink that stamps each event and appends it to ``events``."""
+
+    def note(kind: str, data: dict[str, Any]) -> None:
+        events.append((now_iso(), kind, data))
+
+    return note

@@ -82,6 +82,20 @@ class JsonErrorRequestHandler(web.RequestHandler):
         resp.force_close()
         return resp
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """aiohttp's, then the WebSocket heartbeat's callback dropped.
+
+        With a heartbeat, a WebSocket response gives the connection's handler
+        a callback, its own bound method, that aiohttp never clears: response,
+        request and handler then form a cycle that outlives the connection
+        until a full collection (every call's connection, some 8 KiB each, and
+        the collector rarely runs a full pass on a server whose live objects
+        are frozen). Once the connection is lost nothing is received, so the
+        callback can go, and the connection's objects with their last reference.
+        """
+        super().connection_lost(exc)
+        self._data_received_cb = None
+
 
 class _JsonErrorServer(web.Server):
     """``web.Server`` building :class:`JsonErrorRequestHandler` for each connection."""

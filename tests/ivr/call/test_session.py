@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -187,3 +190,29 @@ async def test_a_crash_in_one_call_ends_only_that_call(board: Switchboard) -> No
     assert bt.closed_with == 1011
     assert not healthy.ended
     assert len(ht.audio) == 3
+
+
+async def test_a_finished_call_is_freed_without_the_cycle_collector(board: Switchboard) -> None:
+    """No reference cycle through the session: its objects go with their last reference.
+
+    With cycles, every finished call waited for a full collection, which the
+    server runs rarely (and which walks every live call when it does).
+    """
+    session, t = await new_call(board)
+    ticks(board, 30)
+    session.digits("2")  # refuse: a prompt, a decision, consent evidence
+    ticks(board, 30)
+    session.caller_hangup()
+    await session.wait_finished()
+    ticks(board, 2)
+    assert t.closed_with is not None
+    parts = [weakref.ref(x) for x in (session, session.actions, session.caller, session.flow)]
+    gc.disable()
+    try:
+        del session
+        for _ in range(3):  # let the closing task and its callbacks finish
+            await asyncio.sleep(0)
+        alive = [r() for r in parts if r() is not None]
+        assert alive == []
+    finally:
+        gc.enable()
