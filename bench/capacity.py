@@ -15,18 +15,26 @@ Each trial starts a fresh server, brings ``n`` callers in at ``--rate`` calls
 a second, lets them settle, then judges frame lateness over a steady window
 of ``--window-s`` seconds in which all ``n`` are connected and talking
 (the runner's per-second histograms, from its report.json). The largest
-passing ``n`` is searched for by doubling and bisection, within a time budget
-(``--budget-s``), so a run is bounded. The runner's and the server's CPU per
-call-second are printed too: the runner must cost under half of B per call,
-so it never limits the measurement.
+passing ``n`` is searched for by doubling and bisection until the bracket is
+within ``--precision`` (5%) of its lower end, each point run ``--repeats``
+times (3) and its median kept (the majority's verdict, the median figures),
+within a time budget (``--budget-s``), so a run is bounded. Before the
+search, B and the softswitch run in turn at fixed loads (``--fixed``: 100,
+200 and 300 calls) and their server CPU per call-second is compared. The
+runner's CPU per call-second is printed too: it must cost under half of B
+per call, so it never limits the measurement.
 
-    python bench/capacity.py [--budget-s 420] [--server-cpu 0] [--runner-cpu 1]
+    python bench/capacity.py [--budget-s 2700] [--repeats 3] [--precision 0.05]
+                             [--fixed 100,200,300] [--server-cpu 0] [--runner-cpu 1]
     python bench/capacity.py --trial B:200 --trial norec:200 --trial norec@asyncio:200
 
-``--trial SYSTEM[@LOOP]:N`` runs just those trials at fixed loads, in order
-(``@asyncio`` or ``@uvloop``: the softswitch on that event loop, as
+``--trial SYSTEM[@LOOP][/gcN]:N`` runs just those trials at fixed loads, in
+order (``@asyncio`` or ``@uvloop``: the softswitch on that event loop, as
 ``ivr serve --loop``; by default it runs as ``ivr serve`` does, on uvloop when
-installed), so that two settings are measured side by side in one sitting.
+installed; ``/gc5000``: with a generation-0 threshold of 5000 instead of
+CPython's 700), so that two settings are measured side by side in one
+sitting. Every softswitch trial runs under ``bench/gc_serve.py`` and prints
+its garbage collections over the steady window (how often, how long).
 
 It prints its figures; nothing is written outside a temporary folder.
 """
@@ -39,6 +47,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +88,8 @@ class Trial:
     setup_p99: float | None = None
     dtmf_p99: float | None = None
     why: str = ""
+    runs: int = 1
+    gc: str = ""
 
     def line(self) -> str:
         verdict = "pass" if self.passed else "FAIL"
@@ -87,13 +98,15 @@ class Trial:
             f"p99.9 {self.p999:6.1f} max {self.max:6.1f} ms  lost {self.lost:<4} failed "
             f"{self.failed:<3} | CPU per call-second: server {self.server_cpu_ms:5.2f} ms, "
             f"runner {self.runner_cpu_ms:5.2f} ms (its own p99 lateness {self.runner_p99:.1f} ms)"
-            f"  [{self.seconds:.0f} s]{'  ' + self.why if self.why else ''}"
+            f"  [{self.seconds:.0f} s{f', median of {self.runs}' if self.runs > 1 else ''}]"
+            f"{'  ' + self.why if self.why else ''}"
             + (f"\n{'':13}set-up p99 {self.setup_p99:.1f} ms" if self.setup_p99 is not None else "")
             + (
                 f", DTMF-to-response p99 {self.dtmf_p99:.1f} ms"
                 if self.dtmf_p99 is not None
                 else ""
             )
+            + (f"\n{'':13}{self.gc}" if self.gc else "")
         )
 
 
@@ -195,18 +208,45 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
+def parse_system(system: str) -> tuple[str, str, int]:
+    """``norec@asyncio/gc5000`` as (mix, loop, generation-0 threshold); '' and 0 when not given."""
+    rest, _, gen0 = system.partition("/gc")
+    base, _, loop = rest.partition("@")
+    if base not in MIXES or loop not in LOOPS or not (gen0 == "" or gen0.isdigit()):
+        raise ValueError(
+            f"{system!r}: expected one of {sorted(MIXES)}, then @uvloop or @asyncio, "
+            "then /gcN (a generation-0 threshold), each optional but the first"
+        )
+    if base == "B" and (loop or gen0):
+        raise ValueError(f"{system!r}: a loop or a GC threshold is for the softswitch only")
+    return base, loop, int(gen0 or 0)
+
+
 def start_server(
-    system: str, config: Path, folder: Path, cpu: str
+    system: str, config: Path, folder: Path, cpu: str, gc_stats: Path | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """B or the softswitch on ``cpu``; with ``gc_stats``, the softswitch notes its collections.
+
+    The softswitch then runs under ``bench/gc_serve.py`` (``ivr serve`` with
+    a hook that writes every collection's time and pause to ``gc_stats`` as
+    it stops), with the system's ``/gcN`` threshold if it has one.
+    """
     port = free_port()
-    if system == "B":
+    base, loop, gen0 = parse_system(system)
+    if base == "B":
         cmd = [sys.executable, str(ROOT / "bench" / "baseline_server.py"), "--port", str(port)]
     else:
         data = folder / f"data-{time.monotonic_ns()}"
-        cmd = [sys.executable, "-m", "ivr", "serve", "--config", str(config), "--data", str(data)]
-        cmd += ["--port", str(port), "--log-level", "WARNING"]
-        if "@" in system:
-            cmd += ["--loop", system.partition("@")[2]]
+        serve = ["serve", "--config", str(config), "--data", str(data)]
+        serve += ["--port", str(port), "--log-level", "WARNING"]
+        if loop:
+            serve += ["--loop", loop]
+        if gc_stats is not None or gen0:
+            stats = gc_stats or folder / f"gc-{time.monotonic_ns()}.json"
+            wrap = [str(ROOT / "bench" / "gc_serve.py"), "--stats", str(stats)]
+            cmd = [sys.executable, *wrap, "--gen0", str(gen0), "--", *serve]
+        else:
+            cmd = [sys.executable, "-m", "ivr", *serve]
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, *cmd],
         cwd=ROOT,
@@ -307,14 +347,18 @@ def trial(system: str, n: int, args: argparse.Namespace, config: Path, folder: P
     t0 = time.monotonic()
     ramp_s = n / args.rate
     talk_s = ramp_s + SETTLE_S + args.window_s + 2.0
-    mix = MIXES[system.partition("@")[0]]
-    spec = scenario(f"capacity-{system.replace('@', '-')}-{n}", n, n, args.rate, talk_s, mix)
-    proc, url = start_server(system, config, folder, args.server_cpu)
+    base = parse_system(system)[0]
+    mix = MIXES[base]
+    label = system.replace("@", "-").replace("/", "-")
+    spec = scenario(f"capacity-{label}-{n}", n, n, args.rate, talk_s, mix)
+    gc_stats = None if base == "B" else folder / f"gc-{label}-{time.monotonic_ns()}.json"
+    proc, url = start_server(system, config, folder, args.server_cpu, gc_stats)
     spy = None
     try:
         cpu0 = cpu_s(proc.pid)
+        began = time.time()
         runner, report_path = start_runner(spec, url, folder, args.runner_cpu)
-        spy = profiler(args, proc.pid, ramp_s + SETTLE_S, f"{system.replace('@', '-')}-{n}")
+        spy = profiler(args, proc.pid, ramp_s + SETTLE_S, f"{label}-{n}")
         try:
             runner.wait(timeout=talk_s + 120)
         except subprocess.TimeoutExpired:
@@ -328,6 +372,7 @@ def trial(system: str, n: int, args: argparse.Namespace, config: Path, folder: P
     report = json.loads(report_path.read_text())
     window = Histogram()
     lo, hi = ramp_s + SETTLE_S, ramp_s + SETTLE_S + args.window_s
+    gc_line = gc_summary(gc_stats, began + lo, began + hi) if gc_stats is not None else ""
     for t in report["timeline"]:
         if lo <= t["t"] < hi:
             window.merge(Histogram.from_dict(t["lateness"]))
@@ -358,6 +403,76 @@ def trial(system: str, n: int, args: argparse.Namespace, config: Path, folder: P
         setup_p99=report["metrics"]["setup_answered_ms"]["p99"],
         dtmf_p99=report["metrics"]["dtmf_response_ms"]["p99"],
         why="; ".join(why),
+        gc=gc_line,
+    )
+
+
+def gc_summary(stats: Path, start: float, end: float) -> str:
+    """The server's collections over the steady window: how often, and how long they paused."""
+    if not stats.exists():
+        return "no GC figures (the server did not stop cleanly)"
+    noted = json.loads(stats.read_text())
+    seconds = max(end - start, 1e-9)
+    parts = []
+    for gen in (0, 1, 2):
+        pauses = [p * 1000 for t, g, p in noted["collections"] if g == gen and start <= t < end]
+        if pauses:
+            parts.append(
+                f"gen{gen} {len(pauses) / seconds:.1f}/s, pause median "
+                f"{statistics.median(pauses):.2f} max {max(pauses):.2f} ms"
+            )
+        else:
+            parts.append(f"gen{gen} none")
+    whole = []
+    for gen in (0, 1, 2):
+        pauses = [p * 1000 for _, g, p in noted["collections"] if g == gen]
+        whole.append(f"gen{gen} {len(pauses)}" + (f" (max {max(pauses):.1f} ms)" if pauses else ""))
+    return (
+        f"GC (threshold {noted['threshold'][0]}) over the window: "
+        + "; ".join(parts)
+        + f"\n{'':13}over the whole trial (start-up and ramp too): "
+        + ", ".join(whole)
+    )
+
+
+def repeated(system: str, n: int, args: argparse.Namespace, config: Path, folder: Path) -> Trial:
+    """``trial`` run ``args.repeats`` times (one by default), its median kept.
+
+    The verdict is the majority's; every figure is the median of the runs'.
+    """
+    runs = [trial(system, n, args, config, folder) for _ in range(getattr(args, "repeats", 1))]
+    if len(runs) == 1:
+        return runs[0]
+
+    def med(values: list[float]) -> float:
+        return float(statistics.median(values))
+
+    def med_opt(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return med(known) if known else None
+
+    failing = [t for t in runs if not t.passed]
+    why = "; ".join(sorted({t.why for t in failing if t.why}))
+    return Trial(
+        system=system,
+        calls=n,
+        passed=len(failing) * 2 < len(runs),
+        p99=med([t.p99 for t in runs]),
+        p999=med([t.p999 for t in runs]),
+        max=med([t.max for t in runs]),
+        lost=round(med([t.lost for t in runs])),
+        failed=round(med([t.failed for t in runs])),
+        server_cpu_ms=med([t.server_cpu_ms for t in runs]),
+        runner_cpu_ms=med([t.runner_cpu_ms for t in runs]),
+        runner_p99=med([t.runner_p99 for t in runs]),
+        seconds=sum(t.seconds for t in runs),
+        setup_p99=med_opt([t.setup_p99 for t in runs]),
+        dtmf_p99=med_opt([t.dtmf_p99 for t in runs]),
+        why=f"{len(failing)} of {len(runs)} runs failed" + (f": {why}" if why else "")
+        if failing
+        else "",
+        runs=len(runs),
+        gc=runs[len(runs) // 2].gc,  # the middle run's, as an example
     )
 
 
@@ -371,21 +486,28 @@ def search(
     folder: Path,
     trials: list[Trial],
 ) -> tuple[int, int | None]:
-    """(largest passing n, smallest failing n or None), by doubling then bisection."""
+    """(largest passing n, smallest failing n or None), by doubling then bisection.
+
+    Each point is ``repeated`` (``args.repeats`` runs, the median kept); the
+    search stops once the bracket is within ``args.precision`` of its lower
+    end (10% if the caller's arguments do not say), at least 5 calls.
+    """
     lo, hi = 0, None
     n = max(10, start)
+    repeats = getattr(args, "repeats", 1)
+    precision = getattr(args, "precision", 0.1)
     for _ in range(max_trials):
-        if time.monotonic() + n / args.rate + args.window_s + 15 > deadline:
+        if time.monotonic() + (n / args.rate + args.window_s + 15) * repeats > deadline:
             print(f"  {system}: time budget spent", flush=True)
             break
-        t = trial(system, n, args, config, folder)
+        t = repeated(system, n, args, config, folder)
         trials.append(t)
         print(t.line(), flush=True)
         if t.passed:
             lo = n
         else:
             hi = n
-        if hi is not None and hi - lo <= max(10, lo // 10):
+        if hi is not None and hi - lo <= max(5, int(lo * precision)):
             break
         n = n * 2 if hi is None else (lo + hi) // 2
         if lo == 0 and hi is not None:
@@ -393,9 +515,43 @@ def search(
     return lo, hi
 
 
+def fixed_loads(
+    args: argparse.Namespace, config: Path, folder: Path
+) -> dict[int, tuple[Trial, Trial]]:
+    """B and the softswitch (no recording) at each of ``--fixed``'s loads, in turn.
+
+    The runs alternate B and the softswitch, so that the machine's drift
+    falls on both alike; each figure is the median of ``--repeats`` runs.
+    """
+    loads = [int(n) for n in args.fixed.split(",") if n.strip()]
+    results: dict[int, tuple[Trial, Trial]] = {}
+    for n in loads:
+        runs: dict[str, list[Trial]] = {"B": [], "norec": []}
+        for _ in range(args.repeats):
+            for system in runs:
+                runs[system].append(trial(system, n, args, config, folder))
+        pair = []
+        for done in runs.values():
+            t = sorted(done, key=lambda t: t.server_cpu_ms)[len(done) // 2]
+            t.passed = sum(r.passed for r in done) * 2 > len(done)
+            t.runs = len(done)
+            print(t.line(), flush=True)
+            pair.append(t)
+        results[n] = (pair[0], pair[1])
+    return results
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--budget-s", type=float, default=420.0, help="stop searching after this")
+    p.add_argument("--budget-s", type=float, default=2700.0, help="stop searching after this")
+    p.add_argument("--repeats", type=int, default=3, help="runs per point; the median is kept")
+    p.add_argument("--precision", type=float, default=0.05, help="stop bisecting within this share")
+    p.add_argument(
+        "--fixed",
+        default="100,200,300",
+        help="loads at which B's and the softswitch's CPU per call-second are compared "
+        "before the search ('' for none)",
+    )
     p.add_argument("--server-cpu", default="0")
     p.add_argument("--runner-cpu", default="1")
     p.add_argument("--rate", type=float, default=50.0, help="arrivals per second in each trial")
@@ -418,14 +574,14 @@ def main() -> int:
         if args.trial:
             for spec in args.trial:
                 system, _, n = spec.partition(":")
-                base, _, loop = system.partition("@")
-                if base not in MIXES or not n.isdigit() or loop not in LOOPS:
-                    print(
-                        f"--trial {spec}: expected one of {sorted(MIXES)}[@uvloop|@asyncio]:N",
-                        file=sys.stderr,
-                    )
+                try:
+                    parse_system(system)
+                    if not n.isdigit():
+                        raise ValueError(f"{n!r} is not a number of calls")
+                except ValueError as err:
+                    print(f"--trial {spec}: {err}", file=sys.stderr)
                     return 2
-                t = trial(system, int(n), args, config, folder)
+                t = repeated(system, int(n), args, config, folder)
                 print(t.line(), flush=True)
                 print(
                     f"    runner/server CPU per call-second {t.runner_cpu_ms / t.server_cpu_ms:.2f}"
@@ -442,16 +598,19 @@ def main() -> int:
             f"p99 < {P99_MS:g} ms, p99.9 < {P999_MS:g} ms, max <= {MAX_MS:g} ms, no frame lost",
             flush=True,
         )
-        share = (deadline - start) / 3
-        b, b_fail = search("B", args.start, 6, start + share * 1.2, args, config, folder, trials)
+        fixed = fixed_loads(args, config, folder)
+        share = (deadline - time.monotonic()) / 3
+        b, b_fail = search(
+            "B", args.start, 8, time.monotonic() + share * 1.2, args, config, folder, trials
+        )
         results: dict[str, tuple[int, int | None]] = {"B": (b, b_fail)}
         first = max(b, args.start // 2)
         left = deadline - time.monotonic()
         results["norec"] = search(
-            "norec", first, 4, time.monotonic() + left / 2, args, config, folder, trials
+            "norec", first, 7, time.monotonic() + left / 2, args, config, folder, trials
         )
         results["halfrec"] = search(
-            "halfrec", int(first * 0.9), 4, deadline, args, config, folder, trials
+            "halfrec", int(first * 0.9), 7, deadline, args, config, folder, trials
         )
         print()
         print(f"  {'system':<28}{'capacity':>10}{'ratio to B':>12}   bracket")
@@ -485,6 +644,15 @@ def main() -> int:
                 f"p99 {near.dtmf_p99:.1f} ms (target <= 30), set-up p99 {near.setup_p99:.1f} ms "
                 f"with {args.rate:g} new calls/s (target <= 100)"
             )
+        if fixed:
+            print("\n  server CPU per call-second at fixed loads (medians, same run):")
+            for n, (tb, ts) in fixed.items():
+                print(
+                    f"    n={n:<4} B {tb.server_cpu_ms:5.2f} ms ({'pass' if tb.passed else 'FAIL'})"
+                    f"  softswitch {ts.server_cpu_ms:5.2f} ms ({'pass' if ts.passed else 'FAIL'})"
+                    f"  ratio {ts.server_cpu_ms / tb.server_cpu_ms:.2f}"
+                    + ("  (target <= 0.5)" if n == 200 else "")
+                )
         print(f"  total {time.monotonic() - start:.0f} s")
         return 0
     finally:
