@@ -253,15 +253,21 @@ def start_server(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
+    wait_listening(proc, f"{system} server")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_listening(proc: subprocess.Popen[bytes], what: str, timeout_s: float = 60.0) -> None:
+    """Read the server's output until its ``listening on`` line; RuntimeError if it never comes."""
     assert proc.stdout is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"{system} server did not start")
+            raise RuntimeError(f"{what} did not start")
         if line.startswith(b"listening on"):
-            return proc, f"http://127.0.0.1:{port}"
-    raise RuntimeError(f"{system} server did not start in time")
+            return
+    raise RuntimeError(f"{what} did not start in time")
 
 
 def profiler(
@@ -441,6 +447,11 @@ def repeated(system: str, n: int, args: argparse.Namespace, config: Path, folder
     The verdict is the majority's; every figure is the median of the runs'.
     """
     runs = [trial(system, n, args, config, folder) for _ in range(getattr(args, "repeats", 1))]
+    return combine(system, n, runs)
+
+
+def combine(system: str, n: int, runs: list[Trial]) -> Trial:
+    """One trial from several runs of it: the majority's verdict, each figure's median."""
     if len(runs) == 1:
         return runs[0]
 
@@ -530,14 +541,9 @@ def fixed_loads(
         for _ in range(args.repeats):
             for system in runs:
                 runs[system].append(trial(system, n, args, config, folder))
-        pair = []
-        for done in runs.values():
-            t = sorted(done, key=lambda t: t.server_cpu_ms)[len(done) // 2]
-            t.passed = sum(r.passed for r in done) * 2 > len(done)
-            t.runs = len(done)
-            print(t.line(), flush=True)
-            pair.append(t)
-        results[n] = (pair[0], pair[1])
+        b, softswitch = (combine(system, n, done) for system, done in runs.items())
+        print(b.line(), softswitch.line(), sep="\n", flush=True)
+        results[n] = (b, softswitch)
     return results
 
 

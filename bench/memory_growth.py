@@ -34,7 +34,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from capacity import MIXES, bench_config, free_port, scenario, start_runner, stop  # noqa: E402
+from capacity import (  # noqa: E402
+    MIXES,
+    bench_config,
+    free_port,
+    scenario,
+    start_runner,
+    stop,
+    wait_listening,
+)
 from service_levels import rss_kib  # noqa: E402
 
 
@@ -91,15 +99,8 @@ def start(
     cmd += ["--", "serve", "--config", str(config), "--data", str(folder / "data")]
     cmd += ["--port", str(port), "--log-level", "WARNING"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the server did not start")
-        if line.startswith(b"listening on"):
-            return proc, f"http://127.0.0.1:{port}"
-    raise RuntimeError("the server did not start in time")
+    wait_listening(proc, "the traced server", timeout_s=120)  # tracing slows start-up
+    return proc, f"http://127.0.0.1:{port}"
 
 
 def snapshot(proc: subprocess.Popen[bytes], snapshots: Path, index: int) -> tracemalloc.Snapshot:

@@ -128,15 +128,8 @@ def start_sip_server(
     proc = subprocess.Popen(
         ["taskset", "-c", cpu, *cmd], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("SIP server did not start")
-        if line.startswith(b"listening on"):
-            return proc, sip_port, high, f"http://127.0.0.1:{port}"
-    raise RuntimeError("SIP server did not start in time")
+    capacity.wait_listening(proc, "SIP server")
+    return proc, sip_port, high, f"http://127.0.0.1:{port}"
 
 
 class Sniffer(threading.Thread):

@@ -400,16 +400,10 @@ class DtmfDetector:
         self._busy[key] = False
         self._holding.discard(key)
 
-    def holding(self, key: int) -> bool:
-        """Whether ``key``'s digit is still sounding (reported and not yet released).
-
-        The recorder masks a tone for as long as this is true.
-        """
-        return key in self._holding
-
     @property
     def held(self) -> AbstractSet[int]:
-        """The keys whose digit is still sounding: few, even among thousands of calls.
+        """The keys whose digit is still sounding (reported, not yet released): few, even
+        among thousands of calls. The recorder masks a call's tone while its key is here.
 
         A view that the next :meth:`process` changes: copy it to keep it.
         """

@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import WSMsgType, web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from ivr.transport.ws import _binary_header, open_socket
+from tests.conftest import AppServer
+
+Handler = Callable[[web.Request], Awaitable[web.WebSocketResponse]]
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """``handler`` on ``/ws``, served on loopback by the server's own runner."""
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    async with TestClient(AppServer(app)) as client:
+        yield client
 
 
 def test_headers_are_those_of_rfc_6455_section_5_7() -> None:
@@ -43,9 +57,7 @@ async def test_audio_and_messages_arrive_whole_and_in_the_order_sent() -> None:
             pass
         return ws
 
-    app = web.Application()
-    app.router.add_get("/ws", handler)
-    async with TestClient(TestServer(app)) as client:
+    async with serving(handler) as client:
         ws = await client.ws_connect("/ws")
         got: list[Any] = []
         async for msg in ws:
@@ -80,9 +92,7 @@ async def test_audio_for_a_client_that_does_not_read_is_dropped_not_queued() -> 
         transport.close(1000)
         return ws
 
-    app = web.Application()
-    app.router.add_get("/ws", handler)
-    async with TestClient(TestServer(app)) as client:
+    async with serving(handler) as client:
         ws = await client.ws_connect("/ws", autoclose=False)
         await asyncio.wait_for(done.wait(), 10)  # the client has read nothing yet
         await ws.close()
@@ -102,9 +112,7 @@ async def test_nothing_is_written_once_closing(code: int) -> None:
             pass
         return ws
 
-    app = web.Application()
-    app.router.add_get("/ws", handler)
-    async with TestClient(TestServer(app)) as client:
+    async with serving(handler) as client:
         ws = await client.ws_connect("/ws")
         kinds = [msg.type async for msg in ws]
         assert WSMsgType.BINARY not in kinds
