@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ivr.transport.rtp.errors import InvalidField, MalformedEvent, MalformedPacket
-from ivr.transport.rtp.events import DigitEvent, DigitTracker, parse_events
+from ivr.transport.rtp.events import EVENT_TIMEOUT_S, DigitEvent, DigitTracker, parse_events
 from ivr.transport.rtp.framing import (
     DEFAULT_MAX_FILL_SAMPLES,
     FRAME_SAMPLES,
@@ -50,6 +50,9 @@ TELEPHONE_EVENT = "telephone-event"
 COMFORT_NOISE = "cn"
 KINDS = (PCMU, PCMA, TELEPHONE_EVENT, COMFORT_NOISE)
 MIN_SEQUENTIAL = 2  # RFC 3550 appendix A.1: packets in sequence before a new source counts
+# Polls further apart than this mean the driver's loop stalled (polls come once a
+# 20 ms tick, catch-up ticks closer): what arrived meanwhile may still be unread.
+STALL_S = 0.03
 
 _Item = tuple[RtpPacket, float]
 
@@ -142,6 +145,8 @@ class RtpReceiver:
         self._candidate: _Candidate | None = None
         self._quiet = False  # comfort noise came: the next audio starts a talkspurt
         self._last_arrival_s: float | None = None
+        self._last_poll_s: float | None = None
+        self._listening_since_s: float | None = None
         self._flushed = True
         # Figures of the sources before the current one (appendix A.3 is per source).
         self._old = {"packets": 0, "expected": 0, "lost": 0}
@@ -182,14 +187,41 @@ class RtpReceiver:
             self._probation(packet, arrival_s, out)
         return out.done()
 
+    @property
+    def listening_since_s(self) -> float | None:
+        """When the driver's polls last resumed after a stall (None: no stall seen).
+
+        Silence is measured only from then: while the loop was stalled the
+        packets that came are still in the socket, not missing (the first
+        tick after a stall runs before the loop reads its sockets)."""
+        return self._listening_since_s
+
     def poll(self, now_s: float) -> Received:
-        """Call once per tick: give up gaps held too long, end stale presses and talkspurts."""
+        """Call once per tick: give up gaps held too long, end stale presses and talkspurts.
+
+        Every wait here (a gap held, a press without its end, a part-built
+        frame) counts only time the driver was listening: after a stall
+        (:data:`STALL_S` between polls) they wait as long again, so packets
+        still unread in the socket are not given up for lost. Without this a
+        stalled loop's first tick flushed a 30 ms packet's part-built frame
+        as silence and the next packet's first samples were dropped: a frame
+        altered in place in the recording."""
         out = _Out()
-        if self._source is not None:
+        previous, self._last_poll_s = self._last_poll_s, now_s
+        if previous is not None and now_s - previous > STALL_S:
+            self._listening_since_s = now_s
+        since = self._listening_since_s
+        heard_s = now_s - since if since is not None else float("inf")  # time spent listening
+        if self._source is not None and heard_s >= self.max_delay_s:
             self._play(self._source.reorder.expire(now_s, self.max_delay_s), out)
-        out.digits += self.digits.expire(now_s)
+        if heard_s >= EVENT_TIMEOUT_S:
+            out.digits += self.digits.expire(now_s)
         last = self._last_arrival_s
-        if not self._flushed and last is not None and now_s - last >= self.max_delay_s:
+        if (
+            not self._flushed
+            and last is not None
+            and min(now_s - last, heard_s) >= self.max_delay_s
+        ):
             # Nothing came for a while: hand out the part-built frame's audio.
             out.frames += self.assembler.flush()
             self._flushed = True

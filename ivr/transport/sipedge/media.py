@@ -259,7 +259,9 @@ class RtpChannel:
         self._deliver(self.rx.poll(now))
         stream = self.stream
         if self.media_timeout_s and stream is not None and stream.receive and stream.send:
-            last = max(self.rx.last_arrival_s or 0.0, self._expect_since)
+            last = max(
+                self.rx.last_arrival_s or 0.0, self._expect_since, self.rx.listening_since_s or 0.0
+            )
             if now - last >= self.media_timeout_s and self.on_media_timeout is not None:
                 callback, self.on_media_timeout = self.on_media_timeout, None
                 log.info("no RTP for %.0f s: the call is hung up", now - last)

@@ -197,6 +197,52 @@ def test_30ms_packets_end_with_their_last_10ms_once_the_stream_pauses() -> None:
     assert tail == (p[2].payload[160:] + b"\xff" * 80,)  # 720 samples: 4 frames and 80
 
 
+def ticks(rx: RtpReceiver, start_s: float, end_s: float) -> list[bytes]:
+    """Poll every 20 ms from ``start_s`` up to ``end_s``, as the media clock does."""
+    frames: list[bytes] = []
+    t = start_s
+    while t <= end_s + 1e-9:
+        frames += rx.poll(t).frames
+        t += 0.02
+    return frames
+
+
+def test_a_stalled_loop_does_not_cut_a_30ms_packet_whose_successor_is_still_unread() -> None:
+    # The loop stalls 90 ms after the third packet: no polls, no reads. Its first
+    # tick afterwards runs before the socket is read, so the stream looks idle
+    # for 90 ms; the part-built frame must wait, or the next packet's first
+    # samples land in a frame already handed out (a frame altered in place).
+    p = audio_packets(8, samples=240)
+    rx = RtpReceiver(FORMATS, max_delay_s=0.06)
+    frames = feed(rx, p[:3], start_s=0.0) + ticks(rx, 0.0, 0.04)
+    assert rx.poll(0.04 + 0.09).frames == ()  # the first tick after the stall: waits
+    assert rx.listening_since_s == 0.04 + 0.09
+    frames += feed(rx, p[3:], start_s=0.131)  # the socket is read: they were there
+    frames += ticks(rx, 0.14, 0.4)
+    assert b"".join(frames) == b"".join(x.payload for x in p)  # 1920 samples: 12 frames
+    assert rx.statistics().concealed_ms == 0.0
+
+
+def test_after_a_stall_a_gap_is_waited_for_as_long_again() -> None:
+    p = audio_packets(5)
+    rx = RtpReceiver(FORMATS, window=8, max_delay_s=0.06)
+    frames = feed(rx, [p[0], p[1], p[3]]) + ticks(rx, 0.0, 0.04)
+    assert rx.poll(0.2).frames == ()  # stalled 160 ms with p[2] held: not given up yet
+    frames += rx.receive(p[2].to_bytes(), 0.201).frames  # it was in the socket
+    assert frames == [p[0].payload, p[1].payload, p[2].payload, p[3].payload]
+    assert rx.statistics().skipped == 0
+
+
+def test_after_a_stall_silence_still_ends_the_talkspurt_once_really_heard() -> None:
+    p = audio_packets(3, samples=240)
+    rx = RtpReceiver(FORMATS, max_delay_s=0.06)
+    feed(rx, p)
+    ticks(rx, 0.0, 0.04)
+    assert rx.poll(0.2).frames == ()  # stalled: nothing came, but it may be unread
+    assert ticks(rx, 0.22, 0.24) == []  # 40 ms heard: not yet
+    assert rx.poll(0.26).frames == (p[2].payload[160:] + b"\xff" * 80,)
+
+
 def test_sequence_and_timestamp_wrap_with_a_swap_across_them() -> None:
     p = audio_packets(6, first_seq=65533, first_ts=(1 << 32) - 480)
     frames = feed(RtpReceiver(FORMATS), [p[0], p[1], p[3], p[2], p[5], p[4]])

@@ -1,29 +1,10 @@
-"""Under load, SIP recordings should still hold the caller's audio sample for sample.
+"""Under load, SIP recordings hold the caller's audio sample for sample.
 
-They do not always (found by ``test_sip_load.py``, reported rather than
-fixed, since ``ivr/transport/sipedge/`` is being changed elsewhere): with
-40 SIPp calls at once on a 2-core machine, every RTP packet arrives (none
-lost), no gap is listed in the recording, and yet some recordings differ
-from what SIPp sent, in one of two ways:
-
-* mostly, a 20 ms frame of silence is put in (at a frame boundary), and all
-  the rest of the speech comes 160 samples (sometimes 320) later than it
-  should: the call's ``frames_late`` is 3 where an exact call's is 2. In
-  consecutive calls (0.1 s apart) the frame is about 5 frames further into
-  the speech: one moment of the run (a late media clock tick) put a frame
-  of silence into every call up at the time, and from then on each of
-  those calls' audio runs one frame behind, with no gap listed;
-* sometimes a few dozen samples of one frame are altered in place (not
-  zeroed), the rest exact or one frame early.
-
-This test (the load run of ``test_sip_load.py`` without its WebSocket
-callers) fails while that is so; ``xfail``, not strict, since the damage
-depends on the machine's load: 7 to 39 of 100 recordings in seven runs,
-none in a run of 40 calls. WebSocket calls on the same server are hit
-the same way (seen once in CI beside this load), so the cause is in the
-media path, not in the SIP edge. The message lists each damaged
-recording, where the damage starts, and the call's frame and packet
-counters.
+100 SIPp calls, 40 at once, on a 2-core machine (the load run of
+``test_sip_load.py`` without its WebSocket callers). This once failed for
+7 to 39 of 100 recordings; docs/sip.md ("What the load test found") says
+why and what was fixed. The message lists each damaged recording, where
+the damage starts, and the call's frame and packet counters.
 """
 
 from __future__ import annotations
@@ -82,7 +63,6 @@ def damage(heard: np.ndarray[Any, Any], sent: np.ndarray[Any, Any]) -> str:
     )
 
 
-@pytest.mark.xfail(reason="SIP recordings under load: audio altered or moved, no gap listed")
 def test_100_sip_calls_40_at_once_are_all_recorded_sample_for_sample(
     server: Server, tmp_path: Path
 ) -> None:

@@ -8,10 +8,11 @@ callers (threads, so they keep real time) take the same recorded line and
 talk. Every call of both kinds must be saved and recorded, and every
 recording is read back through the API: the WebSocket callers' hold their
 own 16-bit frames, SIPp's its decoded PCMA, sample for sample or else at
-least 97% of their voiced 20 ms frames each exactly, in order (under this
-load some recordings, of either kind, have a frame of silence put in and
-the rest moved: ``test_sip_exact.py`` asks for every one to be exact, and
-fails for now).
+least 97% of their voiced 20 ms frames each exactly, in order (the WebSocket
+callers are threads of this process: when it is busy they send late, and
+late audio is played after a frame of silence, the rest moved;
+``test_sip_exact.py`` asks every SIP recording of the same load to be
+exact).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def test_100_sipp_calls_at_10_a_second_40_at_once_beside_websocket_callers(
             broken.append(f"{call['id']}: {meta['duration_s']} s, {found}/{voiced} frames")
     assert not broken, f"{len(broken)} of {CALLS} recordings damaged: {broken}"
     # Sample for sample, every frame in its place: not all of them on a loaded machine
-    # (test_sip_exact.py asks that, and is expected to fail for now).
+    # (test_sip_exact.py asks that of every one).
     print(f"{sum(exact)} of {CALLS} SIP recordings sample-exact, the others 97% of frames")
 
     for hangup, caller in zip(hangups, callers, strict=True):
