@@ -106,6 +106,21 @@ class FrameAssembler:
             self._append(payload[skip:], out)
         return out
 
+    def is_next(self, timestamp: int, size: int) -> bool:
+        """True if a payload of ``size`` at ``timestamp`` is exactly the next whole frame.
+
+        Nothing part-built, no gap: :meth:`audio` would hand out the payload
+        itself. Then :meth:`take_next` does what it would, without the placing
+        (the receive path's common case).
+        """
+        return not self._partial and self._next_ts == timestamp and size == self.frame_samples
+
+    def take_next(self) -> None:
+        """After :meth:`is_next`: the frame is handed out whole."""
+        assert self._next_ts is not None
+        self._next_ts = (self._next_ts + self.frame_samples) % TIMESTAMP_MOD
+        self.frames += 1
+
     def silent(self, timestamp: int, samples: int, *, restart: bool = False) -> list[bytes]:
         """Place ``samples`` of silence at ``timestamp`` (a telephone-event's span)."""
         out: list[bytes] = []

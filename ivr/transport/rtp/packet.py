@@ -42,7 +42,7 @@ MAX_PAYLOAD_TYPE = 127
 # names SR and RR, 72 and 73, among them).
 RTCP_CONFLICT_TYPES = range(64, 96)
 
-_FIXED = struct.Struct("!BBHII")
+FIXED_HEADER = struct.Struct("!BBHII")
 _V2_NO_CSRC = RTP_VERSION << 6
 
 
@@ -53,7 +53,7 @@ def pack_header(marker_and_type: int, sequence: int, timestamp: int, ssrc: int) 
     the payload type). Unchecked: for a sender whose fields are in range by
     construction; :class:`RtpPacket` checks them.
     """
-    return _FIXED.pack(_V2_NO_CSRC, marker_and_type, sequence, timestamp, ssrc)
+    return FIXED_HEADER.pack(_V2_NO_CSRC, marker_and_type, sequence, timestamp, ssrc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class RtpPacket:
         """The packet on the wire: header, CSRCs, payload, then any padding."""
         first = (RTP_VERSION << 6) | (0x20 if self.padding_bytes else 0) | len(self.csrcs)
         second = (0x80 if self.marker else 0) | self.payload_type
-        parts = [_FIXED.pack(first, second, self.sequence, self.timestamp, self.ssrc)]
+        parts = [FIXED_HEADER.pack(first, second, self.sequence, self.timestamp, self.ssrc)]
         parts.extend(struct.pack("!I", csrc) for csrc in self.csrcs)
         parts.append(self.payload)
         if self.padding_bytes:
@@ -108,7 +108,7 @@ def parse_packet(data: bytes) -> RtpPacket:
     size = len(data)
     if size < HEADER_BYTES:
         raise MalformedPacket(f"{size} bytes is shorter than the 12-byte RTP header")
-    first, second, sequence, timestamp, ssrc = _FIXED.unpack_from(data)
+    first, second, sequence, timestamp, ssrc = FIXED_HEADER.unpack_from(data)
     version = first >> 6
     if version != RTP_VERSION:
         raise MalformedPacket(f"RTP version {version}, not 2")

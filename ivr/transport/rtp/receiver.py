@@ -41,9 +41,15 @@ from ivr.transport.rtp.framing import (
     FrameAssembler,
     transcode,
 )
-from ivr.transport.rtp.packet import RtpPacket, parse_packet
+from ivr.transport.rtp.packet import (
+    FIXED_HEADER,
+    HEADER_BYTES,
+    RTP_VERSION,
+    RtpPacket,
+    parse_packet,
+)
 from ivr.transport.rtp.reorder import DEFAULT_MAX_HOLD_S, DEFAULT_WINDOW, ReorderBuffer
-from ivr.transport.rtp.sequence import LossReport, SourceStatistics
+from ivr.transport.rtp.sequence import SEQUENCE_MOD, LossReport, SourceStatistics
 
 CLOCK_RATE = 8000  # G.711's (RFC 3551 section 4.5.14), and so its telephone-events'
 TELEPHONE_EVENT = "telephone-event"
@@ -55,6 +61,9 @@ MIN_SEQUENTIAL = 2  # RFC 3550 appendix A.1: packets in sequence before a new so
 STALL_S = 0.03
 
 _Item = tuple[RtpPacket, float]
+STATIC_TYPES = {PCMU: 0, PCMA: 8}  # RFC 3551 table 4
+_PLAIN_SIZE = HEADER_BYTES + FRAME_SAMPLES  # a 20 ms G.711 packet with a plain header
+_PLAIN_FIRST = RTP_VERSION << 6  # version 2; no padding, extension or CSRC
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +144,8 @@ class RtpReceiver:
         for pt, kind in formats.items():
             if kind not in KINDS:
                 raise InvalidField(f"payload type {pt}: {kind!r} is not one of {KINDS}")
-        self.formats = dict(formats)
         self.codec = codec
+        self.formats = dict(formats)
         self.window = window
         self.max_delay_s = max_delay_s
         self.assembler = FrameAssembler(SILENCE[codec], FRAME_SAMPLES, max_fill_samples)
@@ -157,6 +166,19 @@ class RtpReceiver:
         self._counts = dict.fromkeys(("malformed", "unproven", "cn", "events", "unknown"), 0)
 
     @property
+    def formats(self) -> dict[int, str]:
+        """Each payload type we answered, as one of :data:`KINDS`."""
+        return self._formats
+
+    @formats.setter
+    def formats(self, formats: Mapping[int, str]) -> None:
+        self._formats = dict(formats)
+        # The payload type the fast path takes: the leg's law, the static number first.
+        ours = sorted(pt for pt, kind in self._formats.items() if kind == self.codec)
+        static = STATIC_TYPES[self.codec]
+        self._plain_pt = static if static in ours else (ours[0] if ours else -1)
+
+    @property
     def ssrc(self) -> int | None:
         return None if self._source is None else self._source.stats.ssrc
 
@@ -167,12 +189,50 @@ class RtpReceiver:
 
     def receive(self, datagram: bytes, arrival_s: float) -> Received:
         """Take one datagram from the RTP port; a malformed one is counted and dropped."""
+        frame = self._next_frame(datagram, arrival_s)
+        if frame is not None:
+            return Received((frame,))
         try:
             packet = parse_packet(datagram)
         except MalformedPacket:
             self._counts["malformed"] += 1
             return NOTHING
         return self.receive_packet(packet, arrival_s)
+
+    def _next_frame(self, datagram: bytes, arrival_s: float) -> bytes | None:
+        """The common packet, taken without parsing it into an object; else None, untouched.
+
+        That is: a plain header (no CSRC, extension or padding, no marker), the
+        leg's own law in 20 ms, the current source, the next sequence number
+        with nothing held, and the next frame's timestamp. The general path
+        (:meth:`receive_packet`) gives the same frame and the same figures
+        for it (a test holds the two equal); this one makes no packet,
+        list or dataclass, which at 300 calls is a tenth of the server.
+        """
+        source = self._source
+        if (
+            source is None
+            or len(datagram) != _PLAIN_SIZE
+            or datagram[0] != _PLAIN_FIRST
+            or datagram[1] != self._plain_pt
+            or self._quiet
+        ):
+            return None
+        _, _, seq, timestamp, ssrc = FIXED_HEADER.unpack_from(datagram)
+        stats = source.stats
+        if ssrc != stats.ssrc or seq != (stats.max_seq + 1) % SEQUENCE_MOD:
+            return None
+        reorder = source.reorder
+        extended = stats.cycles + stats.max_seq + 1  # what next_in_order will give
+        if not reorder.is_next(extended) or not self.assembler.is_next(timestamp, FRAME_SAMPLES):
+            return None
+        stats.next_in_order(seq)
+        stats.timed(timestamp, arrival_s)
+        reorder.take_next(extended)
+        self.assembler.take_next()
+        self._last_arrival_s = arrival_s
+        self._flushed = False
+        return datagram[HEADER_BYTES:]
 
     def receive_packet(self, packet: RtpPacket, arrival_s: float) -> Received:
         out = _Out()

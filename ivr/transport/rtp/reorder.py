@@ -90,6 +90,14 @@ class ReorderBuffer(Generic[T]):
         self._drain(out)
         return out
 
+    def is_next(self, extended: int) -> bool:
+        """True if :meth:`push` would release ``extended`` at once, alone."""
+        return extended == self._next and not self._held
+
+    def take_next(self, extended: int) -> None:
+        """After :meth:`is_next`: what :meth:`push` does then, without its list."""
+        self._released(extended)
+
     def expire(self, now_s: float, max_hold_s: float = DEFAULT_MAX_HOLD_S) -> list[T]:
         """Give up the gaps that held a packet longer than ``max_hold_s``; return what follows."""
         out: list[T] = []

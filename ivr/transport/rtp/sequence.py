@@ -142,6 +142,20 @@ class SourceStatistics:
         self.received += 1
         return Sequenced(extend_sequence(seq, self.extended_max), restarted)
 
+    def next_in_order(self, seq: int) -> int | None:
+        """Count ``seq`` if it is the one after the highest so far; its extended number.
+
+        :meth:`update`'s common case (a gap of one) without the
+        :class:`Sequenced` it returns; None: nothing counted, use :meth:`update`.
+        """
+        if seq != (self.max_seq + 1) % SEQUENCE_MOD:
+            return None
+        if seq == 0:
+            self.cycles += SEQUENCE_MOD  # the sequence number wrapped
+        self.max_seq = seq
+        self.received += 1
+        return self.cycles + seq
+
     def timed(self, rtp_timestamp: int, arrival_s: float) -> None:
         """Appendix A.8: update the interarrival jitter with one packet's transit time.
 

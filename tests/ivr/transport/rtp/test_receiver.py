@@ -340,3 +340,67 @@ def test_statistics_follow_appendix_a_on_a_scripted_loss_and_jitter_pattern() ->
     assert block.cumulative_lost == 20
     assert block.extended_highest == 1199
     assert block.jitter == int(jitter)
+
+
+# The fast path (a plain 20 ms packet in the leg's law, next in sequence and
+# time) against the general one: a stream mostly of such packets, bent here
+# and there as a network and a sender bend it.
+bends = st.sampled_from(
+    ["none"] * 6 + ["swap", "duplicate", "drop", "marker", "cn", "event", "pcma", "30ms",
+                    "ssrc", "csrc", "stall"]
+)  # fmt: skip
+
+
+def bent_stream(first_seq: int, plan: list[str]) -> list[tuple[RtpPacket, float]]:
+    out: list[tuple[RtpPacket, float]] = []
+    seq, ts, ssrc, t = first_seq, 80_000, SSRC, 0.0
+    for i, bend in enumerate(plan):
+        samples = 240 if bend == "30ms" else 160
+        pt = {"cn": 13, "event": 101, "pcma": 8}.get(bend, 0)
+        payload = (
+            bytes([1, 10, 0, 160])
+            if pt == 101
+            else bytes((i + k) % 256 for k in range(samples))
+            if pt != 13
+            else b"\x40"
+        )
+        if bend == "ssrc":
+            ssrc ^= 0x55
+        packet = RtpPacket(pt, seq % 65536, ts % (1 << 32), ssrc, payload, marker=bend == "marker",
+                           csrcs=(7,) if bend == "csrc" else ())  # fmt: skip
+        t += 0.09 if bend == "stall" else 0.02
+        if bend != "drop":
+            out.append((packet, t))
+        if bend == "duplicate":
+            out.append((packet, t + 0.001))
+        if bend == "swap" and len(out) >= 2:
+            out[-1], out[-2] = (out[-2][0], out[-1][1]), (out[-1][0], out[-2][1])
+        seq += 1
+        ts += samples
+    return out
+
+
+@settings(max_examples=150)
+@given(st.sampled_from([1000, 65530, 65535]), st.lists(bends, min_size=1, max_size=60))
+def test_the_fast_path_gives_what_the_general_path_gives(first_seq: int, plan: list[str]) -> None:
+    fast, general = RtpReceiver(FORMATS), RtpReceiver(FORMATS)
+    got: list[list[object]] = [[], []]
+    for datagram, t in ((p.to_bytes(), t) for p, t in bent_stream(first_seq, plan)):
+        got[0].append(fast.receive(datagram, t))
+        got[1].append(general.receive_packet(parse_packet(datagram), t))
+        got[0].append(fast.poll(t + 0.005))
+        got[1].append(general.poll(t + 0.005))
+    assert got[0] == got[1]
+    assert fast.statistics() == general.statistics()
+
+
+def test_a_plain_packet_in_order_takes_the_fast_path_and_others_do_not() -> None:
+    p = audio_packets(4)
+    rx = RtpReceiver(FORMATS)
+    assert rx._next_frame(p[0].to_bytes(), 0.0) is None  # the first packet: no source yet
+    rx.receive(p[0].to_bytes(), 0.0)
+    assert rx._next_frame(p[1].to_bytes(), 0.02) == p[1].payload
+    assert rx._next_frame(p[3].to_bytes(), 0.06) is None  # a gap
+    assert rx._next_frame(dataclasses.replace(p[2], marker=True).to_bytes(), 0.04) is None
+    assert rx._next_frame(dataclasses.replace(p[2], payload_type=8).to_bytes(), 0.04) is None
+    assert rx.statistics().packets == 2  # the refusals changed nothing

@@ -201,3 +201,33 @@ def test_a_renegotiation_without_events_drops_the_presses_not_yet_sent() -> None
     tx.configure(0, 20)  # a re-INVITE answer without telephone-event
     assert [parse_packet(d).payload_type for d in tx.push(tone(160, 1))] == [0]
     assert not tx.send_digit("2")
+
+
+steps = st.sampled_from(
+    ["frame"] * 8 + ["digit", "hold", "resume", "pcma", "pcmu", "40ms", "flush"]
+)
+
+
+@settings(max_examples=150)
+@given(st.lists(steps, min_size=1, max_size=60))
+def test_the_fast_path_sends_what_the_general_path_sends(plan: list[str]) -> None:
+    fast, general = sender(event_payload_type=101), sender(event_payload_type=101)
+    general._plain = False  # the general path only
+    sent: list[list[bytes]] = [[], []]
+    for i, step in enumerate(plan):
+        for k, tx in enumerate((fast, general)):
+            if step == "frame":
+                sent[k] += tx.push(tone(160, i))
+            elif step == "digit":
+                tx.send_digit("5", 60)
+            elif step in ("hold", "resume"):
+                tx.sending = step == "resume"
+            elif step == "flush":
+                sent[k] += tx.flush()
+            else:
+                pt, ptime = (8, 20) if step == "pcma" else (0, 40 if step == "40ms" else 20)
+                tx.configure(pt, ptime, 101)
+            if k == 1:
+                general._plain = False
+    assert sent[0] == sent[1]
+    assert (fast.packets_sent, fast.octets_sent) == (general.packets_sent, general.octets_sent)
