@@ -238,7 +238,7 @@ def start_server(
     else:
         data = folder / f"data-{time.monotonic_ns()}"
         serve = ["serve", "--config", str(config), "--data", str(data)]
-        serve += ["--port", str(port), "--log-level", "WARNING"]
+        serve += ["--port", str(port), "--log-level", "WARNING", "--drain-s", "0"]
         if loop:
             serve += ["--loop", loop]
         if gc_stats is not None or gen0:

@@ -122,6 +122,7 @@ def start_sip_server(
     high = RTP_LOW + 2 * (calls + 50) + 1
     cmd = [sys.executable, "-m", "ivr", "serve", "--config", str(config), "--data", str(data)]
     cmd += ["--port", str(port), "--log-level", "WARNING", "--sip-port", str(sip_port)]
+    cmd += ["--drain-s", "0"]
     cmd += ["--rtp-ports", f"{RTP_LOW}-{high}"]
     if loop is not None:
         cmd += ["--loop", loop]

@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the UDP ports for the calls' RTP and RTCP (default: the config's sip.rtp_ports)",
     )
     serve.add_argument(
+        "--drain-s",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, take no new calls and let the live ones finish for up to this "
+        "long, then hang them up (default: 30; Ctrl-C stops at once)",
+    )
+    serve.add_argument(
         "--loop",
         choices=eventloop.CHOICES,
         default="auto",
@@ -196,7 +204,7 @@ def _sip_overrides(config: Config, args: argparse.Namespace) -> Config:
 def _serve(args: argparse.Namespace) -> int:
     from ivr.config import load_config
     from ivr.server import serving
-    from ivr.server.app import create_app, metrics_addresses, sip_address
+    from ivr.server.app import create_app, drain, metrics_addresses, sip_address
     from ivr.server.keys import Settings
     from ivr.store import describe_database
 
@@ -265,6 +273,7 @@ def _serve(args: argparse.Namespace) -> int:
             on_listening=listening,
             shutdown_timeout=10,
             loop_choice=args.loop,
+            on_drain=lambda: drain(app, max(args.drain_s, 0.0)),
         )
     except OSError as exc:  # a port in use, a folder that cannot be written
         print(f"ivr: {exc}", file=sys.stderr)

@@ -41,7 +41,7 @@ SHUTDOWN_SAVE_S = 30.0
 
 
 class Busy(IvrError):
-    """The server is at its call limit, or shutting down: no new call."""
+    """The server is at its call limit, draining or shutting down: no new call."""
 
 
 class Switchboard:
@@ -76,6 +76,7 @@ class Switchboard:
         self._queues: dict[str, deque[CallSession]] = {t: deque() for t in self.teams}
         self._idle_seq = 0
         self.shutting_down = False
+        self.draining = False  # SIGTERM: no new calls, the live ones finish (drain())
         # Told each finished recording's id once its row is saved (the server
         # wakes the transcription worker with it).
         self.on_recording_finished: Callable[[str], None] | None = None
@@ -297,9 +298,38 @@ class Switchboard:
 
     # -- calls -----------------------------------------------------------------
 
+    @property
+    def taking_calls(self) -> bool:
+        """False once the server drains or shuts down (``/readyz`` says so)."""
+        return not (self.draining or self.shutting_down)
+
     def check_capacity(self) -> None:
-        if self.shutting_down or len(self.calls) >= self.config.limits.max_calls:
+        if not self.taking_calls:
+            raise Busy("the server is draining: it takes no new calls")
+        if len(self.calls) >= self.config.limits.max_calls:
             raise Busy("the server is at its call limit")
+
+    async def drain(self, deadline_s: float) -> int:
+        """Take no new calls; wait up to ``deadline_s`` for the live ones to end and be saved.
+
+        Returns how many calls are still live at the deadline (0: all ended
+        on their own); :meth:`shutdown` then hangs those up with ``shutdown``.
+        """
+        self.draining = True
+        log.info("draining: %d live call(s), up to %.0f s", len(self.calls), deadline_s)
+        waits = [
+            asyncio.ensure_future(c.wait_finished()) for c in {*self.calls.values(), *self._unsaved}
+        ]
+        if waits:
+            _, late = await asyncio.wait(waits, timeout=deadline_s)
+            for w in late:
+                w.cancel()
+        left = len(self.calls)
+        if left:
+            log.warning("drain deadline: %d call(s) still live are hung up (shutdown)", left)
+        else:
+            log.info("drained: every call ended on its own")
+        return left
 
     def call_started(self, call: CallSession) -> None:
         self.calls[call.id] = call

@@ -77,7 +77,7 @@ async def embedded_server(
         email, password = await create_supervisor(data, teams)
         port = free_port()
         cmd = [sys.executable, "-m", "ivr", "serve", "--data", str(data), "--host", "127.0.0.1"]
-        cmd += ["--port", str(port), "--log-level", "WARNING"]
+        cmd += ["--port", str(port), "--log-level", "WARNING", "--drain-s", "5"]
         if config is not None:
             cmd += ["--config", str(config)]
         if cpus is not None:

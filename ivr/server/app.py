@@ -53,6 +53,7 @@ from ivr.speech.worker import TranscriptionWorker
 from ivr.store import Store
 from ivr.transport import agent, caller
 from ivr.transport.sipedge import SipEdge
+from ivr.transport.sipedge.call import RETRY_AFTER_S
 from ivr.web import add_routes as add_web_routes
 
 log = logging.getLogger("ivr.app")
@@ -213,6 +214,40 @@ async def _on_shutdown(app: web.Application) -> None:
             seat.leg.transport.close(1001)
 
 
+async def drain(app: web.Application, deadline_s: float) -> int:
+    """SIGTERM: take no new calls, let the live ones finish for up to ``deadline_s``.
+
+    ``/readyz`` answers 503 from now on, so a balancer sends new calls
+    elsewhere; a call that still reaches this node is refused as ``busy``
+    (WebSocket) or ``503`` with ``Retry-After`` (SIP, and an OPTIONS ping
+    outside a call gets the same, for a dispatcher). Returns how many calls
+    were still live at the deadline: the shutdown that follows hangs them
+    up with ``shutdown``.
+    """
+    if switchboard_key not in app:
+        return 0
+    if sip_edge_key in app:
+        app[sip_edge_key].core.draining_retry_after_s = RETRY_AFTER_S
+    return await app[switchboard_key].drain(deadline_s)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers (for a balancer or a supervisor; no sign-in, no details)."""
+    return web.json_response({"status": "alive"}, headers={"Cache-Control": "no-store"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Taking calls: 200 once started and until it drains or stops, else 503."""
+    app = request.app
+    if switchboard_key not in app:
+        status, code = "starting", 503
+    elif not app[switchboard_key].taking_calls:
+        status, code = "draining", 503
+    else:
+        status, code = "ready", 200
+    return web.json_response({"status": status}, status=code, headers={"Cache-Control": "no-store"})
+
+
 HANDLER_ARGS = {
     # No request body is ever inflated: the API refuses a Content-Encoding with
     # 415 before reading (ivr.api.base.check_body), and with this off a body
@@ -244,6 +279,8 @@ def create_app(settings: Settings) -> web.Application:
     else:
         app.cleanup_ctx.append(_metrics_listener)
     app.on_shutdown.append(_on_shutdown)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/call", caller.call_handler)
     app.router.add_get("/v1/agent", agent.agent_handler)
     api.add_routes(app)

@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+import signal
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -125,19 +126,23 @@ def run(
     on_listening: Callable[[], None],
     shutdown_timeout: float = 10.0,
     loop_choice: LoopChoice = "auto",
+    on_drain: Callable[[], Awaitable[object]] | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM, then shut it down cleanly.
 
     On uvloop when it is installed, unless ``loop_choice`` says otherwise
     (:mod:`ivr.eventloop`).
 
-    What ``web.run_app`` does, with :class:`AppRunner`: the signals end the
-    wait, the runner's cleanup runs the app's shutdown (calls end with
-    ``shutdown``), and leftover tasks are cancelled before the loop closes.
+    SIGINT (Ctrl-C) stops at once. SIGTERM first awaits ``on_drain`` (the
+    server stops taking calls and lets the live ones finish, up to its
+    deadline), then stops; a second SIGTERM stops at once. Stopping is what
+    ``web.run_app`` does, with :class:`AppRunner`: the runner's cleanup runs
+    the app's shutdown (calls still live end with ``shutdown``), and leftover
+    tasks are cancelled before the loop closes.
     """
     loop = new_loop(loop_choice)
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, host, port, on_listening, shutdown_timeout))
+    main = loop.create_task(_serve(app, host, port, on_listening, shutdown_timeout, on_drain))
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):
@@ -161,14 +166,44 @@ async def _serve(
     port: int,
     on_listening: Callable[[], None],
     shutdown_timeout: float,
+    on_drain: Callable[[], Awaitable[object]] | None,
 ) -> None:
-    runner = AppRunner(app, handle_signals=True, shutdown_timeout=shutdown_timeout)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    draining: list[asyncio.Task[None]] = []
+
+    async def drain_then_stop(drain: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await drain()
+        except Exception:
+            log.exception("draining failed; stopping now")
+        stop.set()
+
+    def terminate() -> None:
+        if on_drain is None or draining:
+            log.info("SIGTERM: stopping now")
+            stop.set()
+            return
+        log.info("SIGTERM: draining (a second SIGTERM stops at once)")
+        draining.append(loop.create_task(drain_then_stop(on_drain), name="drain"))
+
+    runner = AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
+    signals = {signal.SIGINT: stop.set, signal.SIGTERM: terminate}
+    for number, handler in signals.items():
+        # Not in the main thread, or not on this platform: the caller stops us otherwise.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(number, handler)
     try:
         await web.TCPSite(runner, host, port).start()
         on_listening()
-        await asyncio.Event().wait()  # until a signal raises GracefulExit
+        await stop.wait()
     finally:
+        for number in signals:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(number)
+        for task in draining:
+            task.cancel()
         await runner.cleanup()
 
 

@@ -84,7 +84,18 @@ def _get(url: str, token: str) -> bytes:
 def _start(config: Path, data: Path, port: int, log: Path) -> subprocess.Popen[str]:
     with log.open("w") as err:
         proc = subprocess.Popen(
-            [*IVR, "serve", "--config", str(config), "--data", str(data), "--port", str(port)],
+            [
+                *IVR,
+                "serve",
+                "--config",
+                str(config),
+                "--data",
+                str(data),
+                "--port",
+                str(port),
+                "--drain-s",
+                "5",
+            ],
             stdout=subprocess.PIPE,
             stderr=err,
             text=True,

@@ -124,6 +124,8 @@ def test_serve_shuts_down_cleanly_on_a_signal_during_calls(
             str(data),
             "--port",
             str(port),
+            "--drain-s",  # SIGTERM without a drain: the calls end with shutdown at once
+            "0",
             "--loop",
             loop,
         ],

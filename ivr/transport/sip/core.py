@@ -78,6 +78,9 @@ class SipCore(Plumbing):
         self._streams: dict[int, StreamParser] = {}
         # Connections we asked the driver to close: what else they send is dropped.
         self._closing: set[int] = set()
+        # Set while the switch drains: an OPTIONS outside a dialog gets the 503 an
+        # INVITE would (11.2), so a dispatcher's pings take this node out of its set.
+        self.draining_retry_after_s: int | None = None
 
     # -- the driver's inputs -----------------------------------------------------
 
@@ -247,6 +250,9 @@ class SipCore(Plumbing):
             self._in_dialog(request, source)
         elif request.method == "INVITE":
             self._new_call(request, source)
+        elif request.method == "OPTIONS" and self.draining_retry_after_s is not None:
+            retry = str(self.draining_retry_after_s)
+            self._reply(request, source, 503, (("Retry-After", retry),))
         elif request.method == "OPTIONS":
             self._options(request, source)
         else:

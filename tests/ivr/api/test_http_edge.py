@@ -596,7 +596,19 @@ def ivr_serve(
     port = _free_port()
     data = str(tmp_path / "data")
     proc = subprocess.Popen(
-        [*IVR, "serve", "--config", str(config), "--data", data, "--port", str(port), *args],
+        [
+            *IVR,
+            "serve",
+            "--config",
+            str(config),
+            "--data",
+            data,
+            "--port",
+            str(port),
+            "--drain-s",
+            "5",
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

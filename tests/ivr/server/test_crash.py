@@ -27,7 +27,18 @@ IVR = [sys.executable, "-m", "ivr"]
 
 def _start(config: Path, data: Path, port: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
-        [*IVR, "serve", "--config", str(config), "--data", str(data), "--port", str(port)],
+        [
+            *IVR,
+            "serve",
+            "--config",
+            str(config),
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+            "--drain-s",
+            "5",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

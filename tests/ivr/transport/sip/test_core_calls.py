@@ -346,6 +346,17 @@ def test_options_in_and_out_of_a_dialog() -> None:
     assert h.core.active_calls == 1
 
 
+def test_while_draining_an_options_ping_gets_503_but_a_live_call_still_200() -> None:
+    h = Harness()
+    call = answered(h)
+    h.core.draining_retry_after_s = 5
+    h.udp(sipp_in_dialog("OPTIONS", "x").replace(b";tag=x", b""))
+    busy = response(only(h.take()))
+    assert (busy.status, busy.header_values("Retry-After")) == (503, ["5"])
+    h.udp(sipp_in_dialog("OPTIONS", call, cseq=2, branch="o"))
+    assert h.statuses() == [200]  # inside the call: it goes on while the node drains
+
+
 def test_our_bye_retransmits_e_and_ends_on_its_response() -> None:
     h = Harness()
     call = answered(h)

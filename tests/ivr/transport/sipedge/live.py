@@ -127,7 +127,7 @@ def serving(
         proc = subprocess.Popen(
             [*IVR, "serve", "--config", str(tmp / "ivr.yaml"), "--data", str(data),
              "--port", str(port), "--sip-port", str(sip_port),
-             "--rtp-ports", f"{rtp_low}-{rtp_low + rtp_ports - 1}"],
+             "--rtp-ports", f"{rtp_low}-{rtp_low + rtp_ports - 1}", "--drain-s", "5"],
             stdout=subprocess.PIPE, stderr=err, text=True, env={**os.environ},
         )  # fmt: skip
     try:
