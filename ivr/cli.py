@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -78,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         help="the UDP ports for the calls' RTP and RTCP (default: the config's sip.rtp_ports)",
     )
     serve.add_argument(
+        "--node-id",
+        default=os.environ.get("IVR_NODE_ID"),
+        help="this node's id among the nodes sharing the store (IVR_NODE_ID; default: HOST:PORT)",
+    )
+    serve.add_argument(
         "--drain-s",
         type=float,
         default=30.0,
@@ -137,6 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--data", type=Path, default=DEFAULT_DATA)
     _database_option(export)
 
+    nodes = sub.add_parser("nodes", help="the nodes sharing the store, alive or not")
+    nodes.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    _database_option(nodes)
+
     purge = sub.add_parser("purge", help="delete recordings past their retention now")
     purge.add_argument("--data", type=Path, default=DEFAULT_DATA)
     _database_option(purge)
@@ -167,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             return load_cli.run(args)
         if args.command == "audit":
             return asyncio.run(_audit_verify(args))
+        if args.command == "nodes":
+            return asyncio.run(_nodes(args))
         if args.command == "check-config":
             return _check_config(args)
         if args.command == "check-flows":
@@ -239,6 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_token=token,
         metrics_host=args.metrics_host or "127.0.0.1",
         metrics_port=args.metrics_port,
+        node_id=args.node_id or f"{socket.gethostname()}:{args.port}",
     )
     app = create_app(settings)
     print(
@@ -393,6 +406,25 @@ def _stamp(text: str | None) -> str | None:
         return None
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return stamp.iso(value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+async def _nodes(args: argparse.Namespace) -> int:
+    from ivr.server.app import HEARTBEAT_S
+    from ivr.services.context import local
+    from ivr.stamp import now_iso
+
+    if args.database is None and not (args.data / "ivr.sqlite3").is_file():
+        print(f"ivr: no database in {args.data}", file=sys.stderr)
+        return 1
+    async with local(args.data, args.database) as ctx:
+        rows = await ctx.store.nodes.nodes(now_iso(), 3 * HEARTBEAT_S)
+    print(f"{'node':<32} {'state':<9} {'alive':<5} {'calls':>5}  {'heartbeat':<24} started")
+    for n in rows:
+        alive = "yes" if n.alive else "no"
+        print(
+            f"{n.id:<32} {n.state:<9} {alive:<5} {n.calls:>5}  {n.heartbeat_at:<24} {n.started_at}"
+        )
+    return 0
 
 
 async def _audit_verify(args: argparse.Namespace) -> int:

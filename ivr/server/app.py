@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -41,6 +43,7 @@ from ivr.server.keys import (
     limiter_key,
     metrics_key,
     metrics_runner_key,
+    node_key,
     settings_key,
     store_key,
     switchboard_key,
@@ -50,7 +53,8 @@ from ivr.services.repair import repair
 from ivr.services.seed import seed_and_load
 from ivr.speech.transcribe import check_languages
 from ivr.speech.worker import TranscriptionWorker
-from ivr.store import Store
+from ivr.stamp import now_iso
+from ivr.store import NodeState, Store
 from ivr.transport import agent, caller
 from ivr.transport.sipedge import SipEdge
 from ivr.transport.sipedge.call import RETRY_AFTER_S
@@ -127,6 +131,13 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             edge = SipEdge(config.sip, switchboard, store, app[metrics_key])
             await edge.start()
             app[sip_edge_key] = edge
+        node = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
+        await store.nodes.register(node, socket.gethostname(), os.getpid(), now_iso())
+        app[node_key] = node
+        log.info("node %s registered", node)
+        heart = asyncio.get_running_loop().create_task(
+            _heartbeat(store, switchboard, node, HEARTBEAT_S), name="heartbeat"
+        )
         clock.start()
         transcriber = TranscriptionWorker(store, switchboard.numbers)
         # A finished recording may be one to transcribe: the worker looks at once.
@@ -147,6 +158,10 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await switchboard.shutdown()
+        heart.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heart
+        await _beat(store, switchboard, node, "stopped")
         if edge is not None:
             await edge.stop()
         await clock.stop()
@@ -194,6 +209,27 @@ def _hosts(runner: web.BaseRunner) -> list[tuple[str, int]]:
     return [(str(a[0]), int(a[1])) for a in runner.addresses]
 
 
+HEARTBEAT_S = 5.0
+"""How often a node writes its heartbeat; docs/postgresql.md gives readers 3 of them."""
+
+
+async def _beat(store: Store, switchboard: Switchboard, node: str, state: NodeState) -> None:
+    """One heartbeat; a store that fails it is logged (and in /metrics), never raised."""
+    try:
+        if not await store.nodes.heartbeat(node, now_iso(), state, len(switchboard.calls)):
+            # Forgotten by an operator while running: register again.
+            await store.nodes.register(node, socket.gethostname(), os.getpid(), now_iso())
+    except Exception:
+        log.exception("node %s: the heartbeat could not be written", node)
+
+
+async def _heartbeat(store: Store, switchboard: Switchboard, node: str, every_s: float) -> None:
+    """Tell the other nodes this one is here, how many calls it holds and if it drains."""
+    while True:
+        await asyncio.sleep(every_s)
+        await _beat(store, switchboard, node, "ready" if switchboard.taking_calls else "draining")
+
+
 async def _sweep(store: Store, every_s: float) -> None:
     """Delete expired recordings now and then, for as long as the server runs."""
     while True:
@@ -228,7 +264,11 @@ async def drain(app: web.Application, deadline_s: float) -> int:
         return 0
     if sip_edge_key in app:
         app[sip_edge_key].core.draining_retry_after_s = RETRY_AFTER_S
-    return await app[switchboard_key].drain(deadline_s)
+    switchboard = app[switchboard_key]
+    switchboard.draining = True
+    if node_key in app:  # the other nodes hear of it now, not at the next beat
+        await _beat(app[store_key], switchboard, app[node_key], "draining")
+    return await switchboard.drain(deadline_s)
 
 
 async def healthz(request: web.Request) -> web.Response:

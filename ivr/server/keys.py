@@ -39,9 +39,13 @@ class Settings:
     metrics_token: str | None = field(default=None, repr=False)
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    # This process among the nodes sharing the store (ivr.store.nodes); None: host:pid.
+    node_id: str | None = None
 
 
 settings_key = web.AppKey("settings", Settings)
+node_key = web.AppKey("node", str)
+"""This node's id in the store's ``nodes`` (Settings.node_id, or host:pid)."""
 store_key = web.AppKey("store", Store)
 switchboard_key = web.AppKey("switchboard", Switchboard)
 authenticator_key = web.AppKey("authenticator", Authenticator)

@@ -31,6 +31,7 @@ from ivr.store.base import Database, StorageHealth, Work
 from ivr.store.calls import CallRepository
 from ivr.store.catalog import CatalogRepository
 from ivr.store.dialect import Dialect
+from ivr.store.nodes import NodeRepository
 from ivr.store.privacy import PrivacyRepository
 from ivr.store.recordings import RecordingRepository
 from ivr.store.rows import (
@@ -93,6 +94,7 @@ class Store:
         self.privacy = PrivacyRepository(self._database)
         self.audit = AuditRepository(self._database)
         self.analytics = AnalyticsRepository(self._database)
+        self.nodes = NodeRepository(self._database)
 
     @property
     def dialect(self) -> Dialect:

@@ -259,4 +259,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN IF NOT EXISTS sip_call_id TEXT;
     ALTER TABLE calls ADD COLUMN IF NOT EXISTS media TEXT;
     """,
+    # 3 (SQLite's 8): the nodes sharing the store (ivr.store.nodes).
+    """
+    CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('ready', 'draining', 'stopped')),
+        calls INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]

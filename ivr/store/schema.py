@@ -373,4 +373,16 @@ MIGRATIONS: list[Migration] = [
     _normalise_contacts,
     # 7: how a call came in (WebSocket or SIP), its SIP Call-ID, its media figures (RTP/RTCP).
     _call_transport,
+    # 8: the nodes sharing the store (ivr.store.nodes): one row per ivr serve.
+    """
+    CREATE TABLE nodes (
+        id TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('ready', 'draining', 'stopped')),
+        calls INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]

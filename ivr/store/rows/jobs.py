@@ -204,3 +204,24 @@ class Usage:
     recorded_minutes: float
     storage_bytes: int
     seats: int
+
+
+NodeState = Literal["ready", "draining", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    """One ``ivr serve`` process sharing the store: who it is and when it last spoke.
+
+    ``alive`` is computed when read: a node whose heartbeat is older than the
+    timeout given (or that stopped) is not.
+    """
+
+    id: str
+    host: str
+    pid: int
+    started_at: str
+    heartbeat_at: str
+    state: NodeState
+    calls: int
+    alive: bool

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +19,7 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from tests.ivr.api.test_http_edge import ivr_serve
+from tests.ivr.api.test_http_edge import IVR, ivr_serve
 
 
 def get(port: int, path: str) -> tuple[int, dict[str, Any]]:
@@ -62,12 +63,21 @@ def draining(port: int, timeout_s: float = 5) -> None:
         time.sleep(0.05)
 
 
+def node(tmp_path: Path) -> list[str]:
+    """``ivr nodes``' line for the test's node: id, state, alive, calls, ..."""
+    done = subprocess.run([*IVR, "nodes", "--data", str(tmp_path / "data")],
+                          capture_output=True, text=True, timeout=30, check=True)  # fmt: skip
+    (line,) = [ln for ln in done.stdout.splitlines() if ln.startswith("edge-1 ")]
+    return line.split()
+
+
 def test_a_drained_node_refuses_new_calls_and_lets_the_live_one_finish(
     tmp_path: Path, config_data: dict[str, Any]
 ) -> None:
-    with ivr_serve(tmp_path, config_data, "--drain-s", "20") as (port, proc):
+    with ivr_serve(tmp_path, config_data, "--drain-s", "20", "--node-id", "edge-1") as (port, proc):
         assert get(port, "/healthz") == (200, {"status": "alive"})
         assert get(port, "/readyz") == (200, {"status": "ready"})
+        assert node(tmp_path)[:3] == ["edge-1", "ready", "yes"]
         with connected_call(port) as live:
             proc.send_signal(signal.SIGTERM)
             draining(port)
@@ -77,6 +87,7 @@ def test_a_drained_node_refuses_new_calls_and_lets_the_live_one_finish(
                 refused = until(late, "error")
             assert refused["code"] == "busy"
             assert "draining" in refused["message"]
+            assert node(tmp_path)[:4] == ["edge-1", "draining", "yes", "1"]
             time.sleep(1.0)
             assert proc.poll() is None  # the live call holds the node up
             live.send(b"\x00" * 320)  # it still takes audio
@@ -87,6 +98,7 @@ def test_a_drained_node_refuses_new_calls_and_lets_the_live_one_finish(
         assert time.monotonic() - started < 10
         assert proc.stdout is not None
         assert "stopped" in proc.stdout.read()
+        assert node(tmp_path)[:4] == ["edge-1", "stopped", "no", "0"]
 
 
 def test_at_the_drain_deadline_the_calls_still_live_are_hung_up_with_shutdown(
