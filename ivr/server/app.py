@@ -70,6 +70,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     config = settings.config or load_config(settings.config_path)
     store = Store(settings.data_dir, settings.database)
+    node = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
+    store.node_id = node
     store.health.listeners.append(app[metrics_key].storage_failing)
     await store.open()
     try:
@@ -131,7 +133,6 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             edge = SipEdge(config.sip, switchboard, store, app[metrics_key])
             await edge.start()
             app[sip_edge_key] = edge
-        node = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
         await store.nodes.register(node, socket.gethostname(), os.getpid(), now_iso())
         app[node_key] = node
         log.info("node %s registered", node)

@@ -4,9 +4,13 @@ Recordings still marked ``recording`` were cut off: their ``.partial`` file
 is repaired (:func:`media.wavfile.repair_header`: at most the last, unwritten
 block is lost), renamed to its final name and registered as ``interrupted``
 with its real duration and checksum. Calls that never ended are closed with
-reason ``error``. A ``.partial`` file with no row (the process died between
+reason ``error``. On a store shared by several nodes, a node repairs only
+its own calls and recordings (``Store.node_id``), and those from before
+nodes had ids. A ``.partial`` file with no row (the process died between
 creating the file and saving its row) holds audio that nothing governs, so it
-is deleted and the deletion logged.
+is deleted and the deletion logged, once it has not been written to for
+``ORPHAN_AGE_S`` (a live node's file whose row is not saved yet is written
+to every second).
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ivr.stamp import now_iso
 from ivr.store import RecordingEnd, Store
@@ -22,6 +28,14 @@ from media.errors import AudioFileError
 from media.wavfile import PARTIAL_SUFFIX, repair_header, sha256_file
 
 log = logging.getLogger("ivr.repair")
+
+
+ORPHAN_AGE_S = 60.0  # a partial file with no row, untouched this long, is an orphan
+
+
+def _partial(store: Store, relative: str) -> Path:
+    final = store.recording_path(relative)
+    return final.with_name(final.name + PARTIAL_SUFFIX)
 
 
 @dataclass(slots=True)
@@ -36,11 +50,11 @@ class RepairReport:
 async def repair(store: Store) -> RepairReport:
     """Repair what a crash left: cut-off recordings, unended calls, orphan files."""
     report = RepairReport()
-    known: set[str] = set()
-    for rec in await store.recordings.unfinished():
+    # Every recording still being written, by any node: none of their files is an orphan.
+    known = {str(_partial(store, rec.path)) for rec in await store.recordings.unfinished()}
+    for rec in await store.recordings.unfinished(store.node_id):
         final = store.recording_path(rec.path)
-        partial = final.with_name(final.name + PARTIAL_SUFFIX)
-        known.add(str(partial))
+        partial = _partial(store, rec.path)
         end: RecordingEnd = {"status": "interrupted", "ended_at": now_iso()}
         try:
             if partial.exists():
@@ -60,10 +74,21 @@ async def repair(store: Store) -> RepairReport:
         await store.recordings.finish(rec.id, **end)
         report.recordings.append(rec.id)
         log.warning("recording %s was cut off; repaired and marked interrupted", rec.id)
+    now = time.time()
     for partial in store.recordings_dir.rglob(f"*{PARTIAL_SUFFIX}"):
-        if str(partial) not in known:
-            partial.unlink(missing_ok=True)
-            report.orphans_deleted += 1
-            log.warning("deleted %s: a partial recording with no row", partial.name)
-    report.calls_closed = await store.calls.close_unended(now_iso())
+        if str(partial) in known:
+            continue
+        try:
+            fresh = now - partial.stat().st_mtime < ORPHAN_AGE_S
+        except FileNotFoundError:
+            continue
+        if fresh:
+            # Written to lately: another node's, whose row is not saved yet. A
+            # real orphan (a crash) stops changing, and goes at a later start.
+            log.info("kept %s: no row yet, but written to lately", partial.name)
+            continue
+        partial.unlink(missing_ok=True)
+        report.orphans_deleted += 1
+        log.warning("deleted %s: a partial recording with no row", partial.name)
+    report.calls_closed = await store.calls.close_unended(now_iso(), store.node_id)
     return report

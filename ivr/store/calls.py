@@ -32,6 +32,7 @@ _NEW_CALL = (
     "started_at",
     "transport",
     "sip_call_id",
+    "node_id",
 )
 _CALL_FIELDS = frozenset(CallFields.__annotations__)
 _JSON_FIELDS = ("recording_decision", "stats", "media")
@@ -181,10 +182,20 @@ class CallRepository(Repository):
         rows = await self._db.all(f"{_CALL_SELECT} WHERE {where} ORDER BY c.started_at", args)
         return [call_row(r) for r in rows]
 
-    async def close_unended(self, at: str) -> int:
-        """End every call that never ended (after a crash) with reason ``error``."""
+    async def close_unended(self, at: str, node_id: str | None = None) -> int:
+        """End every call that never ended (after a crash) with reason ``error``.
+
+        With ``node_id``, only that node's calls (and calls from before nodes
+        had ids): another node's live calls are not touched.
+        """
+        if node_id is None:
+            return await self._db.write(
+                "UPDATE calls SET ended_at = ?, end_reason = 'error' WHERE ended_at IS NULL", (at,)
+            )
         return await self._db.write(
-            "UPDATE calls SET ended_at = ?, end_reason = 'error' WHERE ended_at IS NULL", (at,)
+            "UPDATE calls SET ended_at = ?, end_reason = 'error' WHERE ended_at IS NULL "
+            "AND (node_id = ? OR node_id IS NULL)",
+            (at, node_id),
         )
 
     # -- events ----------------------------------------------------------------------

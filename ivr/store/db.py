@@ -95,6 +95,10 @@ class Store:
         self.audit = AuditRepository(self._database)
         self.analytics = AnalyticsRepository(self._database)
         self.nodes = NodeRepository(self._database)
+        # The node this process is (ivr.store.nodes), once the server knows it: its
+        # calls and transcription jobs carry it, and its start-up repair takes only
+        # its own. None (the CLI commands, one node): everything.
+        self.node_id: str | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -176,7 +180,7 @@ class Store:
 
     async def requeue_transcriptions(self) -> int:
         """At start-up: jobs a stop or crash left running go back to the queue."""
-        return await self.transcripts.requeue()
+        return await self.transcripts.requeue(self.node_id)
 
     async def enqueue_transcriptions(self) -> int:
         """Queue every finished recording to transcribe that has no job yet."""
@@ -188,7 +192,7 @@ class Store:
         The fields (``path``, ``pauses`` as JSON text, ``status``,
         ``sample_rate``, ``number``) are None when the recording was deleted.
         """
-        job = await self.transcripts.claim()
+        job = await self.transcripts.claim(self.node_id)
         if job is None:
             return None
         out = asdict(job)

@@ -271,4 +271,9 @@ MIGRATIONS: list[str] = [
         calls INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 4 (SQLite's 9): which node holds a call, and which runs a transcription job.
+    """
+    ALTER TABLE calls ADD COLUMN IF NOT EXISTS node_id TEXT;
+    ALTER TABLE transcription_jobs ADD COLUMN IF NOT EXISTS node_id TEXT;
+    """,
 ]

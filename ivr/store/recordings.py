@@ -195,9 +195,19 @@ class RecordingRepository(Repository):
         )
         return [(r["id"], r["started_at"]) for r in rows]
 
-    async def unfinished(self) -> list[RecordingRow]:
-        """Recordings still marked ``recording``: after a crash, the ones cut off."""
-        rows = await self._db.all(f"{_SELECT} WHERE r.status = 'recording'")
+    async def unfinished(self, node_id: str | None = None) -> list[RecordingRow]:
+        """Recordings still marked ``recording``: after a crash, the ones cut off.
+
+        With ``node_id``, only those of that node's calls (and of calls from
+        before nodes had ids): another node's recordings may be live.
+        """
+        if node_id is None:
+            rows = await self._db.all(f"{_SELECT} WHERE r.status = 'recording'")
+        else:
+            rows = await self._db.all(
+                f"{_SELECT} WHERE r.status = 'recording' AND (c.node_id = ? OR c.node_id IS NULL)",
+                (node_id,),
+            )
         return [recording_row(r) for r in rows]
 
     async def page(

@@ -385,4 +385,10 @@ MIGRATIONS: list[Migration] = [
         calls INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 9: which node holds a call, and which runs a transcription job: a node's start-up
+    # repair takes only its own (and those from before nodes had ids).
+    """
+    ALTER TABLE calls ADD COLUMN node_id TEXT;
+    ALTER TABLE transcription_jobs ADD COLUMN node_id TEXT;
+    """,
 ]

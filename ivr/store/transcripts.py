@@ -63,8 +63,9 @@ def _claim(skip_locked: str) -> str:
     # next, and the outer state check refuses a job finished meanwhile.
     return (
         "UPDATE transcription_jobs SET state = 'running', attempts = attempts + 1, "
-        "updated_at = ? WHERE state = 'pending' AND recording_id = (SELECT recording_id "
-        "FROM transcription_jobs WHERE state = 'pending' ORDER BY created_at, recording_id "
+        "updated_at = ?, node_id = ? WHERE state = 'pending' AND recording_id = ("
+        "SELECT recording_id FROM transcription_jobs WHERE state = 'pending' "
+        "ORDER BY created_at, recording_id "
         f"LIMIT 1{skip_locked})" + dialect.returning("recording_id", "attempts")
     )
 
@@ -83,12 +84,22 @@ class TranscriptRepository(Repository):
 
     # -- the queue -------------------------------------------------------------------
 
-    async def requeue(self) -> int:
-        """At start-up: jobs a stop or crash left running go back to the queue."""
+    async def requeue(self, node_id: str | None = None) -> int:
+        """At start-up: jobs a stop or crash left running go back to the queue.
+
+        With ``node_id``, only the jobs that node was running (and jobs from
+        before nodes had ids): another node's running jobs are its own.
+        """
+        if node_id is None:
+            return await self._db.write(
+                "UPDATE transcription_jobs SET state = 'pending', updated_at = ? "
+                "WHERE state = 'running'",
+                (now_iso(),),
+            )
         return await self._db.write(
             "UPDATE transcription_jobs SET state = 'pending', updated_at = ? "
-            "WHERE state = 'running'",
-            (now_iso(),),
+            "WHERE state = 'running' AND (node_id = ? OR node_id IS NULL)",
+            (now_iso(), node_id),
         )
 
     async def enqueue(self) -> int:
@@ -96,10 +107,10 @@ class TranscriptRepository(Repository):
         at = now_iso()
         return await self._db.write(_ENQUEUE, (at, at))
 
-    async def claim(self) -> ClaimedJob | None:
-        """Take the oldest pending job (now running, one more attempt) with its recording."""
+    async def claim(self, node_id: str | None = None) -> ClaimedJob | None:
+        """Take the oldest pending job (now running, one more attempt, by ``node_id``)."""
         async with self._db.transaction() as db:
-            claimed = await db.one(_claim(self._db.dialect.skip_locked), (now_iso(),))
+            claimed = await db.one(_claim(self._db.dialect.skip_locked), (now_iso(), node_id))
         if claimed is None:
             return None
         rec_id, attempts = claimed["recording_id"], claimed["attempts"]

@@ -58,6 +58,7 @@ async def place_call(
             started_at=started_at,
             transport=kind,
             sip_call_id=sip_call_id,
+            node_id=store.node_id,
         )
     )
     session = CallSession(

@@ -27,6 +27,7 @@ class NewCall:
     client_ref: str | None = None
     transport: CallTransport = "ws"
     sip_call_id: str | None = None  # the SIP Call-ID header of a call over SIP
+    node_id: str | None = None  # the node that holds the call (ivr.store.nodes)
 
 
 class CallFields(TypedDict, total=False):

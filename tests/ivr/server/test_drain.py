@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
 from websockets.sync.client import ClientConnection, connect
 
 from tests.ivr.api.test_http_edge import IVR, ivr_serve
@@ -51,6 +53,8 @@ def connected_call(port: int) -> Iterator[ClientConnection]:
     """A call on the recorded line, bridged to a bot (which would talk for 30 s)."""
     with dial(port) as ws:
         until(ws, "answered")
+        while (m := until(ws, "prompt")).get("node") != "consent" or m["event"] != "start":
+            pass  # the menu: a key before it is not an answer to it
         ws.send(json.dumps({"type": "dtmf", "digits": "1"}))
         until(ws, "connected")
         yield ws
@@ -114,3 +118,33 @@ def test_at_the_drain_deadline_the_calls_still_live_are_hung_up_with_shutdown(
         assert proc.wait(timeout=15) == 0
         assert proc.stderr is not None
         assert "drain deadline: 1 call(s) still live are hung up (shutdown)" in proc.stderr.read()
+
+
+def test_a_second_node_starting_on_the_same_store_leaves_the_first_nodes_call_alone(
+    tmp_path: Path, config_data: dict[str, Any]
+) -> None:
+    """Start-up repair takes only the starting node's own calls (and recordings).
+
+    Two nodes on one store (here one SQLite folder): node b's start used to
+    end node a's live call in the store and rename its recording from under
+    it, as if node a had crashed.
+    """
+    with (
+        ivr_serve(tmp_path, config_data, "--node-id", "a") as (port_a, _),
+        connected_call(port_a) as live,
+    ):
+        with ivr_serve(tmp_path, config_data, "--node-id", "b") as (_, proc_b):
+            live.send(b"\x00" * 320)
+        live.send(json.dumps({"type": "hangup"}))
+        assert until(live, "hangup")["reason"] == "caller"
+        assert proc_b.stderr is not None
+        assert "cut off" not in proc_b.stderr.read()
+    db = sqlite3.connect(tmp_path / "data" / "ivr.sqlite3")
+    ((reason, node, status),) = db.execute(
+        "SELECT c.end_reason, c.node_id, r.status FROM calls c "
+        "JOIN recordings r ON r.call_id = c.id"
+    ).fetchall()
+    assert (reason, node, status) == ("caller", "a", "complete")
+    (wav,) = (tmp_path / "data" / "recordings").rglob("*.wav")
+    assert not list((tmp_path / "data" / "recordings").rglob("*.partial"))
+    assert sf.info(wav).frames > 0

@@ -37,6 +37,7 @@ async def a_call(
     caller: str | None = "+15557654321",
     started_at: str | None = None,
     sip_call_id: str | None = None,
+    node_id: str | None = None,
 ) -> str:
     """A call's first row, from ``caller`` to ``number`` (over SIP with ``sip_call_id``)."""
     contact = None if caller is None else await store.calls.contact_id(caller)
@@ -54,6 +55,7 @@ async def a_call(
             client_ref="ref-1",
             transport="ws" if sip_call_id is None else "sip",
             sip_call_id=sip_call_id,
+            node_id=node_id,
         )
     )
     return call_id

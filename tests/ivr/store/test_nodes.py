@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import time
+
+from ivr.services.repair import repair
 from ivr.store import Store
+from tests.ivr.store.conftest import a_call, a_recording
 
 T0 = "2026-12-03T10:00:00.000Z"
 
@@ -40,3 +45,53 @@ async def test_a_restarted_node_registers_afresh_and_an_unknown_one_cannot_beat(
     assert await store.nodes.forget("a")
     assert not await store.nodes.forget("a")
     assert await store.nodes.nodes(T0, 15) == []
+
+
+async def test_a_node_repairs_only_its_own_calls_recordings_and_jobs(store: Store) -> None:
+    """Two nodes on one store: node a restarting must not end node b's live call."""
+    mine, theirs, old = [await a_call(store, node_id=n) for n in ("a", "b", None)]
+    recs = {c: await a_recording(store, c, finish=False) for c in (mine, theirs, old)}
+    unfinished = {r.id for r in await store.recordings.unfinished("a")}
+    assert unfinished == {recs[mine], recs[old]}
+    assert len(await store.recordings.unfinished()) == 3  # one node: everything
+    assert await store.calls.close_unended(T0, "a") == 2
+    assert (await store.calls.get(theirs)).ended_at is None
+    assert (await store.calls.get(mine)).end_reason == "error"
+
+    for c in (mine, theirs):
+        await a_recording(store, c, transcribe=True)
+    first, second = await store.transcripts.claim("a"), await store.transcripts.claim("b")
+    assert first is not None
+    assert second is not None
+    assert await store.transcripts.requeue("a") == 1  # a's job only: b is still running its own
+    job = await store.transcripts.job(second.recording_id)
+    assert job is not None
+    assert job.state == "running"
+    mine_job = await store.transcripts.job(first.recording_id)
+    assert mine_job is not None
+    assert mine_job.state == "pending"
+
+
+async def test_start_up_repair_on_a_shared_store_keeps_to_its_own_node(store: Store) -> None:
+    store.node_id = "a"
+    mine, theirs = await a_call(store, node_id="a"), await a_call(store, node_id="b")
+    mine_rec = await a_recording(store, mine, finish=False)
+    theirs_rec = await a_recording(store, theirs, finish=False)
+    row = await store.recordings.get(theirs_rec)
+    assert row is not None
+    final = store.recording_path(row.path)
+    theirs_partial = final.with_name(final.name + ".partial")
+    final.rename(theirs_partial)  # node b is writing it
+    folder = store.recordings_dir / "t"
+    old, new = folder / "old.wav.partial", folder / "new.wav.partial"
+    for orphan in (old, new):
+        orphan.write_bytes(b"RIFF" + bytes(40))
+    os.utime(old, (time.time() - 120, time.time() - 120))  # a crash's, long untouched
+
+    report = await repair(store)
+    assert report.recordings == [mine_rec]
+    assert report.calls_closed == 1
+    assert (await store.recordings.get(theirs_rec)).status == "recording"
+    assert (await store.calls.get(theirs)).ended_at is None
+    assert theirs_partial.exists()
+    assert (old.exists(), new.exists(), report.orphans_deleted) == (False, True, 1)
