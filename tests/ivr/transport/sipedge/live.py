@@ -64,6 +64,7 @@ class Server:
     sip_port: int
     token: str
     log: Path
+    proc: subprocess.Popen[str] | None = None  # the server process (to signal it)
 
     def get(self, path: str) -> Any:
         req = urllib.request.Request(
@@ -147,7 +148,7 @@ def serving(
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
             token = json.loads(resp.read())["token"]
-        yield Server(url, sip_port, token, log)
+        yield Server(url, sip_port, token, log, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
