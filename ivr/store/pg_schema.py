@@ -261,7 +261,7 @@ MIGRATIONS: list[str] = [
     """,
     # 3 (SQLite's 8): the nodes sharing the store (ivr.store.nodes).
     """
-    CREATE TABLE nodes (
+    CREATE TABLE IF NOT EXISTS nodes (
         id TEXT PRIMARY KEY,
         host TEXT NOT NULL,
         pid INTEGER NOT NULL,

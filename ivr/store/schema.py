@@ -38,6 +38,15 @@ async def _call_transport(db: aiosqlite.Connection) -> None:
             await db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
 
 
+async def _node_columns(db: aiosqlite.Connection) -> None:
+    """Migration 9: ``calls.node_id`` and ``transcription_jobs.node_id`` (if not there yet)."""
+    for table in ("calls", "transcription_jobs"):
+        async with db.execute(f"PRAGMA table_info({table})") as cur:
+            have = {row[1] for row in await cur.fetchall()}
+        if "node_id" not in have:
+            await db.execute(f"ALTER TABLE {table} ADD COLUMN node_id TEXT")
+
+
 async def _normalise_contacts(db: aiosqlite.Connection) -> None:
     """Migration 6: every stored contact number becomes exactly E.164, or none.
 
@@ -375,7 +384,7 @@ MIGRATIONS: list[Migration] = [
     _call_transport,
     # 8: the nodes sharing the store (ivr.store.nodes): one row per ivr serve.
     """
-    CREATE TABLE nodes (
+    CREATE TABLE IF NOT EXISTS nodes (
         id TEXT PRIMARY KEY,
         host TEXT NOT NULL,
         pid INTEGER NOT NULL,
@@ -387,8 +396,5 @@ MIGRATIONS: list[Migration] = [
     """,
     # 9: which node holds a call, and which runs a transcription job: a node's start-up
     # repair takes only its own (and those from before nodes had ids).
-    """
-    ALTER TABLE calls ADD COLUMN node_id TEXT;
-    ALTER TABLE transcription_jobs ADD COLUMN node_id TEXT;
-    """,
+    _node_columns,
 ]

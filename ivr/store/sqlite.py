@@ -76,9 +76,14 @@ class SqliteDatabase(Database):
         conn = await aiosqlite.connect(self.path)
         conn.row_factory = aiosqlite.Row
         self._conn = conn
-        for pragma in dialect.CONNECT:
-            await conn.execute(pragma)
-        await self._migrate()
+        try:
+            for pragma in dialect.CONNECT:
+                await conn.execute(pragma)
+            await self._migrate()
+        except BaseException:
+            # Closed, or its thread keeps the process from exiting after the error.
+            await self.close()
+            raise
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
