@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import logging
 import os
 import socket
@@ -81,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--node-id",
         default=os.environ.get("IVR_NODE_ID"),
-        help="this node's id among the nodes sharing the store (IVR_NODE_ID; default: HOST:PORT)",
+        help="this node's id among the nodes sharing the store (IVR_NODE_ID; default: "
+        "HOST-XXXXXXXX, from the host and the --data folder, the same at every restart)",
     )
     serve.add_argument(
         "--drain-s",
@@ -251,7 +253,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_token=token,
         metrics_host=args.metrics_host or "127.0.0.1",
         metrics_port=args.metrics_port,
-        node_id=args.node_id or f"{socket.gethostname()}:{args.port}",
+        node_id=args.node_id or default_node_id(args.data),
     )
     app = create_app(settings)
     print(
@@ -408,16 +410,26 @@ def _stamp(text: str | None) -> str | None:
     return stamp.iso(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
+def default_node_id(data: Path) -> str:
+    """The host's name and a digest of the data folder: the same at every restart.
+
+    So a node that crashed and starts again, on any port, is the same node
+    and repairs its own calls. Two nodes sharing one folder need --node-id.
+    """
+    digest = hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:8]
+    return f"{socket.gethostname()}-{digest}"
+
+
 async def _nodes(args: argparse.Namespace) -> int:
-    from ivr.server.app import HEARTBEAT_S
     from ivr.services.context import local
     from ivr.stamp import now_iso
+    from ivr.store.nodes import NODE_TIMEOUT_S
 
     if args.database is None and not (args.data / "ivr.sqlite3").is_file():
         print(f"ivr: no database in {args.data}", file=sys.stderr)
         return 1
     async with local(args.data, args.database) as ctx:
-        rows = await ctx.store.nodes.nodes(now_iso(), 3 * HEARTBEAT_S)
+        rows = await ctx.store.nodes.nodes(now_iso(), NODE_TIMEOUT_S)
     print(f"{'node':<32} {'state':<9} {'alive':<5} {'calls':>5}  {'heartbeat':<24} started")
     for n in rows:
         alive = "yes" if n.alive else "no"

@@ -55,6 +55,7 @@ from ivr.speech.transcribe import check_languages
 from ivr.speech.worker import TranscriptionWorker
 from ivr.stamp import now_iso
 from ivr.store import NodeState, Store
+from ivr.store.nodes import NODE_TIMEOUT_S
 from ivr.transport import agent, caller
 from ivr.transport.sipedge import SipEdge
 from ivr.transport.sipedge.call import RETRY_AFTER_S
@@ -210,8 +211,8 @@ def _hosts(runner: web.BaseRunner) -> list[tuple[str, int]]:
     return [(str(a[0]), int(a[1])) for a in runner.addresses]
 
 
-HEARTBEAT_S = 5.0
-"""How often a node writes its heartbeat; docs/postgresql.md gives readers 3 of them."""
+HEARTBEAT_S = NODE_TIMEOUT_S / 3
+"""How often a node writes its heartbeat: three beats missed and it is dead."""
 
 
 async def _beat(store: Store, switchboard: Switchboard, node: str, state: NodeState) -> None:

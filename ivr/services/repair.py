@@ -52,7 +52,10 @@ async def repair(store: Store) -> RepairReport:
     report = RepairReport()
     # Every recording still being written, by any node: none of their files is an orphan.
     known = {str(_partial(store, rec.path)) for rec in await store.recordings.unfinished()}
-    for rec in await store.recordings.unfinished(store.node_id):
+    # Another node still alive holds its calls; a dead one's (or this node's, from
+    # before its restart) are repaired here.
+    spare = await store.nodes.others_alive(store.node_id, now_iso())
+    for rec in await store.recordings.unfinished(spare):
         final = store.recording_path(rec.path)
         partial = _partial(store, rec.path)
         end: RecordingEnd = {"status": "interrupted", "ended_at": now_iso()}
@@ -90,5 +93,5 @@ async def repair(store: Store) -> RepairReport:
         partial.unlink(missing_ok=True)
         report.orphans_deleted += 1
         log.warning("deleted %s: a partial recording with no row", partial.name)
-    report.calls_closed = await store.calls.close_unended(now_iso(), store.node_id)
+    report.calls_closed = await store.calls.close_unended(now_iso(), spare)
     return report

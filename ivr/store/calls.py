@@ -182,20 +182,20 @@ class CallRepository(Repository):
         rows = await self._db.all(f"{_CALL_SELECT} WHERE {where} ORDER BY c.started_at", args)
         return [call_row(r) for r in rows]
 
-    async def close_unended(self, at: str, node_id: str | None = None) -> int:
+    async def close_unended(self, at: str, spare: Sequence[str] = ()) -> int:
         """End every call that never ended (after a crash) with reason ``error``.
 
-        With ``node_id``, only that node's calls (and calls from before nodes
-        had ids): another node's live calls are not touched.
+        Calls held by a node in ``spare`` (the other nodes still alive) are
+        left alone: they are live there.
         """
-        if node_id is None:
+        if not spare:
             return await self._db.write(
                 "UPDATE calls SET ended_at = ?, end_reason = 'error' WHERE ended_at IS NULL", (at,)
             )
         return await self._db.write(
             "UPDATE calls SET ended_at = ?, end_reason = 'error' WHERE ended_at IS NULL "
-            "AND (node_id = ? OR node_id IS NULL)",
-            (at, node_id),
+            f"AND (node_id IS NULL OR node_id NOT IN {dialect.in_list(spare)})",
+            (at, *spare),
         )
 
     # -- events ----------------------------------------------------------------------

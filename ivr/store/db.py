@@ -25,6 +25,7 @@ from typing import Any, cast
 import aiosqlite
 
 from ivr.errors import StoreError
+from ivr.stamp import now_iso
 from ivr.store.analytics import AnalyticsRepository
 from ivr.store.audit import AuditRepository
 from ivr.store.base import Database, StorageHealth, Work
@@ -180,7 +181,8 @@ class Store:
 
     async def requeue_transcriptions(self) -> int:
         """At start-up: jobs a stop or crash left running go back to the queue."""
-        return await self.transcripts.requeue(self.node_id)
+        spare = await self.nodes.others_alive(self.node_id, now_iso())
+        return await self.transcripts.requeue(spare)
 
     async def enqueue_transcriptions(self) -> int:
         """Queue every finished recording to transcribe that has no job yet."""

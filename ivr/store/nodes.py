@@ -14,6 +14,8 @@ from ivr.store import dialect
 from ivr.store.base import Repository
 from ivr.store.rows import NodeRow, NodeState
 
+NODE_TIMEOUT_S = 15.0
+"""A node whose last heartbeat is older than this is dead (three of its 5 s beats)."""
 _COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "state", "calls")
 _REGISTER = dialect.upsert("nodes", _COLUMNS, ("id",))
 
@@ -52,6 +54,10 @@ class NodeRepository(Repository):
             )
             for r in rows
         ]
+
+    async def others_alive(self, node_id: str | None, now: str) -> list[str]:
+        """The ids of the other nodes alive at ``now``: what a start-up repair spares."""
+        return [n.id for n in await self.nodes(now, NODE_TIMEOUT_S) if n.alive and n.id != node_id]
 
     async def forget(self, node_id: str) -> bool:
         """Remove a node's row (one taken out of service for good); False if there was none."""

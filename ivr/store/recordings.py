@@ -195,18 +195,19 @@ class RecordingRepository(Repository):
         )
         return [(r["id"], r["started_at"]) for r in rows]
 
-    async def unfinished(self, node_id: str | None = None) -> list[RecordingRow]:
+    async def unfinished(self, spare: Sequence[str] = ()) -> list[RecordingRow]:
         """Recordings still marked ``recording``: after a crash, the ones cut off.
 
-        With ``node_id``, only those of that node's calls (and of calls from
-        before nodes had ids): another node's recordings may be live.
+        Those of calls held by a node in ``spare`` (the other nodes still
+        alive) are left out: they are being written there.
         """
-        if node_id is None:
+        if not spare:
             rows = await self._db.all(f"{_SELECT} WHERE r.status = 'recording'")
         else:
             rows = await self._db.all(
-                f"{_SELECT} WHERE r.status = 'recording' AND (c.node_id = ? OR c.node_id IS NULL)",
-                (node_id,),
+                f"{_SELECT} WHERE r.status = 'recording' "
+                f"AND (c.node_id IS NULL OR c.node_id NOT IN {dialect.in_list(spare)})",
+                tuple(spare),
             )
         return [recording_row(r) for r in rows]
 

@@ -84,22 +84,21 @@ class TranscriptRepository(Repository):
 
     # -- the queue -------------------------------------------------------------------
 
-    async def requeue(self, node_id: str | None = None) -> int:
+    async def requeue(self, spare: Sequence[str] = ()) -> int:
         """At start-up: jobs a stop or crash left running go back to the queue.
 
-        With ``node_id``, only the jobs that node was running (and jobs from
-        before nodes had ids): another node's running jobs are its own.
+        Jobs a node in ``spare`` (the other nodes still alive) is running are its own.
         """
-        if node_id is None:
+        if not spare:
             return await self._db.write(
                 "UPDATE transcription_jobs SET state = 'pending', updated_at = ? "
                 "WHERE state = 'running'",
                 (now_iso(),),
             )
         return await self._db.write(
-            "UPDATE transcription_jobs SET state = 'pending', updated_at = ? "
-            "WHERE state = 'running' AND (node_id = ? OR node_id IS NULL)",
-            (now_iso(), node_id),
+            "UPDATE transcription_jobs SET state = 'pending', updated_at = ? WHERE state = "
+            f"'running' AND (node_id IS NULL OR node_id NOT IN {dialect.in_list(spare)})",
+            (now_iso(), *spare),
         )
 
     async def enqueue(self) -> int:

@@ -6,6 +6,7 @@ import os
 import time
 
 from ivr.services.repair import repair
+from ivr.stamp import now_iso
 from ivr.store import Store
 from tests.ivr.store.conftest import a_call, a_recording
 
@@ -51,10 +52,10 @@ async def test_a_node_repairs_only_its_own_calls_recordings_and_jobs(store: Stor
     """Two nodes on one store: node a restarting must not end node b's live call."""
     mine, theirs, old = [await a_call(store, node_id=n) for n in ("a", "b", None)]
     recs = {c: await a_recording(store, c, finish=False) for c in (mine, theirs, old)}
-    unfinished = {r.id for r in await store.recordings.unfinished("a")}
+    unfinished = {r.id for r in await store.recordings.unfinished(["b"])}
     assert unfinished == {recs[mine], recs[old]}
     assert len(await store.recordings.unfinished()) == 3  # one node: everything
-    assert await store.calls.close_unended(T0, "a") == 2
+    assert await store.calls.close_unended(T0, ["b"]) == 2  # b is alive: its call is spared
     assert (await store.calls.get(theirs)).ended_at is None
     assert (await store.calls.get(mine)).end_reason == "error"
 
@@ -63,7 +64,7 @@ async def test_a_node_repairs_only_its_own_calls_recordings_and_jobs(store: Stor
     first, second = await store.transcripts.claim("a"), await store.transcripts.claim("b")
     assert first is not None
     assert second is not None
-    assert await store.transcripts.requeue("a") == 1  # a's job only: b is still running its own
+    assert await store.transcripts.requeue(["b"]) == 1  # a's job only: b is still running its own
     job = await store.transcripts.job(second.recording_id)
     assert job is not None
     assert job.state == "running"
@@ -74,7 +75,11 @@ async def test_a_node_repairs_only_its_own_calls_recordings_and_jobs(store: Stor
 
 async def test_start_up_repair_on_a_shared_store_keeps_to_its_own_node(store: Store) -> None:
     store.node_id = "a"
+    await store.nodes.register("b", "host-b", 2, now_iso())  # alive: its call is spared
+    await store.nodes.register("gone", "host-c", 3, "2026-01-01T00:00:00.000Z")  # long dead
     mine, theirs = await a_call(store, node_id="a"), await a_call(store, node_id="b")
+    dead = await a_call(store, node_id="gone")
+    dead_rec = await a_recording(store, dead, finish=False)
     mine_rec = await a_recording(store, mine, finish=False)
     theirs_rec = await a_recording(store, theirs, finish=False)
     row = await store.recordings.get(theirs_rec)
@@ -89,8 +94,8 @@ async def test_start_up_repair_on_a_shared_store_keeps_to_its_own_node(store: St
     os.utime(old, (time.time() - 120, time.time() - 120))  # a crash's, long untouched
 
     report = await repair(store)
-    assert report.recordings == [mine_rec]
-    assert report.calls_closed == 1
+    assert sorted(report.recordings) == sorted([mine_rec, dead_rec])
+    assert report.calls_closed == 2
     assert (await store.recordings.get(theirs_rec)).status == "recording"
     assert (await store.calls.get(theirs)).ended_at is None
     assert theirs_partial.exists()
