@@ -157,6 +157,37 @@ def _parser() -> argparse.ArgumentParser:
 
     load_cli.add_parser(sub)
 
+    cluster = sub.add_parser(
+        "cluster", help="several nodes on this machine: PostgreSQL, HAProxy, Kamailio"
+    )
+    csub = cluster.add_subparsers(dest="cluster_command", required=True)
+    cup = csub.add_parser(
+        "up",
+        help="start a throwaway PostgreSQL, N nodes, HAProxy and Kamailio on loopback; "
+        "Ctrl-C stops them all",
+    )
+    cup.add_argument("--nodes", type=int, default=2, help="how many nodes (default: 2)")
+    cup.add_argument(
+        "--port", type=int, default=8080,
+        help="HAProxy's port for calls, the API and the pages (default: 8080); "
+        "node N listens on PORT+N",
+    )  # fmt: skip
+    cup.add_argument(
+        "--sip-port", type=int, default=5060,
+        help="Kamailio's UDP port for SIP calls (default: 5060); node N's SIP on SIP_PORT+N",
+    )  # fmt: skip
+    cup.add_argument("--config", type=Path, help="the nodes' YAML config (default: the demo)")
+    cup.add_argument(
+        "--data", type=Path,
+        help="the data folder all nodes share (default: a throwaway one)",
+    )  # fmt: skip
+    cup.add_argument(
+        "--drain-s", type=float, default=5.0, metavar="SECONDS",
+        help="on Ctrl-C, how long the nodes' live calls may go on (default: 5)",
+    )  # fmt: skip
+    cup.add_argument("--deploy", type=Path, help="the folder of haproxy.cfg and kamailio.cfg")
+    cup.add_argument("--keep", action="store_true", help="keep the cluster's folder (logs)")
+
     prompts = sub.add_parser("prompts", help="prompt audio")
     psub = prompts.add_subparsers(dest="prompts_command", required=True)
     render = psub.add_parser("render", help="re-render prompts/*.txt to WAV with espeak-ng")
@@ -187,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check_flows(args)
         if args.command == "prompts":
             return _render_prompts(args)
+        if args.command == "cluster":
+            return _cluster_up(args)
     except InvalidConfig as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -295,6 +328,20 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     print("stopped", flush=True)
     return 0
+
+
+def _cluster_up(args: argparse.Namespace) -> int:
+    from ivr import cluster
+
+    plan = cluster.Plan(
+        nodes=args.nodes, port=args.port, sip_port=args.sip_port, drain_s=args.drain_s,
+        config=args.config, data=args.data, deploy=args.deploy or cluster.DEPLOY, keep=args.keep,
+    )  # fmt: skip
+    try:
+        return cluster.up(plan)
+    except cluster.ClusterError as exc:
+        print(f"ivr cluster: {exc}", file=sys.stderr)
+        return 1
 
 
 def _metrics_token(args: argparse.Namespace) -> str | None:

@@ -1,0 +1,202 @@
+"""``ivr cluster up``: a real throwaway PostgreSQL, two nodes, HAProxy and Kamailio, then Ctrl-C.
+
+The command is run as a user would: it prints where to call; WebSocket calls
+through its HAProxy land on both nodes, SIPp calls through its Kamailio too,
+all in the one PostgreSQL store; SIGINT (Ctrl-C) then stops every part, frees
+every port and removes its folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.cluster import Plan, check_ports
+from tests.ivr.server.test_drain import dial, until
+from tests.ivr.transport.sipedge.test_kamailio import place
+from tests.sipkit.conftest import available
+
+TOOLS = ("pg_virtualenv", "haproxy", "kamailio")
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(t, path=f"{os.environ.get('PATH', '')}:/usr/sbin") for t in TOOLS)
+    or not available("sipp")
+    if not os.environ.get("CI")
+    else False,
+    reason="not installed: postgresql, haproxy, kamailio, sipp (run .ci/setup --test)",
+)
+
+
+def free_plan() -> Plan:
+    """Ports for the balancers and two nodes that are all free now."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1]) // 10 * 10
+        if base + 3 > 65535 or base < 20000 or 20000 <= base <= 22000:
+            continue
+        plan = Plan(port=base, sip_port=base + 5)
+        with contextlib.suppress(Exception):
+            check_ports(plan)
+            return plan
+    raise AssertionError("no free ports")
+
+
+def read_until_ready(proc: subprocess.Popen[str], lines: list[str], timeout_s: float = 120) -> str:
+    """Its output up to the line ``ready`` (a thread reads it into ``lines``)."""
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    threading.Thread(target=lambda: lines.extend(stdout), daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    while "ready\n" not in lines:
+        assert proc.poll() is None, f"ivr cluster up exited {proc.returncode}:\n{''.join(lines)}"
+        assert time.monotonic() < deadline, f"not ready in {timeout_s} s:\n{''.join(lines)}"
+        time.sleep(0.2)
+    return "".join(lines)
+
+
+def calls_by_node(dsn: str, pgpass: str, transport: str) -> Counter[str]:
+    import psycopg
+
+    with psycopg.connect(dsn, passfile=pgpass) as db:
+        rows = db.execute("SELECT node_id FROM calls WHERE transport = %s", (transport,))
+        return Counter(n for (n,) in rows)
+
+
+def recordings_by_node(dsn: str, pgpass: str) -> Counter[str]:
+    import psycopg
+
+    with psycopg.connect(dsn, passfile=pgpass) as db:
+        rows = db.execute("SELECT c.node_id FROM recordings r JOIN calls c ON c.id = r.call_id")
+        return Counter(n for (n,) in rows)
+
+
+def api(port: int, path: str, body: dict[str, Any] | None = None, token: str = "") -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+def api_bytes(port: int, path: str, token: str) -> bytes:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        data: bytes = reply.read()
+        return data
+
+
+def test_cluster_up_spreads_calls_over_two_nodes_on_one_postgresql_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    plan = free_plan()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "cluster", "up", "--nodes", "2",
+         "--port", str(plan.port), "--sip-port", str(plan.sip_port), "--drain-s", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    lines: list[str] = []
+    root: Path | None = None
+    try:
+        text = read_until_ready(proc, lines)
+        dsn_match = re.search(
+            r"database\s+(postgresql://\S+)\s+\(password: PGPASSFILE=(\S+)\)", text
+        )
+        assert dsn_match, text
+        dsn, pgpass = dsn_match.groups()
+        root = Path(pgpass).parent
+        assert f"ws://127.0.0.1:{plan.port}/v1/call" in text
+        assert "PGPASSWORD" not in text
+        assert Path(pgpass).stat().st_mode & 0o077 == 0
+
+        # Two calls held open at once through HAProxy: leastconn puts one on each node.
+        with dial(plan.port) as first, dial(plan.port) as second:
+            for ws in (first, second):
+                assert until(ws, "answered")["type"] == "answered"
+            assert calls_by_node(dsn, pgpass, "ws") == {"node1": 1, "node2": 1}
+
+        # Four SIP calls through Kamailio: round robin over the two nodes.
+        (tmp_path / "sipp").mkdir()
+        place(tmp_path / "sipp", plan.sip_port, 4)
+        assert calls_by_node(dsn, pgpass, "sip") == {"node1": 2, "node2": 2}
+
+        # The CLI reaches the same store with what the summary printed.
+        cli_env = {**env, "PGPASSFILE": pgpass}
+        verify = subprocess.run(
+            [sys.executable, "-m", "ivr", "audit", "verify", "--database", dsn],
+            env=cli_env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+        # The load runner's smoke scenario through HAProxy, every recording checked
+        # through the API (whichever node HAProxy sends each request to).
+        password = "correct horse battery staple"
+        for argv in (
+            ["users", "add", "--database", dsn, "--email", "admin@example.com", "--name", "Admin",
+             "--role", "admin", "--password-stdin"],
+            ["load", "smoke", "--url", f"http://127.0.0.1:{plan.port}", "--email",
+             "admin@example.com", "--password-stdin", "--report", str(tmp_path / "load"),
+             "--quiet"],
+        ):  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "-m", "ivr", *argv], input=password + "\n",
+                env=cli_env, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        recorded = recordings_by_node(dsn, pgpass)
+        assert set(recorded) == {"node1", "node2"}, recorded
+
+        # One recordings root, paths resolved by the store: a sign-in on node 1 holds on
+        # node 2, and either node serves every recording, whichever node wrote it.
+        login = {"email": "admin@example.com", "password": password}
+        token = api(plan.node_port(1), "/v1/auth/login", login)["token"]
+        items = api(plan.node_port(2), "/v1/recordings?limit=100", token=token)["items"]
+        assert len(items) == sum(recorded.values())
+        for item in items:
+            for node in (1, 2):
+                audio = api_bytes(plan.node_port(node), f"/v1/recordings/{item['id']}/audio", token)
+                assert hashlib.sha256(audio).hexdigest() == item["sha256"], (node, item["id"])
+    finally:
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        proc.wait(timeout=90)
+    time.sleep(0.5)  # the reader thread takes the last lines
+    out = "".join(lines)
+    assert proc.returncode == 0, out
+    assert out.rstrip().endswith("stopped"), out
+    assert root is not None
+    assert not root.exists()
+    check_ports(plan)  # every port free again: nothing left running
+
+
+def test_cluster_up_names_a_port_in_use_and_starts_nothing() -> None:
+    plan = free_plan()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", plan.node_port(2)))
+        taken.listen()
+        done = subprocess.run(
+            [sys.executable, "-m", "ivr", "cluster", "up",
+             "--port", str(plan.port), "--sip-port", str(plan.sip_port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert f"TCP port {plan.node_port(2)} on 127.0.0.1 is in use" in done.stderr
+    assert "ready" not in done.stdout
