@@ -189,7 +189,7 @@ def _start(
     cluster: Cluster, name: str, argv: list[str], env: dict[str, str], stdin: int | None = None
 ) -> _Process:
     log = cluster.logs / f"{name}.log"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         # A session of its own: Ctrl-C reaches this process only, which stops
         # the parts in order (nodes drain first, the database goes last).
         proc = subprocess.Popen(
@@ -241,23 +241,41 @@ def _http_ok(url: str) -> Callable[[], bool]:
     return ok
 
 
-def _start_nodes(cluster: Cluster) -> list[_Process]:
+def _node_argv(cluster: Cluster, i: int) -> list[str]:
     plan = cluster.plan
+    argv = [sys.executable, "-m", "ivr", "serve", "--node-id", f"node{i}",
+            "--data", str(cluster.data), "--port", str(plan.node_port(i)),
+            "--sip-port", str(plan.node_sip_port(i)), "--rtp-ports", plan.node_rtp_ports(i),
+            "--drain-s", str(plan.drain_s)]  # fmt: skip
+    if plan.config is not None:
+        argv += ["--config", str(plan.config)]
+    return argv
+
+
+def _ready(cluster: Cluster, i: int, node: _Process) -> None:
+    _until(_http_ok(f"http://127.0.0.1:{cluster.plan.node_port(i)}/readyz"), node, "ready")
+
+
+def _start_nodes(cluster: Cluster) -> list[_Process]:
     cluster.data.mkdir(parents=True, exist_ok=True)
     nodes = []
-    for i in range(1, plan.nodes + 1):
-        argv = [sys.executable, "-m", "ivr", "serve", "--node-id", f"node{i}",
-                "--data", str(cluster.data), "--port", str(plan.node_port(i)),
-                "--sip-port", str(plan.node_sip_port(i)), "--rtp-ports", plan.node_rtp_ports(i),
-                "--drain-s", str(plan.drain_s)]  # fmt: skip
-        if plan.config is not None:
-            argv += ["--config", str(plan.config)]
-        nodes.append(_start(cluster, f"node{i}", argv, cluster.node_env()))
+    for i in range(1, cluster.plan.nodes + 1):
+        nodes.append(_start(cluster, f"node{i}", _node_argv(cluster, i), cluster.node_env()))
         if i == 1:  # the first migrates the new database; the others then find it done
-            _until(_http_ok(f"http://127.0.0.1:{plan.node_port(1)}/readyz"), nodes[0], "ready")
+            _ready(cluster, 1, nodes[0])
     for i, node in enumerate(nodes[1:], start=2):
-        _until(_http_ok(f"http://127.0.0.1:{plan.node_port(i)}/readyz"), node, "ready")
+        _ready(cluster, i, node)
     return nodes
+
+
+def start_node(cluster: Cluster, i: int) -> None:
+    """Start node ``i`` again once it has stopped (or was killed): the same id, ports
+    and data, so its start-up repair takes what it left; returns once it is ready."""
+    name = f"node{i}"
+    if any(p.name == name and p.proc.poll() is None for p in cluster.parts):
+        raise ClusterError(f"{name} is still running")
+    cluster.parts = [p for p in cluster.parts if p.name != name]
+    _ready(cluster, i, _start(cluster, name, _node_argv(cluster, i), cluster.node_env()))
 
 
 def _haproxy_config(cluster: Cluster) -> Path:

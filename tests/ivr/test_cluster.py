@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import re
@@ -25,10 +26,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile as sf
+from websockets.exceptions import ConnectionClosed
 
-from ivr.cluster import Plan, check_ports
-from tests.ivr.server.test_drain import dial, until
+from ivr.cluster import Cluster, Plan, check_ports, running, start_node
+from tests.ivr.server.test_drain import connected_call, dial, until
 from tests.ivr.transport.sipedge.test_kamailio import place
 from tests.sipkit.conftest import available
 
@@ -200,3 +204,105 @@ def test_cluster_up_names_a_port_in_use_and_starts_nothing() -> None:
     assert done.returncode == 1
     assert f"TCP port {plan.node_port(2)} on 127.0.0.1 is in use" in done.stderr
     assert "ready" not in done.stdout
+
+
+def recordings_of_nodes(dsn: str, pgpass: str) -> dict[str, list[tuple[str, str]]]:
+    """Each node's recordings: (id, status)."""
+    import psycopg
+
+    found: dict[str, list[tuple[str, str]]] = {}
+    with psycopg.connect(dsn, passfile=pgpass) as db:
+        for node, rid, status in db.execute(
+            "SELECT c.node_id, r.id, r.status FROM recordings r JOIN calls c ON c.id = r.call_id"
+        ):
+            found.setdefault(node, []).append((rid, status))
+    return found
+
+
+def a_recorded_call(port: int, killed: threading.Event, out: list[str]) -> None:
+    """One caller through HAProxy: the recorded line, bridged to a bot; once ``killed`` is
+    set it hangs up. ``out`` gets ``ended`` (its hangup came back) or ``dropped``."""
+    try:
+        with connected_call(port) as ws:
+            out.append("connected")
+            while not killed.wait(0.02):
+                ws.send(NOISE)  # the caller talks, a frame every 20 ms
+            time.sleep(1.0)  # the kill has reached HAProxy by now
+            ws.send(NOISE)
+            ws.send(json.dumps({"type": "hangup"}))
+            if until(ws, "hangup")["reason"] == "caller":
+                out.append("ended")
+    except (ConnectionClosed, OSError, TimeoutError):
+        out.append("dropped")
+
+
+NOISE = (np.random.default_rng(7).normal(0, 3000, 160).astype("<i2")).tobytes()
+
+
+def test_a_node_killed_during_20_calls_takes_only_its_own_and_its_recordings_come_back(
+    tmp_path: Path,
+) -> None:
+    plan = free_plan()
+    plan.data = tmp_path / "data"
+    with running(plan) as cluster:
+        assert cluster.pgpass is not None
+        pgpass = str(cluster.pgpass)
+        killed = threading.Event()
+        outcomes: list[list[str]] = [[] for _ in range(20)]
+        callers = [threading.Thread(target=a_recorded_call, args=(plan.port, killed, out))
+                   for out in outcomes]  # fmt: skip
+        for caller in callers:
+            caller.start()
+        deadline = time.monotonic() + 60
+        while sum(out[:1] == ["connected"] for out in outcomes) < 20:
+            assert time.monotonic() < deadline, outcomes
+            time.sleep(0.2)
+        assert calls_by_node(cluster.dsn, pgpass, "ws") == {"node1": 10, "node2": 10}
+        time.sleep(2)  # two seconds of talk on every call
+
+        (node1,) = [p for p in cluster.parts if p.name == "node1"]
+        os.killpg(node1.proc.pid, signal.SIGKILL)
+        assert node1.proc.wait(timeout=10) == -signal.SIGKILL
+        killed.set()
+        for caller in callers:
+            caller.join(timeout=60)
+        ends = Counter(out[-1] for out in outcomes)
+        assert ends == {"ended": 10, "dropped": 10}, outcomes
+
+        # The other node's calls completed; each of its recordings is whole and verifies.
+        recorded = recordings_of_nodes(cluster.dsn, pgpass)
+        assert sorted(status for _, status in recorded["node2"]) == ["complete"] * 10
+        # The dead node's are as it left them, still being written, until it comes back.
+        assert sorted(status for _, status in recorded["node1"]) == ["recording"] * 10
+        login = {"email": "admin@example.com", "password": "correct horse battery staple"}
+        add_user(cluster, login)
+        token = api(plan.node_port(2), "/v1/auth/login", login)["token"]
+        for rid, _ in recorded["node2"]:
+            meta = api(plan.node_port(2), f"/v1/recordings/{rid}", token=token)
+            audio = api_bytes(plan.node_port(2), f"/v1/recordings/{rid}/audio", token)
+            assert hashlib.sha256(audio).hexdigest() == meta["sha256"]
+            pcm, rate = sf.read(io.BytesIO(audio), dtype="int16")
+            assert pcm.shape[1] == 2
+            assert abs(len(pcm) / rate - meta["duration_s"]) < 0.05
+            assert np.abs(pcm[:, 0]).max() > 1000  # the caller's noise is in it
+
+        # The dead node comes back: its ten recordings are repaired, listed interrupted.
+        start_node(cluster, 1)
+        recorded = recordings_of_nodes(cluster.dsn, pgpass)
+        assert sorted(status for _, status in recorded["node1"]) == ["interrupted"] * 10
+        for rid, _ in recorded["node1"]:
+            audio = api_bytes(plan.node_port(2), f"/v1/recordings/{rid}/audio", token)
+            pcm, rate = sf.read(io.BytesIO(audio), dtype="int16")
+            assert pcm.shape[1] == 2
+            assert len(pcm) / rate > 1.0
+        assert sorted(s for _, s in recorded["node2"]) == ["complete"] * 10  # untouched
+
+
+def add_user(cluster: Cluster, login: dict[str, str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ivr", "users", "add", "--email", login["email"],
+         "--name", "Admin", "--role", "admin", "--password-stdin"],
+        input=login["password"] + "\n", env=cluster.node_env(), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
