@@ -10,6 +10,8 @@ Skipped without ``IVR_TEST_POSTGRES`` (failed in CI; see :mod:`tests.postgres`).
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -124,3 +126,70 @@ async def test_two_nodes_purging_at_once_delete_and_count_each_recording_once(
     assert sum(r["recordings"] for r in runs) == len(old)
     assert sum(r["bytes"] for r in runs) == 44 * len(old)
     assert [r.id for r in await second.recordings.for_call(call_id)] == [kept]
+
+
+APPENDER = """
+import asyncio, sys, time
+from pathlib import Path
+from ivr.access.audit import AuditLog
+from ivr.store import Store
+
+async def main(data: str, dsn: str, seconds: float, name: str) -> None:
+    store = Store(Path(data), dsn)
+    await store.open()
+    log = AuditLog(store)
+    count = 0
+    deadline = time.monotonic() + seconds
+
+    async def writer(w: str) -> None:
+        nonlocal count
+        while time.monotonic() < deadline:
+            await log.record(None, "test.append", "ok", object_id=f"{name}{w}-{count}")
+            count += 1
+
+    await asyncio.gather(writer("a"), writer("b"))
+    await log.close()
+    await store.close()
+    print(count)
+
+asyncio.run(main(*sys.argv[1:3], float(sys.argv[3]), sys.argv[4]))
+"""
+
+
+async def test_two_processes_appending_for_a_minute_leave_a_chain_ivr_audit_verify_passes(
+    tmp_path: Path,
+) -> None:
+    """Two processes (as two nodes), two writers each, appending for a minute
+    (``IVR_TEST_AUDIT_S`` shortens it locally): one unbroken chain holding every entry."""
+    seconds = os.environ.get("IVR_TEST_AUDIT_S", "60")
+    async with fresh_database() as dsn:
+        first = Store(tmp_path / "data", dsn)
+        await first.open()  # migrated once, before the two start
+        await first.close()
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                APPENDER,
+                str(tmp_path / "data"),
+                dsn,
+                seconds,
+                name,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for name in ("n1", "n2")
+        ]
+        results = [await p.communicate() for p in procs]
+        for proc, (_, err) in zip(procs, results, strict=True):
+            assert proc.returncode == 0, err.decode()[-2000:]
+        counts = [int(out) for out, _ in results]
+        assert min(counts) > 0, counts
+        verify_cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ivr", "audit", "verify", "--database", dsn,
+            "--data", str(tmp_path / "data"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await verify_cli.communicate()
+        assert verify_cli.returncode == 0, err.decode()
+        assert f"audit log ok: {sum(counts)} entries" in out.decode()
