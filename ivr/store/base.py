@@ -149,6 +149,19 @@ class Database(ABC):
     async def compact(self) -> None:
         """After an erasure: leave no erased value in the database's logs (if it can)."""
 
+    async def notify(self, channel: str) -> None:
+        """Wake whoever listens on ``channel`` in other processes (PostgreSQL's NOTIFY).
+
+        A wake-up only: the tables hold the truth, and a listener re-reads them.
+        One SQLite store has one node, so there is nobody to wake.
+        """
+        return None
+
+    def listen(self, channel: str) -> AsyncIterator[None] | None:
+        """Each wake-up on ``channel`` (PostgreSQL's LISTEN), until the connection fails
+        (:class:`ivr.errors.StorageUnavailable`); None where there are none (SQLite)."""
+        return None
+
     async def value(self, sql: str, args: Args = ()) -> Any:
         """The first column of the first row of a read (None if there is no row)."""
         row = await self.one(sql, args)

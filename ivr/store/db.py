@@ -33,6 +33,7 @@ from ivr.store.calls import CallRepository
 from ivr.store.catalog import CatalogRepository
 from ivr.store.dialect import Dialect
 from ivr.store.nodes import NodeRepository
+from ivr.store.presence import PresenceRepository
 from ivr.store.privacy import PrivacyRepository
 from ivr.store.recordings import RecordingRepository
 from ivr.store.rows import (
@@ -96,6 +97,7 @@ class Store:
         self.audit = AuditRepository(self._database)
         self.analytics = AnalyticsRepository(self._database)
         self.nodes = NodeRepository(self._database)
+        self.presence = PresenceRepository(self._database)
         # The node this process is (ivr.store.nodes), once the server knows it: its
         # calls and transcription jobs carry it, and its start-up repair takes only
         # its own. None (the CLI commands, one node): everything.
@@ -127,6 +129,14 @@ class Store:
     async def close(self) -> None:
         """Close the connection(s) (a closed store refuses every call with StoreError)."""
         await self._database.close()
+
+    async def notify(self, channel: str) -> None:
+        """Wake the other nodes listening on ``channel`` (PostgreSQL; nothing on SQLite)."""
+        await self._database.notify(channel)
+
+    def listen(self, channel: str) -> AsyncIterator[None] | None:
+        """Wake-ups on ``channel`` from other nodes (PostgreSQL), or None (SQLite: poll)."""
+        return self._database.listen(channel)
 
     @property
     def db(self) -> aiosqlite.Connection:

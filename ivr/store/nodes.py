@@ -16,7 +16,7 @@ from ivr.store.rows import NodeRow, NodeState
 
 NODE_TIMEOUT_S = 15.0
 """A node whose last heartbeat is older than this is dead (three of its 5 s beats)."""
-_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "state", "calls")
+_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "state", "calls", "url")
 _REGISTER = dialect.upsert("nodes", _COLUMNS, ("id",))
 
 
@@ -25,9 +25,12 @@ def _parse(stamp: str) -> datetime:
 
 
 class NodeRepository(Repository):
-    async def register(self, node_id: str, host: str, pid: int, now: str) -> None:
-        """This node starts (again, if the id was used before): ``ready``, no calls."""
-        await self._db.write(_REGISTER, (node_id, host, pid, now, now, "ready", 0))
+    async def register(
+        self, node_id: str, host: str, pid: int, now: str, url: str | None = None
+    ) -> None:
+        """This node starts (again, if the id was used before): ``ready``, no calls;
+        ``url``: where the other nodes reach it (``http://host:port``)."""
+        await self._db.write(_REGISTER, (node_id, host, pid, now, now, "ready", 0, url))
 
     async def heartbeat(self, node_id: str, now: str, state: NodeState, calls: int) -> bool:
         """This node is still here, in ``state`` with ``calls`` live; False if not registered."""
@@ -50,6 +53,7 @@ class NodeRepository(Repository):
                 heartbeat_at=r["heartbeat_at"],
                 state=r["state"],
                 calls=int(r["calls"]),
+                url=r["url"],
                 alive=r["state"] != "stopped" and _parse(r["heartbeat_at"]) >= oldest,
             )
             for r in rows

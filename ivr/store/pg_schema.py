@@ -16,6 +16,8 @@ the same reason. Never edit a migration that has shipped: add the next.
 
 from __future__ import annotations
 
+from ivr.store.schema import PRESENCE_TABLE
+
 MIGRATIONS: list[str] = [
     # 1: the schema of SQLite's migrations 1 to 6.
     """
@@ -276,4 +278,6 @@ MIGRATIONS: list[str] = [
     ALTER TABLE calls ADD COLUMN IF NOT EXISTS node_id TEXT;
     ALTER TABLE transcription_jobs ADD COLUMN IF NOT EXISTS node_id TEXT;
     """,
+    # 5 (SQLite's 10): where a node is reached, and the agents signed in on each node.
+    "ALTER TABLE nodes ADD COLUMN IF NOT EXISTS url TEXT;\n" + PRESENCE_TABLE,
 ]

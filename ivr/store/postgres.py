@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Any
 
 import psycopg
+import psycopg.sql
 import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import RowMaker
@@ -281,6 +282,33 @@ class PostgresDatabase(Database):
             # A read the server cannot serve (gone, restarting) is a 503 to the API,
             # as a write is; a broken connection is not given out again.
             raise StorageUnavailable(f"the database refused a read: {exc}") from exc
+
+    async def notify(self, channel: str) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute("SELECT pg_notify(%s, '')", (channel,))
+        except self.dialect.storage_failures as exc:
+            raise StorageUnavailable(f"the database refused a notification: {exc}") from exc
+
+    async def listen(self, channel: str) -> AsyncIterator[None]:
+        # A connection of its own, outside the pool: it waits on LISTEN for as long
+        # as the node runs. Yields once at the start (read the tables now), then
+        # once a wake-up.
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                self._dsn, autocommit=True, application_name=APPLICATION_NAME
+            )
+        except psycopg.Error as exc:
+            raise StorageUnavailable(f"cannot listen on {self.where}: {_reason(exc)}") from None
+        try:
+            await conn.execute(f"LISTEN {psycopg.sql.Identifier(channel).as_string(conn)}")
+            yield None
+            async for _ in conn.notifies():
+                yield None
+        except self.dialect.storage_failures as exc:
+            raise StorageUnavailable(f"the database stopped notifying: {exc}") from exc
+        finally:
+            await conn.close()
 
     async def stream(self, sql: str, args: Args = ()) -> AsyncIterator[Row]:
         try:

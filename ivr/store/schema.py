@@ -47,6 +47,30 @@ async def _node_columns(db: aiosqlite.Connection) -> None:
             await db.execute(f"ALTER TABLE {table} ADD COLUMN node_id TEXT")
 
 
+async def _presence(db: aiosqlite.Connection) -> None:
+    """Migration 10: ``nodes.url`` (where the other nodes reach it) and ``agent_presence``."""
+    async with db.execute("PRAGMA table_info(nodes)") as cur:
+        have = {row[1] for row in await cur.fetchall()}
+    if "url" not in have:
+        await db.execute("ALTER TABLE nodes ADD COLUMN url TEXT")
+    await db.executescript(PRESENCE_TABLE)
+
+
+PRESENCE_TABLE = """
+    CREATE TABLE IF NOT EXISTS agent_presence (
+        seat_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        teams TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('not_ready', 'ready', 'offered', 'busy')),
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS agent_presence_node ON agent_presence (node_id);
+"""
+"""Which agents are signed in on which node (ivr.store.presence), the same on both backends."""
+
+
 async def _normalise_contacts(db: aiosqlite.Connection) -> None:
     """Migration 6: every stored contact number becomes exactly E.164, or none.
 
@@ -397,4 +421,6 @@ MIGRATIONS: list[Migration] = [
     # 9: which node holds a call, and which runs a transcription job: a node's start-up
     # repair takes only its own (and those from before nodes had ids).
     _node_columns,
+    # 10: where a node is reached, and the agents signed in on each node (calls across nodes).
+    _presence,
 ]

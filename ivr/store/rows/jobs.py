@@ -207,6 +207,20 @@ class Usage:
 
 
 NodeState = Literal["ready", "draining", "stopped"]
+PresenceState = Literal["not_ready", "ready", "offered", "busy"]
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceRow:
+    """An agent signed in on a node, as that node last published it."""
+
+    seat_id: str
+    node_id: str
+    user_id: str
+    name: str
+    teams: tuple[str, ...]
+    state: PresenceState
+    updated_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,3 +239,4 @@ class NodeRow:
     state: NodeState
     calls: int
     alive: bool
+    url: str | None = None

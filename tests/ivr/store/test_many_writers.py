@@ -193,3 +193,18 @@ async def test_two_processes_appending_for_a_minute_leave_a_chain_ivr_audit_veri
         out, err = await verify_cli.communicate()
         assert verify_cli.returncode == 0, err.decode()
         assert f"audit log ok: {sum(counts)} entries" in out.decode()
+
+
+async def test_a_notification_from_one_node_wakes_the_other_nodes_listener(
+    two: tuple[Store, Store],
+) -> None:
+    first, second = two
+    wakes = second.listen("ivr_presence")
+    assert wakes is not None
+    await asyncio.wait_for(anext(wakes), 10)  # listening: read the tables now
+    woken = asyncio.ensure_future(anext(wakes))
+    await asyncio.sleep(0.2)
+    assert not woken.done()  # nothing yet
+    await first.notify("ivr_presence")
+    await asyncio.wait_for(woken, 5)
+    await wakes.aclose()  # type: ignore[attr-defined]

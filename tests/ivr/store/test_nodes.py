@@ -7,7 +7,7 @@ import time
 
 from ivr.services.repair import repair
 from ivr.stamp import now_iso
-from ivr.store import Store
+from ivr.store import PresenceRow, Store
 from tests.ivr.store.conftest import a_call, a_recording
 
 T0 = "2026-12-03T10:00:00.000Z"
@@ -100,3 +100,31 @@ async def test_start_up_repair_on_a_shared_store_keeps_to_its_own_node(store: St
     assert (await store.calls.get(theirs)).ended_at is None
     assert theirs_partial.exists()
     assert (old.exists(), new.exists(), report.orphans_deleted) == (False, True, 1)
+
+
+def seat(seat_id: str, state: str = "ready", teams: tuple[str, ...] = ("support",)) -> PresenceRow:
+    return PresenceRow(seat_id=seat_id, node_id="", user_id=f"u_{seat_id}", name=f"Agent {seat_id}",
+                       teams=teams, state=state, updated_at=T0)  # type: ignore[arg-type]  # fmt: skip
+
+
+async def test_each_node_publishes_its_own_agents_and_a_new_view_replaces_the_old(
+    store: Store,
+) -> None:
+    await store.nodes.register("a", "host-a", 1, T0, url="http://10.0.0.1:8080")
+    await store.presence.publish("a", [seat("s1"), seat("s2", "busy", ("support", "sales"))])
+    await store.presence.publish("b", [seat("s3")])
+    rows = await store.presence.of_nodes(["a"])
+    assert [(r.seat_id, r.node_id, r.state, r.teams) for r in rows] == [
+        ("s1", "a", "ready", ("support",)),
+        ("s2", "a", "busy", ("support", "sales")),
+    ]
+    await store.presence.publish("a", [seat("s2", "ready")])  # s1 signed out, s2 free again
+    assert [(r.seat_id, r.state) for r in await store.presence.of_nodes(["a", "b"])] == [
+        ("s2", "ready"),
+        ("s3", "ready"),
+    ]
+    await store.presence.publish("a", [])
+    assert [r.seat_id for r in await store.presence.of_nodes(["a", "b"])] == ["s3"]
+    assert await store.presence.of_nodes([]) == []
+    (a,) = await store.nodes.nodes(T0, 15)
+    assert a.url == "http://10.0.0.1:8080"
