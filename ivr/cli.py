@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         "HOST-XXXXXXXX, from the host and the --data folder, the same at every restart)",
     )
     serve.add_argument(
+        "--advertise",
+        metavar="URL",
+        default=os.environ.get("IVR_ADVERTISE"),
+        help="where the other nodes reach this one (http://HOST:PORT; IVR_ADVERTISE): its "
+        "agents may then take calls from other nodes, and its calls go to theirs "
+        "(default: none, calls stay on this node)",
+    )
+    serve.add_argument(
         "--drain-s",
         type=float,
         default=30.0,
@@ -287,6 +295,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_host=args.metrics_host or "127.0.0.1",
         metrics_port=args.metrics_port,
         node_id=args.node_id or default_node_id(args.data),
+        node_url=args.advertise,
     )
     app = create_app(settings)
     print(

@@ -246,7 +246,8 @@ def _node_argv(cluster: Cluster, i: int) -> list[str]:
     argv = [sys.executable, "-m", "ivr", "serve", "--node-id", f"node{i}",
             "--data", str(cluster.data), "--port", str(plan.node_port(i)),
             "--sip-port", str(plan.node_sip_port(i)), "--rtp-ports", plan.node_rtp_ports(i),
-            "--drain-s", str(plan.drain_s)]  # fmt: skip
+            "--drain-s", str(plan.drain_s),
+            "--advertise", f"http://127.0.0.1:{plan.node_port(i)}"]  # fmt: skip
     if plan.config is not None:
         argv += ["--config", str(plan.config)]
     return argv

@@ -34,6 +34,7 @@ from ivr.call.journal import Journal
 from ivr.call.leg import Leg
 from ivr.call.playback import EventSink, PromptPlayer
 from ivr.call.recorder import Recording
+from ivr.call.remote import RemoteSeat
 from ivr.call.seat import BotSeat, PersonSeat, Seat
 from ivr.config import NumberConfig
 from ivr.flows import (
@@ -228,6 +229,8 @@ class CallSession:
         self.caller.send_message(message)
         if self.bridged and isinstance(self.seat, PersonSeat):
             self.seat.leg.send_message(message)
+        elif self.bridged and isinstance(self.seat, RemoteSeat):
+            self.seat.indicate(message)
 
     def hangup(self, reason: HangupReason) -> None:
         """End the call from the server's side (shutdown, error)."""

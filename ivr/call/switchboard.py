@@ -26,7 +26,8 @@ from ivr.call.leg import Leg
 from ivr.call.metrics import CallMetrics, NoMetrics
 from ivr.call.prompt import PromptLibrary
 from ivr.call.recorder import RecorderPool
-from ivr.call.seat import BotSeat, Person, PersonSeat, Seat
+from ivr.call.remote import RemoteSeat
+from ivr.call.seat import BotSeat, OfferedCall, Person, PersonSeat, Seat
 from ivr.call.session import CallSession
 from ivr.config import Config, NumberConfig, TeamConfig
 from ivr.errors import IvrError
@@ -172,6 +173,19 @@ class Switchboard:
                 seat.withdraw()
                 call.agent_declined(seat)
 
+    def add_remote(self, seat: RemoteSeat) -> None:
+        """An agent signed in on another node, ready: offered calls as any seat, after ours."""
+        self._add_seat(seat, ready=True)
+        self._dispatch_teams(seat.teams)
+
+    def remove_remote(self, seat: RemoteSeat) -> None:
+        """The other node no longer has the agent (or is gone): out, once its call is over."""
+        seat.wants_ready = False
+        if seat.state in ("ready", "not_ready"):
+            self.seats.pop(seat.id, None)
+        else:
+            seat.retired = True  # seat_released takes it out
+
     def _people(self) -> list[PersonSeat]:
         return [s for s in self.seats.values() if isinstance(s, PersonSeat)]
 
@@ -229,7 +243,7 @@ class Switchboard:
         elif not ready:
             seat.state = "not_ready"
 
-    def seat_answered(self, seat: Seat, call: CallSession) -> None:
+    def seat_answered(self, seat: Seat, call: OfferedCall) -> None:
         seat.state = "busy"
 
     def seat_declined(self, seat: Seat) -> None:
@@ -289,7 +303,8 @@ class Switchboard:
                 candidates = [s for s in candidates if s not in expired]
             if not candidates:
                 return
-            seat = min(candidates, key=lambda s: s.idle_since)
+            # The agents of this node first (no media between nodes), then those of others.
+            seat = min(candidates, key=lambda s: (isinstance(s, RemoteSeat), s.idle_since))
             queue.popleft()
             call.offered(seat)
 

@@ -57,6 +57,7 @@ from ivr.stamp import now_iso
 from ivr.store import NodeState, Store
 from ivr.store.nodes import NODE_TIMEOUT_S
 from ivr.transport import agent, caller
+from ivr.transport.bridge import BRIDGE_PATH, Peers, bridge_handler
 from ivr.transport.sipedge import SipEdge
 from ivr.transport.sipedge.call import RETRY_AFTER_S
 from ivr.web import add_routes as add_web_routes
@@ -134,8 +135,14 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             edge = SipEdge(config.sip, switchboard, store, app[metrics_key])
             await edge.start()
             app[sip_edge_key] = edge
-        await store.nodes.register(node, socket.gethostname(), os.getpid(), now_iso())
+        await store.nodes.register(
+            node, socket.gethostname(), os.getpid(), now_iso(), settings.node_url
+        )
         app[node_key] = node
+        peers = None
+        if settings.node_url is not None:
+            peers = Peers(store, switchboard, node)
+            peers.start()
         log.info("node %s registered", node)
         heart = asyncio.get_running_loop().create_task(
             _heartbeat(store, switchboard, node, HEARTBEAT_S), name="heartbeat"
@@ -160,6 +167,8 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper
         await switchboard.shutdown()
+        if peers is not None:
+            await peers.stop()
         heart.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heart
@@ -325,6 +334,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/call", caller.call_handler)
     app.router.add_get("/v1/agent", agent.agent_handler)
+    app.router.add_get(BRIDGE_PATH, bridge_handler)  # other nodes only (signed)
     api.add_routes(app)
     add_web_routes(app)  # the softphone, QA console and admin pages
     return app

@@ -41,6 +41,9 @@ class Settings:
     metrics_port: int | None = None
     # This process among the nodes sharing the store (ivr.store.nodes); None: host:pid.
     node_id: str | None = None
+    # Where the other nodes reach this one (http://host:port): with it, agents here
+    # may take calls from other nodes, and calls here go to agents there (docs/nodes.md).
+    node_url: str | None = None
 
 
 settings_key = web.AppKey("settings", Settings)

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as connect_ws
 
 from ivr.cluster import Cluster, Plan, check_ports, running, start_node
 from tests.ivr.server.test_drain import connected_call, dial, until
@@ -311,3 +313,106 @@ def add_user(cluster: Cluster, login: dict[str, str]) -> None:
         text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+
+
+def frames_of(seed: int, count: int) -> list[bytes]:
+    """``count`` distinct 20 ms frames of noise (16-bit PCM, 8 kHz)."""
+    rng = np.random.default_rng(seed)
+    return [rng.normal(0, 2500, 160).astype("<i2").tobytes() for _ in range(count)]
+
+
+def received_in_order(sent: list[bytes], heard: bytes) -> list[int]:
+    """Where each sent frame is among ``heard``'s 20 ms frames (-1: not there)."""
+    at = {heard[i : i + 320]: i // 320 for i in range(0, len(heard) - 319, 320)}
+    return [at.get(frame, -1) for frame in sent]
+
+
+def test_an_agent_on_one_node_answers_a_call_that_came_in_on_the_other(tmp_path: Path) -> None:
+    """The desk line has no bots: the only agent is signed in on node 1, the caller
+    calls node 2; they hear each other, and node 2's recording holds both exactly."""
+    plan = free_plan()
+    with running(plan) as cluster:
+        agent_login = {"email": "agent@example.com", "password": "correct horse battery staple"}
+        done = subprocess.run(
+            [sys.executable, "-m", "ivr", "users", "add", "--email", agent_login["email"],
+             "--name", "Desk Agent", "--role", "agent", "--team", "desk", "--password-stdin"],
+            input=agent_login["password"] + "\n", env=cluster.node_env(), capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        added = re.search(r"\((u_[0-9a-f]+)\)", done.stdout)
+        assert added, done.stdout
+        token = api(plan.node_port(1), "/v1/auth/login", agent_login)["token"]
+        # The link between nodes takes only the cluster key's signature.
+        for header in ({}, {"X-Ivr-Node": "node2:1800000000:" + "0" * 64}):
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{plan.node_port(1)}/v1/internal/bridge", headers=header
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 401
+            assert "node credentials" in refused.value.read().decode()
+        agent_frames, caller_frames = frames_of(1, 150), frames_of(2, 150)
+        with connect_ws(f"ws://127.0.0.1:{plan.node_port(1)}/v1/agent") as agent:
+            agent.send(json.dumps({"type": "login", "token": token}))
+            assert until(agent, "logged_in")["teams"] == ["desk"]
+            agent.send(json.dumps({"type": "ready"}))
+            time.sleep(1.5)  # node 1 publishes the agent; node 2 mirrors it
+            with connect_ws(f"ws://127.0.0.1:{plan.node_port(2)}/v1/call") as caller:
+                caller.send(json.dumps({"type": "dial", "to": "+15550102", "from": "+15557654321",
+                                        "codec": "pcm_s16le", "rate": 8000}))  # fmt: skip
+                while (m := until(caller, "prompt", 30)).get("node") != "consent" or (
+                    m["event"] != "start"
+                ):
+                    pass
+                caller.send(json.dumps({"type": "dtmf", "digits": "1"}))  # the recorded line
+                offer = until(agent, "offer", 15)
+                assert offer["from"].endswith("4321")
+                assert offer["recording"] is True
+                agent.send(json.dumps({"type": "answer", "call_id": offer["call_id"]}))
+                assert until(agent, "answered")["call_id"] == offer["call_id"]
+                assert until(caller, "connected")["agent"] == "Desk Agent"
+                heard_by_caller, heard_by_agent = bytearray(), bytearray()
+                start = time.monotonic()
+                for i in range(150):  # 3 s of talk both ways, paced at 20 ms
+                    agent.send(agent_frames[i])
+                    caller.send(caller_frames[i])
+                    for ws, heard in ((caller, heard_by_caller), (agent, heard_by_agent)):
+                        with contextlib.suppress(TimeoutError):
+                            while isinstance(raw := ws.recv(timeout=0), bytes):
+                                heard += raw
+                    time.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
+                for ws, heard in ((caller, heard_by_caller), (agent, heard_by_agent)):
+                    deadline = time.monotonic() + 0.5
+                    with contextlib.suppress(TimeoutError):
+                        while time.monotonic() < deadline:
+                            raw = ws.recv(timeout=0.5)
+                            if isinstance(raw, bytes):
+                                heard += raw
+                caller.send(json.dumps({"type": "hangup"}))
+                assert until(caller, "hangup")["reason"] == "caller"
+            assert until(agent, "hangup")["call_id"] == offer["call_id"]
+
+        # Each heard the other's frames whole and in order, across both nodes.
+        for sent, heard in ((agent_frames, heard_by_caller), (caller_frames, heard_by_agent)):
+            where = [w for w in received_in_order(sent, bytes(heard)) if w >= 0]
+            assert len(where) >= 140, len(where)
+            assert where == sorted(where)
+
+        # Node 2 recorded it (it holds the caller): both channels hold every frame, in order.
+        admin = {"email": "admin@example.com", "password": "correct horse battery staple"}
+        add_user(cluster, admin)
+        admin_token = api(plan.node_port(2), "/v1/auth/login", admin)["token"]
+        recorded = recordings_of_nodes(cluster.dsn, str(cluster.pgpass))
+        assert list(recorded) == ["node2"]
+        ((rid, status),) = recorded["node2"]
+        assert status == "complete"
+        meta = api(plan.node_port(1), f"/v1/recordings/{rid}", token=admin_token)
+        assert meta["agent_id"] == added.group(1)
+        audio = api_bytes(plan.node_port(1), f"/v1/recordings/{rid}/audio", admin_token)
+        pcm, _ = sf.read(io.BytesIO(audio), dtype="int16")
+        for channel, sent in ((0, caller_frames), (1, agent_frames)):
+            where = received_in_order(sent, pcm[:, channel].astype("<i2").tobytes())
+            found = [w for w in where if w >= 0]
+            assert len(found) >= 145, (channel, len(found))
+            assert found == list(range(found[0], found[0] + len(found))), channel  # contiguous

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from ivr.server.keys import store_key
 from tests.conftest import AppFactory, Caller, add_user, consent_flow, noise_frames
+from tests.ivr.api.test_http_edge import WEBSOCKET_PATHS
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -283,7 +284,7 @@ async def test_every_route_is_in_the_openapi_document(start_app: AppFactory) -> 
         path = str(info.get("path") or info.get("formatter"))
         if (
             route.method in ("HEAD", "*")
-            or path in ("/v1/call", "/v1/agent")
+            or path in WEBSOCKET_PATHS
             or not (path.startswith("/v1/") or path == "/metrics")
         ):
             continue

@@ -706,12 +706,16 @@ def documented_routes(doc: dict[str, Any]) -> set[tuple[str, str]]:
     return {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops if m != "parameters"}
 
 
+WEBSOCKET_PATHS = ("/v1/call", "/v1/agent", "/v1/internal/bridge")
+"""The WebSocket endpoints (docs/protocol.md, docs/nodes.md): not in the OpenAPI document."""
+
+
 def served_routes(app: web.Application) -> set[tuple[str, str]]:
     out = set()
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource else {}
         path = str(info.get("path") or info.get("formatter"))
-        api = path.startswith("/v1/") and path not in ("/v1/call", "/v1/agent")
+        api = path.startswith("/v1/") and path not in WEBSOCKET_PATHS
         if route.method not in ("HEAD", "*") and (api or path == "/metrics"):
             out.add((route.method, path))
     return out
