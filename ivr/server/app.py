@@ -145,7 +145,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             peers.start()
         log.info("node %s registered", node)
         heart = asyncio.get_running_loop().create_task(
-            _heartbeat(store, switchboard, node, HEARTBEAT_S), name="heartbeat"
+            _heartbeat(store, switchboard, node, HEARTBEAT_S, settings.node_url), name="heartbeat"
         )
         clock.start()
         transcriber = TranscriptionWorker(store, switchboard.numbers)
@@ -172,7 +172,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         heart.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heart
-        await _beat(store, switchboard, node, "stopped")
+        await _beat(store, switchboard, node, "stopped", settings.node_url)
         if edge is not None:
             await edge.stop()
         await clock.stop()
@@ -224,21 +224,26 @@ HEARTBEAT_S = NODE_TIMEOUT_S / 3
 """How often a node writes its heartbeat: three beats missed and it is dead."""
 
 
-async def _beat(store: Store, switchboard: Switchboard, node: str, state: NodeState) -> None:
+async def _beat(
+    store: Store, switchboard: Switchboard, node: str, state: NodeState, url: str | None = None
+) -> None:
     """One heartbeat; a store that fails it is logged (and in /metrics), never raised."""
     try:
         if not await store.nodes.heartbeat(node, now_iso(), state, len(switchboard.calls)):
             # Forgotten by an operator while running: register again.
-            await store.nodes.register(node, socket.gethostname(), os.getpid(), now_iso())
+            await store.nodes.register(node, socket.gethostname(), os.getpid(), now_iso(), url)
     except Exception:
         log.exception("node %s: the heartbeat could not be written", node)
 
 
-async def _heartbeat(store: Store, switchboard: Switchboard, node: str, every_s: float) -> None:
+async def _heartbeat(
+    store: Store, switchboard: Switchboard, node: str, every_s: float, url: str | None = None
+) -> None:
     """Tell the other nodes this one is here, how many calls it holds and if it drains."""
     while True:
         await asyncio.sleep(every_s)
-        await _beat(store, switchboard, node, "ready" if switchboard.taking_calls else "draining")
+        state: NodeState = "ready" if switchboard.taking_calls else "draining"
+        await _beat(store, switchboard, node, state, url)
 
 
 async def _sweep(store: Store, every_s: float) -> None:
@@ -278,7 +283,9 @@ async def drain(app: web.Application, deadline_s: float) -> int:
     switchboard = app[switchboard_key]
     switchboard.draining = True
     if node_key in app:  # the other nodes hear of it now, not at the next beat
-        await _beat(app[store_key], switchboard, app[node_key], "draining")
+        await _beat(
+            app[store_key], switchboard, app[node_key], "draining", app[settings_key].node_url
+        )
     return await switchboard.drain(deadline_s)
 
 

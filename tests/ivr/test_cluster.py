@@ -36,6 +36,7 @@ from websockets.sync.client import connect as connect_ws
 from ivr.cluster import Cluster, Plan, check_ports, running, start_node
 from tests.ivr.server.test_drain import connected_call, dial, until
 from tests.ivr.transport.sipedge.test_kamailio import place
+from tests.sipkit import sipp
 from tests.sipkit.conftest import available
 
 TOOLS = ("pg_virtualenv", "haproxy", "kamailio")
@@ -416,3 +417,84 @@ def test_an_agent_on_one_node_answers_a_call_that_came_in_on_the_other(tmp_path:
             found = [w for w in where if w >= 0]
             assert len(found) >= 145, (channel, len(found))
             assert found == list(range(found[0], found[0] + len(found))), channel  # contiguous
+
+
+def test_a_sipp_caller_through_kamailio_reaches_an_agent_signed_in_on_the_other_node(
+    tmp_path: Path,
+) -> None:
+    """SIPp calls the desk line through Kamailio; once the call is placed on a node, the
+    only agent signs in on the other. They hear each other; the recording holds both."""
+    plan = free_plan()
+    with running(plan) as cluster:
+        pgpass = str(cluster.pgpass)
+        agent_login = {"email": "agent@example.com", "password": "correct horse battery staple"}
+        done = subprocess.run(
+            [sys.executable, "-m", "ivr", "users", "add", "--email", agent_login["email"],
+             "--name", "Desk Agent", "--role", "agent", "--team", "desk", "--password-stdin"],
+            input=agent_login["password"] + "\n", env=cluster.node_env(), capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # The menu starts after 7.3 s of prompts; "1" at 8 s; the caller talks 6 s more.
+        sipp_run = subprocess.Popen(
+            sipp.command(
+                sipp.scenario("uac_load"), f"127.0.0.1:{plan.sip_port}", workdir=tmp_path / "sipp",
+                timeout_s=60, service="+15550102",
+                keys={"dtmf": str(sipp.shipped_pcap("dtmf_2833_1")),
+                      "audio": str(sipp.shipped_pcap("g711a"))},
+                variables={"wait_ms": "8000", "after_ms": "500", "talk_ms": "6000"},
+            ),
+            cwd=tmp_path / "sipp", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 5
+            while not (placed := calls_by_node(cluster.dsn, pgpass, "sip")):
+                assert time.monotonic() < deadline, "the SIP call was not placed"
+                time.sleep(0.1)
+            (caller_node,) = placed
+            agent_node = 1 if caller_node == "node2" else 2
+            token = api(plan.node_port(agent_node), "/v1/auth/login", agent_login)["token"]
+            agent_frames = frames_of(3, 150)
+            heard = bytearray()
+            with connect_ws(f"ws://127.0.0.1:{plan.node_port(agent_node)}/v1/agent") as agent:
+                agent.send(json.dumps({"type": "login", "token": token}))
+                until(agent, "logged_in")
+                agent.send(json.dumps({"type": "ready"}))
+                offer = until(agent, "offer", 20)
+                assert offer["recording"] is True
+                agent.send(json.dumps({"type": "answer", "call_id": offer["call_id"]}))
+                assert until(agent, "answered")["call_id"] == offer["call_id"]
+                start = time.monotonic()
+                for i, frame in enumerate(agent_frames):  # 3 s, paced at 20 ms
+                    agent.send(frame)
+                    with contextlib.suppress(TimeoutError):
+                        while isinstance(raw := agent.recv(timeout=0), bytes):
+                            heard += raw
+                    time.sleep(max(0.0, start + (i + 1) * 0.02 - time.monotonic()))
+                ended = until(agent, "hangup", 30)  # SIPp's BYE
+                assert ended["call_id"] == offer["call_id"]
+            out, _ = sipp_run.communicate(timeout=60)
+            assert sipp_run.returncode == sipp.SUCCESS, out[-2000:]
+        finally:
+            if sipp_run.poll() is None:
+                sipp_run.kill()
+                sipp_run.wait()
+
+        # The agent heard SIPp's speech (G.711 over RTP to one node, then the link).
+        speech = np.frombuffer(bytes(heard), dtype="<i2")
+        assert len(speech) >= 8000 * 2
+        assert np.abs(speech).max() > 1000
+        recorded = recordings_of_nodes(cluster.dsn, pgpass)
+        assert list(recorded) == [caller_node]  # the node holding the caller recorded it
+        ((rid, status),) = recorded[caller_node]
+        assert status == "complete"
+        admin = {"email": "admin@example.com", "password": "correct horse battery staple"}
+        add_user(cluster, admin)
+        admin_token = api(plan.node_port(agent_node), "/v1/auth/login", admin)["token"]
+        audio = api_bytes(plan.node_port(agent_node), f"/v1/recordings/{rid}/audio", admin_token)
+        pcm, _ = sf.read(io.BytesIO(audio), dtype="int16")
+        assert np.abs(pcm[:, 0]).max() > 1000  # the caller's speech
+        where = [w for w in received_in_order(agent_frames, pcm[:, 1].astype("<i2").tobytes())
+                 if w >= 0]  # fmt: skip
+        assert len(where) >= 145, len(where)
+        assert where == list(range(where[0], where[0] + len(where)))  # every frame, contiguous
