@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as connect_ws
 
 from ivr.cluster import Cluster, Plan, check_ports, running, start_node
+from ivr.store.nodes import NODE_TIMEOUT_S
 from tests.ivr.server.test_drain import connected_call, dial, until
 from tests.ivr.transport.sipedge.test_kamailio import place
 from tests.sipkit import sipp
@@ -417,6 +418,28 @@ def test_an_agent_on_one_node_answers_a_call_that_came_in_on_the_other(tmp_path:
             found = [w for w in where if w >= 0]
             assert len(found) >= 145, (channel, len(found))
             assert found == list(range(found[0], found[0] + len(found))), channel  # contiguous
+
+        # Node 2 counts node 1's agent in its team; once node 1 dies, the agent is gone
+        # from node 2 within the heartbeat timeout (15 s, and one 2 s re-read).
+        def desk_available() -> int:
+            teams = api(plan.node_port(2), "/v1/teams", token=admin_token)["items"]
+            return int(next(t for t in teams if t["id"] == "desk")["available"])
+
+        token = api(plan.node_port(1), "/v1/auth/login", agent_login)["token"]
+        with connect_ws(f"ws://127.0.0.1:{plan.node_port(1)}/v1/agent") as agent:
+            agent.send(json.dumps({"type": "login", "token": token}))
+            until(agent, "logged_in")
+            agent.send(json.dumps({"type": "ready"}))
+            deadline = time.monotonic() + 5
+            while desk_available() != 1:
+                assert time.monotonic() < deadline, "node 2 never saw the agent"
+                time.sleep(0.1)
+            (node1,) = [p for p in cluster.parts if p.name == "node1"]
+            os.killpg(node1.proc.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            while desk_available() != 0:
+                assert time.monotonic() - killed < NODE_TIMEOUT_S + 4, "the agent stayed"
+                time.sleep(0.2)
 
 
 def test_a_sipp_caller_through_kamailio_reaches_an_agent_signed_in_on_the_other_node(
