@@ -57,3 +57,29 @@ def run(main: Coroutine[Any, Any, T], choice: LoopChoice = "auto") -> T:
     """``asyncio.run(main)`` on the loop ``choice`` names (by default the fastest installed)."""
     with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
         return runner.run(main)
+
+
+def cancelling() -> bool:
+    """Whether the running task has been asked to stop (``Task.cancel``).
+
+    A loop that catches ``Exception`` to keep going after a failure must ask
+    this before going on: a driver may turn the ``CancelledError`` of a query
+    cancelled mid-flight into an error of its own (psycopg raises
+    ``QueryCanceled`` after cancelling the query on the server), and the task,
+    cancelled but unaware, would then sleep on, and whoever awaits it (a
+    server stopping) would wait for ever.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def sleep_or_stop(seconds: float) -> None:
+    """``asyncio.sleep``, unless the running task was asked to stop: then CancelledError.
+
+    For the loops of background tasks: a cancellation that a library swallowed
+    (it cleaned up and returned as if nothing happened) still ends the loop at
+    its next sleep, instead of leaving the task asleep and its stopper waiting.
+    """
+    if cancelling():
+        raise asyncio.CancelledError
+    await asyncio.sleep(seconds)

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from ivr import eventloop
 from ivr.call.recorder import FinishedRecording, Recording
 from ivr.errors import StorageUnavailable
 from ivr.stamp import now_iso
@@ -203,6 +204,8 @@ class Journal:
                 await op()
                 return
             except StorageUnavailable:
+                if eventloop.cancelling():
+                    raise asyncio.CancelledError from None
                 # Logged once by the store's health; kept here, in order, until
                 # the disk is back.
                 await asyncio.sleep(delay)

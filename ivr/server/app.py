@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ivr import api, privacy
+from ivr import api, eventloop, privacy
 from ivr.access.audit import AuditLog
 from ivr.access.auth import Authenticator, LoginLimiter
 from ivr.call.clock import MediaClock
@@ -233,6 +233,8 @@ async def _beat(
             # Forgotten by an operator while running: register again.
             await store.nodes.register(node, socket.gethostname(), os.getpid(), now_iso(), url)
     except Exception:
+        if eventloop.cancelling():
+            raise asyncio.CancelledError from None
         log.exception("node %s: the heartbeat could not be written", node)
 
 
@@ -241,7 +243,7 @@ async def _heartbeat(
 ) -> None:
     """Tell the other nodes this one is here, how many calls it holds and if it drains."""
     while True:
-        await asyncio.sleep(every_s)
+        await eventloop.sleep_or_stop(every_s)
         state: NodeState = "ready" if switchboard.taking_calls else "draining"
         await _beat(store, switchboard, node, state, url)
 
@@ -252,8 +254,10 @@ async def _sweep(store: Store, every_s: float) -> None:
         try:
             await privacy.purge_expired(store, datetime.now(UTC))
         except Exception:
+            if eventloop.cancelling():
+                raise asyncio.CancelledError from None  # stopping: not a failure to retry
             log.exception("the retention sweep failed; it runs again later")
-        await asyncio.sleep(every_s)
+        await eventloop.sleep_or_stop(every_s)
 
 
 async def _on_shutdown(app: web.Application) -> None:

@@ -36,6 +36,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
 
+from ivr import eventloop
 from ivr.config import NumberConfig
 from ivr.errors import NotFound
 from ivr.speech.redaction import redact
@@ -199,13 +200,17 @@ class TranscriptionWorker:
         if resumed or found:
             log.info("transcription: %d job(s) resumed, %d queued", resumed, found)
         while True:
+            if eventloop.cancelling():
+                raise asyncio.CancelledError
             await self._slots.acquire()
             try:
                 job = await self.store.claim_transcription()
             except Exception:
                 self._slots.release()
+                if eventloop.cancelling():
+                    raise asyncio.CancelledError from None
                 log.exception("transcription: the queue could not be read; trying again")
-                await asyncio.sleep(self.poll_s)
+                await eventloop.sleep_or_stop(self.poll_s)
                 continue
             if job is None:
                 self._slots.release()

@@ -33,6 +33,7 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from ivr import eventloop
 from ivr.access.nodekey import check, node_key, sign
 from ivr.call.leg import Leg
 from ivr.call.remote import RemoteCall, RemoteSeat
@@ -165,8 +166,10 @@ class Peers:
                     await self.store.notify(CHANNEL)
                     published, last = view, time.monotonic()
                 except IvrError as exc:
+                    if eventloop.cancelling():
+                        raise asyncio.CancelledError from None
                     log.warning("node %s: agents' presence not published: %s", self.node_id, exc)
-            await asyncio.sleep(PUBLISH_S)
+            await eventloop.sleep_or_stop(PUBLISH_S)
 
     # -- mirroring the other nodes' agents ---------------------------------------------
 
@@ -180,17 +183,23 @@ class Peers:
                 async for _ in wakes:
                     self._wake.set()
             except IvrError as exc:
+                if eventloop.cancelling():
+                    raise asyncio.CancelledError from None
                 log.warning("node %s: presence wake-ups lost (%s); re-listening", self.node_id,
                             exc)  # fmt: skip
-            await asyncio.sleep(1.0)
+            await eventloop.sleep_or_stop(1.0)
 
     async def _mirroring(self) -> None:
         while True:
             try:
                 await self.mirror()
             except IvrError as exc:
+                if eventloop.cancelling():
+                    raise asyncio.CancelledError from None
                 log.warning("node %s: the other nodes' agents not read: %s", self.node_id, exc)
             self._wake.clear()
+            if eventloop.cancelling():
+                raise asyncio.CancelledError
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), MIRROR_S)
 

@@ -40,3 +40,31 @@ def test_a_loop_can_be_chosen(choice: loop.LoopChoice, module: str) -> None:
         assert type(made).__module__.startswith(module)
     finally:
         made.close()
+
+
+async def test_a_loop_whose_cancellation_a_library_swallowed_still_stops_at_its_next_sleep() -> (
+    None
+):
+    """As psycopg may do with a query cancelled mid-flight: the task was cancelled, the
+    CancelledError never reached it, and a plain sleep would then last for ever."""
+    from ivr.eventloop import cancelling, sleep_or_stop
+
+    started = asyncio.Event()
+    seen: list[bool] = []
+
+    async def background() -> None:
+        while True:
+            try:
+                started.set()
+                await asyncio.sleep(3600)  # the "query"
+            except asyncio.CancelledError:
+                pass  # swallowed, as by a driver cleaning up
+            seen.append(cancelling())
+            await sleep_or_stop(3600)
+
+    task = asyncio.create_task(background())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+    assert seen == [True]
