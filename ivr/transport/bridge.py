@@ -44,7 +44,7 @@ from ivr.server.keys import settings_key, switchboard_key
 from ivr.stamp import now_iso
 from ivr.store import PresenceRow, Store
 from ivr.store.nodes import NODE_TIMEOUT_S
-from ivr.transport.ws import MAX_MESSAGE_BYTES, open_socket
+from ivr.transport.ws import MAX_MESSAGE_BYTES, _run_now, open_socket
 from media.errors import BadFrame, UnsupportedCodec
 from media.frame import codec
 
@@ -79,18 +79,6 @@ class ClientTransport:
         if not self.closing:
             self.closing = True
             asyncio.get_running_loop().create_task(self._ws.close(code=code))
-
-
-def _run_now(coro: Any) -> bool:
-    """Step a send coroutine once: it writes before its first wait (as in ivr.transport.ws)."""
-    try:
-        coro.send(None)
-    except StopIteration:
-        return True
-    except (ConnectionError, RuntimeError):
-        return False
-    coro.close()
-    return True
 
 
 class Peers:

@@ -307,14 +307,20 @@ def test_a_node_killed_during_20_calls_takes_only_its_own_and_its_recordings_com
         assert sorted(s for _, s in recorded["node2"]) == ["complete"] * 10  # untouched
 
 
-def add_user(cluster: Cluster, login: dict[str, str]) -> None:
+def add_user(
+    cluster: Cluster, login: dict[str, str], name: str = "Admin", role: str = "admin",
+    *teams: str,
+) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """``ivr users add`` against the cluster's store; its output (it names the new id)."""
+    team_args = [arg for team in teams for arg in ("--team", team)]
     done = subprocess.run(
         [sys.executable, "-m", "ivr", "users", "add", "--email", login["email"],
-         "--name", "Admin", "--role", "admin", "--password-stdin"],
+         "--name", name, "--role", role, *team_args, "--password-stdin"],
         input=login["password"] + "\n", env=cluster.node_env(), capture_output=True,
         text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    return done
 
 
 def frames_of(seed: int, count: int) -> list[bytes]:
@@ -335,13 +341,7 @@ def test_an_agent_on_one_node_answers_a_call_that_came_in_on_the_other(tmp_path:
     plan = free_plan()
     with running(plan) as cluster:
         agent_login = {"email": "agent@example.com", "password": "correct horse battery staple"}
-        done = subprocess.run(
-            [sys.executable, "-m", "ivr", "users", "add", "--email", agent_login["email"],
-             "--name", "Desk Agent", "--role", "agent", "--team", "desk", "--password-stdin"],
-            input=agent_login["password"] + "\n", env=cluster.node_env(), capture_output=True,
-            text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        done = add_user(cluster, agent_login, "Desk Agent", "agent", "desk")
         added = re.search(r"\((u_[0-9a-f]+)\)", done.stdout)
         assert added, done.stdout
         token = api(plan.node_port(1), "/v1/auth/login", agent_login)["token"]
@@ -451,13 +451,7 @@ def test_a_sipp_caller_through_kamailio_reaches_an_agent_signed_in_on_the_other_
     with running(plan) as cluster:
         pgpass = str(cluster.pgpass)
         agent_login = {"email": "agent@example.com", "password": "correct horse battery staple"}
-        done = subprocess.run(
-            [sys.executable, "-m", "ivr", "users", "add", "--email", agent_login["email"],
-             "--name", "Desk Agent", "--role", "agent", "--team", "desk", "--password-stdin"],
-            input=agent_login["password"] + "\n", env=cluster.node_env(), capture_output=True,
-            text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        add_user(cluster, agent_login, "Desk Agent", "agent", "desk")
         # The menu starts after 7.3 s of prompts; "1" at 8 s; the caller talks 6 s more.
         sipp_run = subprocess.Popen(
             sipp.command(
