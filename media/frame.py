@@ -8,7 +8,8 @@ encoded by the call's codec. ``pcm_s16le`` is little-endian signed 16-bit PCM;
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +22,10 @@ FRAMES_PER_SECOND = 1000 // PTIME_MS
 SAMPLE_RATES = (8000, 16000)
 
 Pcm = npt.NDArray[np.int16]
+
+_S16LE = np.dtype("<i2")
+_INT16 = np.dtype(np.int16)
+_NATIVE_LE = sys.byteorder == "little"  # pcm_s16le is then int16 as it lies in memory
 
 
 def samples_per_frame(sample_rate: int) -> int:
@@ -40,14 +45,14 @@ class Codec:
     name: str
     sample_rate: int
 
-    @property
-    def samples_per_frame(self) -> int:
-        return samples_per_frame(self.sample_rate)
+    samples_per_frame: int = field(init=False, repr=False, compare=False)
+    frame_bytes: int = field(init=False, repr=False, compare=False)
+    """Bytes of one 20 ms frame on the wire (asked of every frame: computed once)."""
 
-    @property
-    def frame_bytes(self) -> int:
+    def __post_init__(self) -> None:
         per_sample = 2 if self.name == "pcm_s16le" else 1
-        return self.samples_per_frame * per_sample
+        object.__setattr__(self, "samples_per_frame", samples_per_frame(self.sample_rate))
+        object.__setattr__(self, "frame_bytes", self.samples_per_frame * per_sample)
 
     def decode(self, payload: bytes) -> Pcm:
         """Wire bytes of one frame to PCM; :class:`BadFrame` on a wrong size."""
@@ -57,14 +62,16 @@ class Codec:
                 f"per 20 ms frame, got {len(payload)}"
             )
         if self.name == "pcm_s16le":
-            pcm: Pcm = np.frombuffer(payload, dtype="<i2").astype(np.int16, copy=False)
-            return pcm
+            pcm: Pcm = np.frombuffer(payload, _S16LE)
+            return pcm if _NATIVE_LE else pcm.astype(np.int16)
         codes = np.frombuffer(payload, dtype=np.uint8)
         return g711.ulaw_decode(codes) if self.name == "pcmu" else g711.alaw_decode(codes)
 
     def encode(self, pcm: Pcm) -> bytes:
         """One frame of PCM to wire bytes."""
         if self.name == "pcm_s16le":
+            if _NATIVE_LE and pcm.dtype is _INT16:
+                return pcm.tobytes()
             return bytes(pcm.astype("<i2", copy=False).tobytes())
         codes = g711.ulaw_encode(pcm) if self.name == "pcmu" else g711.alaw_encode(pcm)
         return bytes(codes.tobytes())

@@ -278,7 +278,8 @@ class CallSession:
             rec.add(caller_in, agent_in, inband.mask_from)
             if rec.failed is not None:
                 self.actions.recording_failed(rec)
-        if self.timers and not self.ended:
+        timers = self.timers
+        if timers and not self.ended and min(timers.values()) <= n:  # sorted only when one is due
             for name, due in sorted(self.timers.items(), key=lambda kv: kv[1]):
                 if due <= n and self.timers.get(name) == due and not self.ended:
                     del self.timers[name]

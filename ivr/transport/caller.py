@@ -30,7 +30,7 @@ from ivr.transport.protocol import (
     parse_dial,
     parse_dtmf,
 )
-from ivr.transport.ws import WsTransport, first_message, open_socket
+from ivr.transport.ws import AudioSink, MediaSocket, WsTransport, first_message, open_socket
 from media.errors import BadFrame
 
 log = logging.getLogger("ivr.ws")
@@ -50,6 +50,7 @@ async def call_handler(request: web.Request) -> web.StreamResponse:
         session = await _wait_dial(ws, transport, errors, sb, request.app[store_key])
         if session is None:
             return ws
+        ws.take_audio(_caller_audio(session, limits))
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
                 if not limits.frames.take():
@@ -87,6 +88,7 @@ async def call_handler(request: web.Request) -> web.StreamResponse:
             if session.ended:
                 break
     finally:
+        ws.take_audio(None)
         if session is not None:
             session.caller_hangup()
             await session.wait_finished()
@@ -95,8 +97,29 @@ async def call_handler(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+def _caller_audio(session: CallSession, limits: Limits) -> AudioSink:
+    """The caller's frames straight into its leg, as they are parsed (:class:`MediaSocket`).
+
+    Only a frame the loop below would take without a word: of the codec's
+    size, within the rate limit, while the call is up. Any other goes to the
+    loop, which answers it.
+    """
+    leg = session.caller
+    size = leg.codec.frame_bytes
+    take = limits.frames.take
+    receive = leg.receive_audio
+
+    def sink(payload: bytes) -> bool:
+        if len(payload) != size or session.ended or not take():
+            return False
+        receive(payload)
+        return True
+
+    return sink
+
+
 async def _wait_dial(
-    ws: web.WebSocketResponse,
+    ws: MediaSocket,
     transport: WsTransport,
     errors: ErrorCount,
     sb: Switchboard,

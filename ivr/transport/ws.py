@@ -1,4 +1,4 @@
-"""The WebSocket transport of docs/protocol.md: frames out at once, never awaited.
+"""The WebSocket transport of docs/protocol.md: frames out at once, never awaited; in as parsed.
 
 :class:`WsTransport` is a call leg's :class:`ivr.call.leg.Transport` over an
 aiohttp WebSocket. Sending never awaits: it writes each frame at once, and
@@ -7,6 +7,16 @@ unsent), so one slow client cannot stall the media clock. A close for a
 broken rule (1008) waits only ``POLICY_CLOSE_WAIT_S`` for the client's close
 frame. :func:`open_socket` prepares a connection as both endpoints want it,
 and :func:`first_message` reads up to the first valid ``dial`` or ``login``.
+
+Inbound audio does not wake the connection's handler: a :class:`MediaSocket`
+hands each binary frame to its leg as aiohttp's parser produces it, inside
+the protocol's ``data_received`` (:meth:`MediaSocket.take_audio`), so a
+frame costs no future, no task step and no message object queued. Whatever
+the sink declines (a frame of the wrong size, one over the rate limit, a
+frame behind a queued text message) goes through aiohttp's queue to the
+handler as before, which answers it as the protocol says. The heartbeat
+keeps aiohttp's timing (a ping 30 s after the last data, the close 15 s
+after an unanswered ping) without a callback per received chunk.
 
 The endpoints are :mod:`ivr.transport.caller` (``/v1/call``) and
 :mod:`ivr.transport.agent` (``/v1/agent``); what one connection may send is
@@ -18,10 +28,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiohttp import WSMsgType, web
+from aiohttp._websocket.models import WSMessageTextBytes
+from aiohttp._websocket.reader import WebSocketDataQueue
+from aiohttp.helpers import DEFAULT_CHUNK_SIZE
+from aiohttp.http_websocket import WebSocketReader, WebSocketWriter, WSMessage
 
 from ivr.transport.limits import FIRST_MESSAGE_TIMEOUT_S, ErrorCount
 from ivr.transport.protocol import ProtocolError, parse
@@ -33,6 +48,8 @@ MAX_MESSAGE_BYTES = 1 << 16
 MAX_WRITE_BUFFER = 64 * 1024
 # How long a client closed for breaking a rule has to answer our close frame.
 POLICY_CLOSE_WAIT_S = 1.0
+# A ping this long after the last data received; closed if nothing comes for half as long again.
+HEARTBEAT_S = 30.0
 
 
 _HEADERS: dict[int, bytes] = {}
@@ -69,10 +86,98 @@ def _run_now(coro: Coroutine[Any, Any, None]) -> bool:
     return True
 
 
+AudioSink = Callable[[bytes], bool]
+"""Takes one inbound binary frame; False hands it to the handler instead."""
+
+
+class AudioQueue(WebSocketDataQueue):
+    """aiohttp's queue of a connection's messages, with binary frames offered to a sink first.
+
+    A frame goes to the sink only when nothing is queued before it, so the
+    handler sees messages and declined frames in the order they came.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sink: AudioSink | None = None
+        self.taken = 0
+        """Frames the sink took (a test's and a benchmark's figure)."""
+
+    def feed_data(self, data: WSMessage | WSMessageTextBytes, size: int) -> None:
+        sink = self.sink
+        if sink is not None and data[0] is WSMsgType.BINARY and not self._buffer and sink(data[1]):
+            self.taken += 1
+            return
+        super().feed_data(data, size)
+
+
+class MediaSocket(web.WebSocketResponse):
+    """A WebSocket response whose audio can skip the handler (:meth:`take_audio`).
+
+    Two things differ from aiohttp's response, both below its public API (and
+    so checked by this module's tests on the aiohttp installed): the message
+    queue is an :class:`AudioQueue`, and received data only notes the time,
+    where aiohttp schedules a heartbeat reset per chunk; the heartbeat, when
+    it falls due, moves itself to 30 s after the last data, and an unanswered
+    ping counts as answered if anything came after it.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.audio: AudioQueue | None = None
+        self._rx_at = 0.0
+        self._ping_at = 0.0
+        self._time: Callable[[], float] = time.monotonic
+
+    def take_audio(self, sink: AudioSink | None) -> None:
+        """Offer every binary frame to ``sink`` as it is parsed (None: back to the handler)."""
+        if self.audio is not None:
+            self.audio.sink = sink
+
+    def _post_start(
+        self, request: web.BaseRequest, protocol: str | None, writer: WebSocketWriter
+    ) -> None:
+        # aiohttp 3.14's _post_start, with an AudioQueue for its WebSocketDataQueue.
+        self._ws_protocol = protocol
+        self._writer = writer
+        loop = self._loop
+        assert loop is not None
+        self._time = loop.time
+        self._rx_at = loop.time()
+        self._reset_heartbeat()
+        self.audio = AudioQueue(request._protocol, DEFAULT_CHUNK_SIZE, loop=loop)
+        self._reader = self.audio
+        self._parser = WebSocketReader(
+            self._reader,
+            self._max_msg_size,
+            compress=bool(self._compress),
+            decode_text=self._decode_text,
+        )
+        cb = None if self._heartbeat is None else self._on_data_received
+        request.protocol.set_parser(self._parser, data_received_cb=cb)
+        request.protocol.keep_alive(False)
+
+    def _on_data_received(self) -> None:
+        self._rx_at = self._time()
+
+    def _send_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat_when = max(self._heartbeat_when, self._rx_at + self._heartbeat)
+        self._ping_at = self._time()
+        super()._send_heartbeat()
+
+    def _pong_not_received(self) -> None:
+        if self._rx_at > self._ping_at:  # something came after the ping: the peer is there
+            self._pong_response_cb = None
+            self._reset_heartbeat()
+            return
+        super()._pong_not_received()
+
+
 class WsTransport:
     """A leg's :class:`ivr.call.leg.Transport` over an aiohttp WebSocket."""
 
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+    def __init__(self, ws: MediaSocket, request: web.Request) -> None:
         self._ws = ws
         self._transport = request.transport
         self.closing = False
@@ -118,9 +223,9 @@ class WsTransport:
             await asyncio.wait_for(self._ws.close(code=code), wait)
 
 
-async def open_socket(request: web.Request) -> tuple[web.WebSocketResponse, WsTransport]:
-    """Upgrade ``request``: no compression, 64 KiB messages, a ping every 30 s."""
-    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=30)
+async def open_socket(request: web.Request) -> tuple[MediaSocket, WsTransport]:
+    """Upgrade ``request``: no compression, 64 KiB messages, a ping 30 s after the last data."""
+    ws = MediaSocket(compress=False, max_msg_size=MAX_MESSAGE_BYTES, heartbeat=HEARTBEAT_S)
     await ws.prepare(request)
     return ws, WsTransport(ws, request)
 

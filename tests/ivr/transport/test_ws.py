@@ -11,6 +11,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
+from ivr.transport import ws as ws_module
 from ivr.transport.ws import _binary_header, open_socket
 from tests.conftest import AppServer
 
@@ -118,3 +119,87 @@ async def test_nothing_is_written_once_closing(code: int) -> None:
         assert WSMsgType.BINARY not in kinds
         assert ws.close_code == code
     assert states == [False]
+
+
+async def test_audio_is_taken_as_parsed_while_the_handler_waits_elsewhere() -> None:
+    """Frames reach the sink without the handler reading; behind a queued text, order is kept."""
+    taken: list[bytes] = []
+    results: dict[str, Any] = {}
+    first_batch = asyncio.Event()
+    go_on = asyncio.Event()
+
+    def sink(payload: bytes) -> bool:
+        if len(payload) != 320:  # declined: the handler gets it from the queue
+            return False
+        taken.append(payload)
+        if len(taken) == 50:
+            first_batch.set()
+        return True
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws, _transport = await open_socket(request)
+        ws.take_audio(sink)
+        await go_on.wait()  # not reading: only the sink can see the frames
+        results["taken_while_waiting"] = len(taken)
+        got: list[Any] = []
+        async for msg in ws:
+            got.append(msg.data)
+            if len(got) == 3:
+                break
+        results["queued"] = got
+        assert ws.audio is not None
+        results["counted"] = ws.audio.taken
+        await ws.close()
+        return ws
+
+    async with serving(handler) as client:
+        ws = await client.ws_connect("/ws")
+        frames = [bytes([i]) * 320 for i in range(50)]
+        for frame in frames:
+            await ws.send_bytes(frame)
+        await asyncio.wait_for(first_batch.wait(), 10)
+        await ws.send_bytes(b"\x07" * 100)  # the wrong size: declined, queued
+        await ws.send_str("after")  # queued behind it
+        await ws.send_bytes(b"\x09" * 320)  # behind a queued message: queued, not taken
+        await asyncio.sleep(0.2)
+        go_on.set()
+        async for _ in ws:
+            pass
+    assert results["taken_while_waiting"] == 50
+    assert taken == frames
+    assert results["queued"] == [b"\x07" * 100, "after", b"\x09" * 320]
+    assert results["counted"] == 50
+
+
+async def _dropped(heartbeat: float, client_pongs: bool, client_talks: bool) -> bool:
+    """Whether a MediaSocket with ``heartbeat`` drops a client within four heartbeats."""
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = ws_module.MediaSocket(heartbeat=heartbeat)
+        await ws.prepare(request)
+        async for _ in ws:
+            pass
+        return ws
+
+    ended = (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR)
+    async with serving(handler) as client:
+        ws = await client.ws_connect("/ws", autoping=client_pongs)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + heartbeat * 4
+        while loop.time() < deadline:
+            if client_talks:
+                await ws.send_bytes(b"\x00" * 320)
+            with contextlib.suppress(TimeoutError):
+                if (await ws.receive(timeout=0.05)).type in ended:
+                    return True
+        await ws.close()
+    return False
+
+
+async def test_heartbeat_drops_a_silent_client_that_does_not_answer_pings() -> None:
+    assert await _dropped(0.3, client_pongs=False, client_talks=False)
+
+
+async def test_heartbeat_keeps_a_client_that_answers_pings_or_keeps_talking() -> None:
+    assert not await _dropped(0.3, client_pongs=True, client_talks=False)
+    assert not await _dropped(0.3, client_pongs=False, client_talks=True)
