@@ -15,6 +15,7 @@ live seats. An expired session is ended when an offer would go to it.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -76,6 +77,11 @@ class Switchboard:
         self.seats: dict[str, Seat] = {}
         self._queues: dict[str, deque[CallSession]] = {t: deque() for t in self.teams}
         self._idle_seq = 0
+        # Each team's ready seats, longest idle first (ours before other nodes'): a
+        # heap of (remote, idle_since, seat id), pushed whenever a seat becomes
+        # ready; entries that no longer hold (the seat left, was offered a call,
+        # went not ready, left the team) are dropped as they reach the top.
+        self._ready: dict[str, list[tuple[bool, int, str]]] = {}
         self.shutting_down = False
         self.draining = False  # SIGTERM: no new calls, the live ones finish (drain())
         # Told each finished recording's id once its row is saved (the server
@@ -141,6 +147,7 @@ class Switchboard:
             self._idle_seq += 1
             seat.idle_since = self._idle_seq
             seat.state = "ready"
+            self._offerable(seat)
 
     def add_person(
         self, user: Person, leg: Leg, *, token_hash: str, expires_at: datetime | None = None
@@ -227,9 +234,15 @@ class Switchboard:
             if call is not None and not call.bridged and call.team not in seat.teams:
                 seat.withdraw()
                 call.agent_declined(seat)
-            elif seat.state == "ready":
-                self._dispatch_teams(seat.teams)
+            else:
+                self.teams_changed(seat)
         return len(seats)
+
+    def teams_changed(self, seat: Seat) -> None:
+        """``seat.teams`` changed: a ready seat is offered its new teams' calls."""
+        if seat.state == "ready":
+            self._offerable(seat)
+            self._dispatch_teams(seat.teams)
 
     def set_ready(self, seat: Seat, ready: bool) -> None:
         seat.wants_ready = ready
@@ -239,6 +252,7 @@ class Switchboard:
             self._idle_seq += 1
             seat.idle_since = self._idle_seq
             seat.state = "ready"
+            self._offerable(seat)
             self._dispatch_teams(seat.teams)
         elif not ready:
             seat.state = "not_ready"
@@ -260,6 +274,7 @@ class Switchboard:
         seat.idle_since = self._idle_seq
         seat.state = "ready" if seat.wants_ready else "not_ready"
         if seat.state == "ready":
+            self._offerable(seat)
             self._dispatch_teams(seat.teams)
 
     # -- queues ----------------------------------------------------------------
@@ -284,29 +299,67 @@ class Switchboard:
         for team in teams:
             self._dispatch(team)
 
+    def _offerable(self, seat: Seat) -> None:
+        """``seat`` is ready now, with its ``idle_since`` and teams: file it in each team."""
+        entry = (isinstance(seat, RemoteSeat), seat.idle_since, seat.id)
+        for team in seat.teams:
+            heap = self._ready.setdefault(team, [])
+            heapq.heappush(heap, entry)
+            if len(heap) > 2 * len(self.seats) + 64:  # mostly stale: keep what holds
+                heap[:] = [e for e in heap if self._holds(e, team)]
+                heapq.heapify(heap)
+
+    def _holds(self, entry: tuple[bool, int, str], team: str) -> bool:
+        seat = self.seats.get(entry[2])
+        return (
+            seat is not None
+            and seat.state == "ready"
+            and seat.idle_since == entry[1]
+            and team in seat.teams
+        )
+
     def _dispatch(self, team: str) -> None:
         queue = self._queues.get(team)
-        now: datetime | None = None
         while queue:
             call = queue[0]
-            candidates = [
-                s
-                for s in self.seats.values()
-                if s.state == "ready" and team in s.teams and s.id not in call.declined
-            ]
-            people = [s for s in candidates if isinstance(s, PersonSeat)]
-            if any(s.expires_at is not None for s in people):
-                now = now or datetime.now(UTC)
-                expired = [s for s in people if s.expired(now)]
-                for gone in expired:  # ready seats: ending them moves no call
-                    self._end_seat(gone, "the session has expired; sign in again")
-                candidates = [s for s in candidates if s not in expired]
-            if not candidates:
+            seat = self._next_seat(team, call)
+            if seat is None:
                 return
-            # The agents of this node first (no media between nodes), then those of others.
-            seat = min(candidates, key=lambda s: (isinstance(s, RemoteSeat), s.idle_since))
             queue.popleft()
             call.offered(seat)
+
+    def _next_seat(self, team: str, call: CallSession) -> Seat | None:
+        """The ready seat of ``team`` idle longest, ours first, that ``call`` has not declined.
+
+        A person whose session has expired is signed out when the call would
+        go to them, and the next seat is taken.
+        """
+        heap = self._ready.get(team)
+        if not heap:
+            return None
+        declined: list[tuple[bool, int, str]] = []
+        found: Seat | None = None
+        now: datetime | None = None
+        while heap:
+            entry = heap[0]
+            if not self._holds(entry, team):
+                heapq.heappop(heap)
+                continue
+            seat = self.seats[entry[2]]
+            if seat.id in call.declined:
+                declined.append(heapq.heappop(heap))
+                continue
+            if isinstance(seat, PersonSeat) and seat.expires_at is not None:
+                now = now or datetime.now(UTC)
+                if seat.expired(now):  # a ready seat: ending it moves no call
+                    heapq.heappop(heap)
+                    self._end_seat(seat, "the session has expired; sign in again")
+                    continue
+            found = seat
+            break
+        for entry in declined:
+            heapq.heappush(heap, entry)
+        return found
 
     def waiting(self, team: str) -> int:
         return len(self._queues.get(team, ()))

@@ -211,7 +211,10 @@ class Peers:
                 continue
             if not isinstance(seat, RemoteSeat):
                 continue
+            moved = seat.teams != row.teams
             seat.name, seat.teams, seat.url = row.name, row.teams, urls[row.node_id]
+            if moved:
+                self.sb.teams_changed(seat)
             fresh = seat.seen != row.updated_at
             seat.seen = row.updated_at
             if row.state == "ready" and (fresh or seat.wants_ready):

@@ -211,3 +211,37 @@ async def test_an_expired_session_is_ended_instead_of_offered(board: Switchboard
     assert messages[-1]["code"] == "unauthorized"
     assert "expired" in messages[-1]["message"]
     assert stale.leg.transport.closed_with == 1008  # type: ignore[union-attr]
+
+
+async def test_a_ready_seat_that_joins_the_team_is_offered_its_waiting_call(
+    board: Switchboard,
+) -> None:
+    user = User("u_late", "late@example.com", "late", "agent", ("support",))
+    seat = board.add_person(user, Leg(codec("pcm_s16le", 8000), FakeTransport()), token_hash="late")
+    board.set_ready(seat, True)
+    call = await ringing(board)
+    assert call.seat is None
+    assert board.waiting("desk") == 1
+    board.update_seats(User("u_late", "late@example.com", "late", "agent", ("support", "desk")))
+    assert offered_to(seat) is call
+
+
+async def test_a_seat_that_left_the_team_is_not_offered_its_calls(board: Switchboard) -> None:
+    a, b = person(board, "a"), person(board, "b")
+    board.update_seats(User("u_a", "a@example.com", "a", "agent", ("support",)))
+    call = await ringing(board)
+    assert offered_to(a) is None
+    assert offered_to(b) is call
+
+
+async def test_ready_and_not_ready_over_and_over_keeps_the_choice_and_its_memory_small(
+    board: Switchboard,
+) -> None:
+    a, b = person(board, "a"), person(board, "b")
+    for _ in range(1000):
+        board.set_ready(a, False)
+        board.set_ready(a, True)  # idle since now: behind b
+    assert len(board._ready["desk"]) <= 2 * len(board.seats) + 64 + 1
+    call = await ringing(board)
+    assert offered_to(b) is call
+    assert offered_to(a) is None
