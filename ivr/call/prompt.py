@@ -32,6 +32,7 @@ class Prompt:
     pcm: dict[int, Pcm]
     sha256: dict[int, str]
     _wire: dict[Codec, list[bytes]] = field(default_factory=dict)
+    _frames: dict[int, list[Pcm]] = field(default_factory=dict)
 
     def frame_count(self, sample_rate: int) -> int:
         return len(self.pcm[sample_rate]) // samples_per_frame(sample_rate)
@@ -42,6 +43,14 @@ class Prompt:
     def pcm_frame(self, sample_rate: int, index: int) -> Pcm:
         n = samples_per_frame(sample_rate)
         return self.pcm[sample_rate][index * n : (index + 1) * n]
+
+    def pcm_frames(self, sample_rate: int) -> list[Pcm]:
+        """The prompt as 20 ms frames of PCM at ``sample_rate`` (views, listed once)."""
+        frames = self._frames.get(sample_rate)
+        if frames is None:
+            frames = [self.pcm_frame(sample_rate, i) for i in range(self.frame_count(sample_rate))]
+            self._frames[sample_rate] = frames
+        return frames
 
     def wire_frames(self, codec: Codec) -> list[bytes]:
         """The prompt as encoded 20 ms frames for ``codec`` (built once)."""

@@ -129,19 +129,19 @@ class BotSeat(Seat):
         self.answer_delay_s = answer_delay_s
         self.max_call_s = max_call_s
         self._frame = 0
-        self._rate = 8000
+        self._frames: list[Pcm] = []
 
     def connect(self, call: OfferedCall) -> None:
         super().connect(call)
         self._frame = 0
-        self._rate = call.sample_rate
+        self._frames = self.greeting.pcm_frames(call.sample_rate)
 
     def speak(self) -> Pcm | None:
-        if self._frame >= self.greeting.frame_count(self._rate):
+        i = self._frame
+        if i >= len(self._frames):
             return None
-        pcm = self.greeting.pcm_frame(self._rate, self._frame)
-        self._frame += 1
-        return pcm
+        self._frame = i + 1
+        return self._frames[i]
 
 
 class PersonSeat(Seat):
