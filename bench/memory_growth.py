@@ -11,6 +11,11 @@ bounded. Tracing slows the server several times over: run few calls at a
 time (the default is 5 batches of 300 at 20 a second).
 
     python bench/memory_growth.py [--calls 300] [--batches 5] [--top 12] [--frames 6]
+    python bench/memory_growth.py --no-trace [--calls 300] [--batches 6]
+
+``--no-trace`` runs the server as ``ivr serve`` runs, untraced and at full
+speed, and prints only its RSS after each batch: where a fresh server's
+memory goes up, and whether it then stays flat.
 
 Nothing is written outside a temporary folder.
 """
@@ -40,6 +45,7 @@ from capacity import (  # noqa: E402
     free_port,
     scenario,
     start_runner,
+    start_server,
     stop,
     wait_listening,
 )
@@ -136,6 +142,12 @@ def main() -> int:
         default=True,
         help="run a full collection before each snapshot, and say what it freed",
     )
+    p.add_argument(
+        "--trace",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="trace allocations (--no-trace: the RSS after each batch only, at full speed)",
+    )
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--snapshots", type=Path, help=argparse.SUPPRESS)
     p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
@@ -145,6 +157,8 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="ivr-memory-"))
     try:
         config = bench_config(folder)
+        if not args.trace:
+            return untraced(args, config, folder)
         snapshots = folder / "snapshots"
         snapshots.mkdir()
         proc, url = start(config, folder, args.frames, snapshots, args.collect)
@@ -152,20 +166,15 @@ def main() -> int:
             taken = [snapshot(proc, snapshots, 1)]
             rss = [rss_kib(proc.pid)]
             print(f"fresh server: RSS {rss[0] / 1024:.1f} MiB, traced {traced(taken[0]):.1f} MiB")
-            for batch in range(1, args.batches + 1):
-                spec = scenario(
-                    f"memory-{batch}", args.calls, 100, args.rate, 3.0, MIXES["halfrec"]
-                )
-                runner, report = start_runner(spec, url, folder, "0-1")
-                runner.wait(timeout=args.calls / args.rate + 300)
-                failed = json.loads(report.read_text())["counts"]["calls_failed"]
+            for index in range(1, args.batches + 1):
+                failed = batch(url, folder, index, args)
                 rss.append(rss_kib(proc.pid))  # before the snapshot's collection
                 print(
-                    f"after {batch * args.calls:>5} calls: RSS {rss[-1] / 1024:.1f} MiB "
+                    f"after {index * args.calls:>5} calls: RSS {rss[-1] / 1024:.1f} MiB "
                     f"(+{(rss[-1] - rss[0]) / 1024:.1f}), {failed} failed in the batch",
                     flush=True,
                 )
-                taken.append(snapshot(proc, snapshots, batch + 1))
+                taken.append(snapshot(proc, snapshots, index + 1))
                 print(f"  traced after the collection {traced(taken[-1]):.1f} MiB", flush=True)
         finally:
             stop(proc)
@@ -189,6 +198,36 @@ def main() -> int:
         return 0
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def batch(url: str, folder: Path, index: int, args: argparse.Namespace) -> int:
+    """One batch of short calls, half recorded; how many failed."""
+    spec = scenario(f"memory-{index}", args.calls, 100, args.rate, 3.0, MIXES["halfrec"])
+    runner, report = start_runner(spec, url, folder, "0-1")
+    runner.wait(timeout=args.calls / args.rate + 300)
+    failed: int = json.loads(report.read_text())["counts"]["calls_failed"]
+    return failed
+
+
+def untraced(args: argparse.Namespace, config: Path, folder: Path) -> int:
+    """``--no-trace``: the RSS of a plain ``ivr serve`` after each batch."""
+    proc, url = start_server("halfrec", config, folder, "0-1")
+    try:
+        rss = [rss_kib(proc.pid)]
+        print(f"fresh server: RSS {rss[0] / 1024:.1f} MiB", flush=True)
+        for index in range(1, args.batches + 1):
+            failed = batch(url, folder, index, args)
+            rss.append(rss_kib(proc.pid))
+            print(
+                f"after {index * args.calls:>5} calls: RSS {rss[-1] / 1024:.1f} MiB "
+                f"(+{(rss[-1] - rss[0]) / 1024:.1f} since fresh, "
+                f"{(rss[-1] / rss[1] - 1) * 100:+.1f}% since the first batch), "
+                f"{failed} failed in the batch",
+                flush=True,
+            )
+    finally:
+        stop(proc)
+    return 0
 
 
 def traced(snap: tracemalloc.Snapshot) -> float:
