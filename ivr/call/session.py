@@ -280,7 +280,7 @@ class CallSession:
                 self.actions.recording_failed(rec)
         timers = self.timers
         if timers and not self.ended and min(timers.values()) <= n:  # sorted only when one is due
-            for name, due in sorted(self.timers.items(), key=lambda kv: kv[1]):
+            for name, due in sorted(timers.items(), key=lambda kv: kv[1]):
                 if due <= n and self.timers.get(name) == due and not self.ended:
                     del self.timers[name]
                     self._timer_fired(name)

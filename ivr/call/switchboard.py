@@ -306,17 +306,15 @@ class Switchboard:
             heap = self._ready.setdefault(team, [])
             heapq.heappush(heap, entry)
             if len(heap) > 2 * len(self.seats) + 64:  # mostly stale: keep what holds
-                heap[:] = [e for e in heap if self._holds(e, team)]
+                heap[:] = [e for e in heap if self._ready_seat(e, team) is not None]
                 heapq.heapify(heap)
 
-    def _holds(self, entry: tuple[bool, int, str], team: str) -> bool:
+    def _ready_seat(self, entry: tuple[bool, int, str], team: str) -> Seat | None:
+        """The entry's seat if the entry still holds: ready since then, in ``team``."""
         seat = self.seats.get(entry[2])
-        return (
-            seat is not None
-            and seat.state == "ready"
-            and seat.idle_since == entry[1]
-            and team in seat.teams
-        )
+        if seat is None or seat.state != "ready" or seat.idle_since != entry[1]:
+            return None
+        return seat if team in seat.teams else None
 
     def _dispatch(self, team: str) -> None:
         queue = self._queues.get(team)
@@ -341,11 +339,10 @@ class Switchboard:
         found: Seat | None = None
         now: datetime | None = None
         while heap:
-            entry = heap[0]
-            if not self._holds(entry, team):
+            seat = self._ready_seat(heap[0], team)
+            if seat is None:
                 heapq.heappop(heap)
                 continue
-            seat = self.seats[entry[2]]
             if seat.id in call.declined:
                 declined.append(heapq.heappop(heap))
                 continue

@@ -30,7 +30,7 @@ from ivr.transport.protocol import (
     parse_dtmf,
     parse_login,
 )
-from ivr.transport.ws import AudioSink, WsTransport, first_message, open_socket
+from ivr.transport.ws import WsTransport, first_message, leg_sink, open_socket
 from media.errors import BadFrame
 
 log = logging.getLogger("ivr.ws")
@@ -78,7 +78,12 @@ async def agent_handler(request: web.Request) -> web.StreamResponse:
                 {"type": "logged_in", "agent": seat.name, "teams": list(seat.teams)}
             )
             log.info("agent %s signed in", seat.user_id)
-        ws.take_audio(_agent_audio(seat, limits))
+        agent = seat  # signed in: its frames go to its leg while it is bridged
+        ws.take_audio(
+            leg_sink(
+                agent.leg, limits.frames, lambda: agent.call is not None and agent.call.bridged
+            )
+        )
         async for msg in ws:
             if not (limits.frames if msg.type == WSMsgType.BINARY else limits.messages).take():
                 _agent_over_limit(sb, transport, msg.type == WSMsgType.BINARY)
@@ -121,27 +126,6 @@ async def agent_handler(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close(code=transport.close_code or 1000)
     return ws
-
-
-def _agent_audio(seat: PersonSeat, limits: Limits) -> AudioSink:
-    """The agent's frames straight into the seat's leg while bridged (:class:`MediaSocket`).
-
-    As :func:`ivr.transport.caller._caller_audio`: only what the loop above
-    would take without a word; any other frame goes to it.
-    """
-    leg = seat.leg
-    size = leg.codec.frame_bytes
-    take = limits.frames.take
-    receive = leg.receive_audio
-
-    def sink(payload: bytes) -> bool:
-        call = seat.call
-        if len(payload) != size or call is None or not call.bridged or not take():
-            return False
-        receive(payload)
-        return True
-
-    return sink
 
 
 def _agent_over_limit(sb: Switchboard, transport: WsTransport, audio: bool) -> None:

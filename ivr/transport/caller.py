@@ -30,7 +30,7 @@ from ivr.transport.protocol import (
     parse_dial,
     parse_dtmf,
 )
-from ivr.transport.ws import AudioSink, MediaSocket, WsTransport, first_message, open_socket
+from ivr.transport.ws import MediaSocket, WsTransport, first_message, leg_sink, open_socket
 from media.errors import BadFrame
 
 log = logging.getLogger("ivr.ws")
@@ -50,7 +50,8 @@ async def call_handler(request: web.Request) -> web.StreamResponse:
         session = await _wait_dial(ws, transport, errors, sb, request.app[store_key])
         if session is None:
             return ws
-        ws.take_audio(_caller_audio(session, limits))
+        call = session  # placed: the sink takes audio while the call is up
+        ws.take_audio(leg_sink(call.caller, limits.frames, lambda: not call.ended))
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
                 if not limits.frames.take():
@@ -95,27 +96,6 @@ async def call_handler(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close(code=transport.close_code or 1000)
     return ws
-
-
-def _caller_audio(session: CallSession, limits: Limits) -> AudioSink:
-    """The caller's frames straight into its leg, as they are parsed (:class:`MediaSocket`).
-
-    Only a frame the loop below would take without a word: of the codec's
-    size, within the rate limit, while the call is up. Any other goes to the
-    loop, which answers it.
-    """
-    leg = session.caller
-    size = leg.codec.frame_bytes
-    take = limits.frames.take
-    receive = leg.receive_audio
-
-    def sink(payload: bytes) -> bool:
-        if len(payload) != size or session.ended or not take():
-            return False
-        receive(payload)
-        return True
-
-    return sink
 
 
 async def _wait_dial(

@@ -38,8 +38,10 @@ from aiohttp._websocket.reader import WebSocketDataQueue
 from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 from aiohttp.http_websocket import WebSocketReader, WebSocketWriter, WSMessage
 
+from ivr.call.leg import Leg
 from ivr.transport.limits import FIRST_MESSAGE_TIMEOUT_S, ErrorCount
 from ivr.transport.protocol import ProtocolError, parse
+from ivr.transport.rate import TokenBucket
 
 T = TypeVar("T")
 
@@ -88,6 +90,27 @@ def _run_now(coro: Coroutine[Any, Any, None]) -> bool:
 
 AudioSink = Callable[[bytes], bool]
 """Takes one inbound binary frame; False hands it to the handler instead."""
+
+
+def leg_sink(leg: Leg, frames: TokenBucket, up: Callable[[], bool]) -> AudioSink:
+    """A sink of a leg's frames, for :meth:`MediaSocket.take_audio`.
+
+    It takes only what the endpoint's loop would take without a word: a
+    frame of the codec's size, within the ``frames`` limit, while ``up()``
+    (the call is up, the agent bridged). Any other frame goes to the loop,
+    which answers it.
+    """
+    size = leg.codec.frame_bytes
+    take = frames.take
+    receive = leg.receive_audio
+
+    def sink(payload: bytes) -> bool:
+        if len(payload) != size or not up() or not take():
+            return False
+        receive(payload)
+        return True
+
+    return sink
 
 
 class AudioQueue(WebSocketDataQueue):
@@ -143,7 +166,7 @@ class MediaSocket(web.WebSocketResponse):
         loop = self._loop
         assert loop is not None
         self._time = loop.time
-        self._rx_at = loop.time()
+        self._rx_at = self._time()
         self._reset_heartbeat()
         self.audio = AudioQueue(request._protocol, DEFAULT_CHUNK_SIZE, loop=loop)
         self._reader = self.audio
