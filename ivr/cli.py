@@ -130,6 +130,10 @@ def _parser() -> argparse.ArgumentParser:
     flows = sub.add_parser("check-flows", help="prove every number's flow keeps the privacy rules")
     flows.add_argument("--config", type=Path)
 
+    from ivr.simulate import cli as simulate_cli
+
+    simulate_cli.add_parser(sub)
+
     audit = sub.add_parser("audit", help="the audit log")
     asub = audit.add_subparsers(dest="audit_command", required=True)
     verify = asub.add_parser("verify", help="check the audit log's hash chain")
@@ -224,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             return _check_config(args)
         if args.command == "check-flows":
             return _check_flows(args)
+        if args.command == "test-flows":
+            from ivr.simulate import cli as simulate_cli
+
+            return simulate_cli.run(args)
         if args.command == "prompts":
             return _render_prompts(args)
         if args.command == "cluster":

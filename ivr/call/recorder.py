@@ -97,11 +97,23 @@ class RecorderPool:
     recording's sink, where the call finds it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, inline: bool = False) -> None:
         self._jobs: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
-        self._thread.start()
+        self._inline = inline
+        """Jobs run at once on the caller's thread: the simulator's, whose clock is virtual."""
+        if not inline:
+            self._thread.start()
         self._stopped = False
+
+    def _put(self, job: Callable[[], object] | None) -> None:
+        if not self._inline:
+            self._jobs.put(job)
+        elif job is not None:
+            try:
+                job()
+            except Exception:
+                log.exception("a recorder job failed")
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -122,7 +134,7 @@ class RecorderPool:
             except BaseException as exc:
                 future.set_exception(exc)
 
-        self._jobs.put(run)
+        self._put(run)
         return future
 
     def _failed(self, sink: _Sink, path: Path, exc: Exception) -> None:
@@ -140,7 +152,7 @@ class RecorderPool:
             except AudioFileError as exc:
                 self._failed(sink, path, exc)
 
-        self._jobs.put(open_file)
+        self._put(open_file)
         return sink
 
     def submit_write(
@@ -153,7 +165,7 @@ class RecorderPool:
                 except AudioFileError as exc:
                     self._failed(sink, sink.writer.path, exc)
 
-        self._jobs.put(write)
+        self._put(write)
 
     def submit_close(
         self, sink: _Sink, callers: list[Pcm | None], agents: list[Pcm | None], n: int, path: Path
@@ -189,8 +201,9 @@ class RecorderPool:
         """Finish every job submitted so far, then stop the thread."""
         if not self._stopped:
             self._stopped = True
-            self._jobs.put(None)
-        self._thread.join()
+            self._put(None)
+        if not self._inline:
+            self._thread.join()
 
 
 def _interleave(

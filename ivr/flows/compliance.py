@@ -54,6 +54,7 @@ from ivr.flows import (
     PauseRecordingNode,
     ResumeRecordingNode,
     RingNode,
+    Step,
     VoicemailNode,
 )
 
@@ -173,6 +174,22 @@ def _edges(node_id: str, node: Node) -> list[_Edge]:
     if isinstance(node, VoicemailNode):
         return [] if node.next is None else [_Edge(node_id, node.next, "next")]
     return []  # hangup: the path ends
+
+
+def branches(flow: Flow) -> list[Step]:
+    """Every branch a call can take in ``flow``, from its reachable nodes, in the flow's order.
+
+    The edges the proof walks, as :class:`ivr.flows.Step` (what the engine
+    lists a call's path in), and for each ring its ``answered``: a suite of
+    flow tests covers the flow when its calls took every one of them.
+    """
+    found: list[Step] = []
+    for node_id in _reachable(flow):
+        node = flow.nodes[node_id]
+        if isinstance(node, RingNode):
+            found.append(Step(node_id, node_id, "answered"))
+        found += [Step(e.source, e.target, e.kind, e.digit) for e in _edges(node_id, node)]
+    return found
 
 
 def _records(node: Node) -> bool:

@@ -60,10 +60,12 @@ from ivr.flows.events import (
     StartRecording,
     StartTimer,
     StartVoicemail,
+    Step,
     StopPlayback,
     StopRecording,
     StopRinging,
     TimerExpired,
+    Via,
 )
 from ivr.flows.nodes import (
     Flow,
@@ -117,6 +119,8 @@ class CallFlow:
         self._policy = policy
         self._s = _State()
         self._actions: list[Action] = []
+        self.path: list[Step] = []
+        """Every branch this call took, in order (:class:`Step`): a flow test's trace."""
 
     # -- the public verbs ----------------------------------------------------
 
@@ -162,8 +166,10 @@ class CallFlow:
     def _emit(self, action: Action) -> None:
         self._actions.append(action)
 
-    def _enter(self, node_id: str) -> None:
+    def _enter(self, node_id: str, via: Via | None = None, digit: str | None = None) -> None:
         s = self._s
+        if via is not None:
+            self.path.append(Step(s.node, node_id, via, digit))
         # pause/resume nodes pass straight through; a cycle of them alone would
         # never wait (the compliance check refuses such flows), so stop it here.
         for _ in range(len(self._flow.nodes) + 1):
@@ -178,6 +184,7 @@ class CallFlow:
                     self._emit(ResumeRecording())
             else:
                 break
+            self.path.append(Step(node_id, node.next, "next"))
             node_id = node.next
         else:
             raise InvalidState(f"flow loops through pause/resume nodes at {node_id!r}")
@@ -274,7 +281,7 @@ class CallFlow:
                 s.consent = option.consent
                 self._emit(LogConsent(s.node, prompt_id(node.prompt), digit, option.consent))
             s.cause = "flow"
-            self._enter(option.next)
+            self._enter(option.next, "option", digit)
             return
         self._menu_miss(node, node.on_invalid or s.node)
 
@@ -284,10 +291,10 @@ class CallFlow:
         if used > node.retries:
             s.attempts.pop(s.node, None)
             s.cause = "timeout"
-            self._enter(node.on_timeout)
+            self._enter(node.on_timeout, "timeout")
         else:
             s.attempts[s.node] = used
-            self._enter(retry_target)
+            self._enter(retry_target, "retry" if retry_target == s.node else "invalid")
 
     # -- handlers ------------------------------------------------------------
 
@@ -307,7 +314,7 @@ class CallFlow:
                     if kind not in s.notices:
                         s.notices.append(kind)
                 self._emit(LogNotice(s.node, prompt_id(node.prompt), tuple(node.notice)))
-            self._enter(node.next)
+            self._enter(node.next, "next")
         elif isinstance(node, MenuNode):
             s.phase = "waiting"
             self._emit(StartTimer(MENU_TIMER, node.timeout_s))
@@ -345,10 +352,10 @@ class CallFlow:
         if digits:
             self._emit(Gathered(s.node, digits, node.sensitive))
             s.cause = "flow"
-            self._enter(node.next)
+            self._enter(node.next, "next")
         else:
             s.cause = "timeout"
-            self._enter(node.on_timeout)
+            self._enter(node.on_timeout, "no_digits")
 
     def _on_digit_gathering(self, event: DigitReceived) -> None:
         node = self._flow.nodes[self._s.node]
@@ -386,7 +393,7 @@ class CallFlow:
         if node.next is None:
             self._end("flow")
         else:
-            self._enter(node.next)
+            self._enter(node.next, "next")
 
     def _on_digit_voicemail(self, event: DigitReceived) -> None:
         node = self._flow.nodes[self._s.node]
@@ -431,7 +438,7 @@ class CallFlow:
         self._emit(StopPlayback(s.node))
         self._emit(StopRinging(s.node))
         s.cause = "no_answer"
-        self._enter(node.on_no_answer)
+        self._enter(node.on_no_answer, "no_answer")
 
     def _on_agent_answered(self, event: AgentAnswered) -> None:
         s = self._s
@@ -439,6 +446,7 @@ class CallFlow:
         self._emit(CancelTimer(RING_TIMER))
         self._emit(StopPlayback(s.node))
         self._emit(Bridge(s.node, event.agent))
+        self.path.append(Step(s.node, s.node, "answered"))
         s.phase = "connected"
         if s.decision.record:
             s.recording = True

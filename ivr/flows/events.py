@@ -64,6 +64,35 @@ Event = (
 HangupReason = Literal["caller", "agent", "flow", "no_answer", "timeout", "shutdown", "error"]
 
 
+Via = Literal["next", "option", "retry", "invalid", "timeout", "no_answer", "no_digits", "answered"]
+"""How a call left a node: the compliance proof's edge kinds, and a ring ``answered``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One branch a call took: from ``source`` to ``target``, by ``via``.
+
+    ``digit`` is the key of a menu ``option`` (None for any other branch:
+    which invalid key was pressed does not matter). A ring answered is a
+    step to itself (``via="answered"``): the call stays on that line. The
+    engine lists a call's steps (:attr:`ivr.flows.CallFlow.path`); the
+    compliance proof lists every step a flow allows
+    (:func:`ivr.flows.compliance.branches`), so flow tests can say which a
+    suite never took.
+    """
+
+    source: str
+    target: str
+    via: Via
+    digit: str | None = None
+
+    def describe(self) -> str:
+        how = f"key {self.digit}" if self.via == "option" else self.via.replace("_", " ")
+        if self.via == "answered":
+            return f"{self.source} (answered)"
+        return f"{self.source} -[{how}]-> {self.target}"
+
+
 @dataclass(frozen=True, slots=True)
 class Play:
     prompt: str

@@ -26,13 +26,10 @@ from ivr import api, eventloop, privacy
 from ivr.access.audit import AuditLog
 from ivr.access.auth import Authenticator, LoginLimiter
 from ivr.call.clock import MediaClock
-from ivr.call.prompt import PromptLibrary
 from ivr.call.recorder import RecorderPool
 from ivr.call.seat import PersonSeat
 from ivr.call.switchboard import Switchboard
 from ivr.config import load_config
-from ivr.errors import InvalidConfig, Problem
-from ivr.flows import compliance
 from ivr.server import serving
 from ivr.server.keys import (
     Settings,
@@ -50,8 +47,7 @@ from ivr.server.keys import (
 )
 from ivr.server.metrics import ServerMetrics, metrics_handler
 from ivr.services.repair import repair
-from ivr.services.seed import seed_and_load
-from ivr.speech.transcribe import check_languages
+from ivr.services.switch import open_switchboard
 from ivr.speech.worker import TranscriptionWorker
 from ivr.stamp import now_iso
 from ivr.store import NodeState, Store
@@ -86,39 +82,12 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             )
         for receipt in await privacy.resume_erasures(store):
             log.warning("completed an interrupted erasure: %s", receipt["id"])
-        live = await seed_and_load(config, store)
-        languages = check_languages(live.numbers)
-        if languages:
-            raise InvalidConfig(
-                config.source,
-                [Problem(m.split(": ", 1)[0], m.split(": ", 1)[1]) for m in languages],
-            )
-        violations = compliance.check_all(live.numbers, live.flows)
-        if violations:
-            raise InvalidConfig(
-                config.source,
-                [
-                    Problem(f"numbers.{v.number}" if v.number else "flows", str(v))
-                    for v in violations
-                ],
-            )
-        prompts = await asyncio.to_thread(
-            PromptLibrary.load, live.prompts, settings.data_dir / "cache" / "tts", config.source
-        )
         clock = MediaClock()
         clock.on_tick_lateness = app[metrics_key].observe_tick_lateness
         clock.on_skip = app[metrics_key].ticks_skipped
         recorder = RecorderPool()
-        switchboard = Switchboard(
-            config,
-            store,
-            prompts,
-            clock,
-            recorder,
-            numbers=live.numbers,
-            flows=live.flows,
-            teams=live.teams,
-            metrics=app[metrics_key],
+        switchboard = await open_switchboard(
+            config, store, settings.data_dir, clock, recorder, metrics=app[metrics_key]
         )
         app[store_key] = store
         app[clock_key] = clock

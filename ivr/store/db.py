@@ -70,10 +70,14 @@ class Store:
 
     ``database``: None (or empty) for SQLite in ``data_dir/ivr.sqlite3``, or a
     ``postgresql://`` URL (libpq's; its password is never logged). Recording
-    files are under ``data_dir/recordings`` either way.
+    files are under ``data_dir/recordings`` either way. ``inline``: SQLite's
+    statements run on the event loop's thread, for the simulator's virtual
+    clock (:class:`ivr.store.sqlite.InlineConnection`).
     """
 
-    def __init__(self, data_dir: Path, database: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, database: str | None = None, *, inline: bool = False
+    ) -> None:
         self.data_dir = data_dir
         self.db_path = data_dir / "ivr.sqlite3"
         self.recordings_dir = data_dir / "recordings"
@@ -87,7 +91,7 @@ class Store:
         elif database:
             raise StoreError("--database takes a postgresql:// URL (SQLite is the default)")
         else:
-            self._database = SqliteDatabase(self.db_path, self.health)
+            self._database = SqliteDatabase(self.db_path, self.health, inline=inline)
         self.users = UserRepository(self._database)
         self.catalog = CatalogRepository(self._database)
         self.calls = CallRepository(self._database)

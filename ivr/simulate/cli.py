@@ -1,0 +1,88 @@
+"""``ivr test-flows``: run flow test cases in virtual time and report like pytest."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ivr.simulate.cases import CaseResult
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "test-flows",
+        help="run flow test cases (YAML) on the switch in virtual time",
+        description=(
+            "Each case dials a number, acts as the caller and checks the line reached, the "
+            "recording, the consent, the prompts heard and the path taken. Cases default to "
+            "flows/tests/*.yaml beside --config (the demo's ship with it)."
+        ),
+    )
+    p.add_argument("cases", nargs="*", type=Path, help="case files or folders of them")
+    p.add_argument("--config", type=Path)
+    p.add_argument(
+        "--no-proof",
+        action="store_true",
+        help="skip the compliance proof (to see what a flow it would refuse does)",
+    )
+    p.add_argument(
+        "--require-coverage",
+        action="store_true",
+        help="fail if a branch of a configured number's flow is taken by no case",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print failures and the summary only")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ivr.simulate.cases import case_files, coverage, default_cases, run_files
+
+    files = case_files(args.cases) if args.cases else default_cases(args.config)
+    if not files:
+        print(
+            "ivr test-flows: no case files (give some, or put them in flows/tests/)",
+            file=sys.stderr,
+        )
+        return 4
+    t0 = time.perf_counter()
+    cache = Path(tempfile.mkdtemp(prefix="ivr-tts-"))
+
+    def report(r: CaseResult) -> None:
+        if r.passed and args.quiet:
+            return
+        status = "PASSED" if r.passed else "FAILED"
+        print(f"{status}  {r.case.name}  ({r.case.dial}, {r.simulated_s:.1f} s simulated)")
+        for failure in r.failures:
+            print(f"    {failure}")
+
+    try:
+        config, results = run_files(
+            files, args.config, prove=not args.no_proof, tts_cache=cache, on_result=report
+        )
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+    failed = [r for r in results if not r.passed]
+    missed = 0
+    for cov in coverage(config, results):
+        taken = len(cov.branches) - len(cov.missed)
+        line = f"coverage: flow {cov.flow}: {taken}/{len(cov.branches)} branches taken"
+        if cov.missed:
+            line += "; never taken: " + ", ".join(s.describe() for s in cov.missed)
+        missed += len(cov.missed)
+        print(line)
+    simulated = sum(r.simulated_s for r in results)
+    print(
+        f"{len(results) - len(failed)} passed, {len(failed)} failed in "
+        f"{time.perf_counter() - t0:.2f} s ({simulated:.0f} s of calls simulated)"
+    )
+    if failed:
+        return 1
+    if args.require_coverage and missed:
+        print(f"ivr test-flows: {missed} branch(es) taken by no case", file=sys.stderr)
+        return 1
+    return 0
