@@ -133,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     from ivr.simulate import cli as simulate_cli
 
     simulate_cli.add_parser(sub)
+    simulate_cli.add_simulate_parser(sub)
 
     audit = sub.add_parser("audit", help="the audit log")
     asub = audit.add_subparsers(dest="audit_command", required=True)
@@ -232,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
             from ivr.simulate import cli as simulate_cli
 
             return simulate_cli.run(args)
+        if args.command == "simulate":
+            from ivr.simulate import cli as simulate_cli
+
+            return simulate_cli.run_simulate(args)
         if args.command == "prompts":
             return _render_prompts(args)
         if args.command == "cluster":

@@ -21,7 +21,7 @@ from ivr.api.base import (
 from ivr.errors import NotFound, StoreError
 from ivr.privacy.redact import mask_number
 from ivr.server.keys import switchboard_key
-from ivr.store import CallRow, RecordingRow, User
+from ivr.store import CallRow, RecordingRow, Store, User
 
 # Events in a page: GET /v1/calls/{id} holds the first page, /events the rest.
 EVENTS_PAGE = 500
@@ -88,7 +88,13 @@ async def visible_call(request: web.Request, action: Action) -> tuple[User, Call
 
 async def get_call(request: web.Request) -> web.Response:
     user, call = await visible_call(request, "calls.read")
-    store = store_of(request)
+    out = await call_detail(store_of(request), call)
+    await audit_of(request).record(user, "calls.read", "ok", object_type="call", object_id=call.id)
+    return web.json_response(out)
+
+
+async def call_detail(store: Store, call: CallRow) -> dict[str, Any]:
+    """``GET /v1/calls/{id}``'s answer: the call, its consents, recordings and first events."""
     out = call_out(call)
     out["consents"] = [c.public() for c in await store.calls.consents(call.id)]
     recordings = await store.recordings.for_call(call.id)
@@ -100,8 +106,7 @@ async def get_call(request: web.Request) -> web.Response:
     out["events"] = [e.public() for e in events]
     out["events_next"] = None if nxt is None else str(nxt)
     out["recording_trace"] = _trace(call, recordings)
-    await audit_of(request).record(user, "calls.read", "ok", object_type="call", object_id=call.id)
-    return web.json_response(out)
+    return out
 
 
 async def list_events(request: web.Request) -> web.Response:

@@ -245,7 +245,9 @@ async def run_load(
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             display.close()
-        result = _merge(scenario, target, n, started_at, time.monotonic() - t0, worker_results)
+        result = merge_results(
+            scenario, target, n, started_at, time.monotonic() - t0, worker_results
+        )
         answered = [c for c in result.calls if c.call_id is not None]
         if not answered:
             first = result.calls[0] if result.calls else None
@@ -262,14 +264,14 @@ async def run_load(
                 talk_file_pcm=read_talk_file(scenario.talk_file, spec.rate)
                 if scenario.talk_file
                 else None,
-                tone_frames=_tone_pcm(scenario, codec),
+                tone_frames=tone_pcm(scenario, codec),
             )
         elif not verify:
             result.notes.append("verification skipped (--no-verify)")
     return result
 
 
-def _tone_pcm(scenario: Scenario, codec: WireCodec) -> list[Any]:
+def tone_pcm(scenario: Scenario, codec: WireCodec) -> list[Any]:
     spec = scenario.spec
     if spec.dtmf.mode != "inband":
         return []
@@ -285,7 +287,7 @@ def _tone_pcm(scenario: Scenario, codec: WireCodec) -> list[Any]:
     return out
 
 
-def _merge(
+def merge_results(
     scenario: Scenario,
     target: Target,
     processes: int,

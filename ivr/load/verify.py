@@ -26,7 +26,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import numpy as np
@@ -71,6 +71,16 @@ class Verification:
         for c in self.checks:
             out.setdefault(c.behaviour, Counter())[c.outcome] += 1
         return {b: dict(sorted(n.items())) for b, n in sorted(out.items())}
+
+
+class Reader(Protocol):
+    """What verification reads of a call and its recordings (the REST API's answers)."""
+
+    async def json(self, path: str) -> dict[str, Any]:
+        """``GET /v1/calls/{id}`` or ``GET /v1/recordings/{id}``; :class:`ApiFailed` if not 200."""
+
+    async def audio(self, recording_id: str) -> bytes:
+        """``GET /v1/recordings/{id}/audio``: the WAV file's bytes."""
 
 
 class Api:
@@ -179,7 +189,7 @@ def check_caller_channel(
 
 
 async def _check(
-    api: Api,
+    api: Reader,
     r: CallResult,
     codec: WireCodec,
     talk_file_pcm: Pcm | None,
@@ -237,7 +247,7 @@ async def _check(
 
 
 async def _check_recording(
-    api: Api,
+    api: Reader,
     r: CallResult,
     recording_id: str,
     codec: WireCodec,
@@ -298,7 +308,7 @@ async def _check_recording(
 
 
 async def verify_calls(
-    api: Api,
+    api: Reader,
     results: Sequence[CallResult],
     codec: WireCodec,
     *,

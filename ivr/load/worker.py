@@ -22,10 +22,10 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 from ivr import eventloop as event_loop
 from ivr.load.audio import (
@@ -41,7 +41,7 @@ from ivr.load.caller import AgentStats, CallResult, VirtualAgent, VirtualCaller
 from ivr.load.errors import ServerUnusable
 from ivr.load.metrics import Histogram
 from ivr.load.scenario import CallPlan, Scenario
-from ivr.load.wsclient import HandshakeFailed, WsConnection, connect
+from ivr.load.wsclient import HandshakeFailed, Receiver, connect
 
 log = logging.getLogger("ivr.load")
 
@@ -54,6 +54,24 @@ SUBTICK_S = TICK_S / PHASES
 MAX_CATCH_UP_S = 0.2
 CONNECT_TIMEOUT_S = 10.0
 PROGRESS_EVERY_SUBTICKS = 25 * PHASES  # half a second
+
+
+class Link(Protocol):
+    """A caller's or an agent's connection, as the worker uses it (a :class:`WsConnection`)."""
+
+    closed: asyncio.Future[None]
+
+    def send_text(self, text: str) -> None: ...
+
+    def send_binary(self, data: bytes) -> None: ...
+
+    def close(self, code: int = 1000) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+Connect = Callable[[str, Receiver, float], Awaitable[Link]]
+"""Opens a connection to a URL for a receiver, within a timeout (:func:`wsclient.connect`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,10 +123,24 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 class Worker:
-    """Runs a :class:`WorkerJob` in the current event loop."""
+    """Runs a :class:`WorkerJob` in the current event loop.
 
-    def __init__(self, job: WorkerJob, progress: Progress | None = None) -> None:
+    ``now`` and ``connect`` are the clock it keeps time by and how it reaches
+    the server: the monotonic clock and WebSockets, or the simulator's
+    virtual clock and in-memory connections (:mod:`ivr.simulate.wire`).
+    """
+
+    def __init__(
+        self,
+        job: WorkerJob,
+        progress: Progress | None = None,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        connect: Connect = connect,
+    ) -> None:
         self.job = job
+        self._now = now
+        self._connect = connect
         spec = job.scenario.spec
         self.spec = spec
         self.progress = progress
@@ -128,8 +160,8 @@ class Worker:
                 for d in sorted(x for x in digits if x is not None)
             }
         self.start = 0.0
-        self.live: list[dict[int, tuple[VirtualCaller, WsConnection]]] = [{} for _ in range(PHASES)]
-        self.agents: list[tuple[VirtualAgent, WsConnection]] = []
+        self.live: list[dict[int, tuple[VirtualCaller, Link]]] = [{} for _ in range(PHASES)]
+        self.agents: list[tuple[VirtualAgent, Link]] = []
         self.agent_stats = AgentStats()
         self.results: list[CallResult] = []
         self.runner_lateness = Histogram()
@@ -170,7 +202,7 @@ class Worker:
         # What exists now (modules, codec tables, the scenario) lives as long as the run:
         # out of the collector's way, a full collection in the run does not walk it all.
         gc.freeze()
-        cpu0, wall0 = time.process_time(), time.monotonic()
+        cpu0, wall0 = time.process_time(), self._now()
         loop = asyncio.get_running_loop()
         clock = loop.create_task(self._clock(), name="load-clock")
         try:
@@ -179,7 +211,7 @@ class Worker:
             sem = asyncio.Semaphore(self.job.concurrency)
             tasks: set[asyncio.Task[None]] = set()
             for plan in self.job.plans:
-                delay = start_at + plan.at_s - time.monotonic()
+                delay = start_at + plan.at_s - self._now()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 await sem.acquire()
@@ -213,7 +245,7 @@ class Worker:
             runner_lateness=self.runner_lateness.to_dict(),
             timeline={k: v.to_dict() for k, v in sorted(self.timeline.items())},
             cpu_s=time.process_time() - cpu0,
-            wall_s=time.monotonic() - wall0,
+            wall_s=self._now() - wall0,
             agents=self.agent_stats,
         )
 
@@ -226,8 +258,8 @@ class Worker:
         for _ in range(self.job.agents):
             agent = VirtualAgent(spec, self.job.agent_token, self.agent_stats, agent_codec)
             agent.on_change = changed.set
-            conn = await connect(self.job.ws_url + "/v1/agent", agent, CONNECT_TIMEOUT_S)
-            agent.attach(conn, time.monotonic())
+            conn = await self._connect(self.job.ws_url + "/v1/agent", agent, CONNECT_TIMEOUT_S)
+            agent.attach(conn, self._now())
             self.agents.append((agent, conn))
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             while not all(a.ready or a.closed for a, _ in self.agents):
@@ -255,18 +287,18 @@ class Worker:
             self,
             self.start,
         )
-        now = time.monotonic()
+        now = self._now()
         caller.connecting(now)
         self.started += 1
         self.active += 1
         self._second(int(now - self.start)).started += 1
         try:
             try:
-                conn = await connect(self.job.ws_url + "/v1/call", caller, CONNECT_TIMEOUT_S)
+                conn = await self._connect(self.job.ws_url + "/v1/call", caller, CONNECT_TIMEOUT_S)
             except (OSError, TimeoutError, HandshakeFailed) as exc:
-                caller.fail("connect_failed", f"{type(exc).__name__}: {exc}", time.monotonic())
+                caller.fail("connect_failed", f"{type(exc).__name__}: {exc}", self._now())
                 return
-            caller.attach(conn, time.monotonic())
+            caller.attach(conn, self._now())
             live = self.live[plan.index % PHASES]
             live[plan.index] = (caller, conn)
             try:
@@ -275,13 +307,13 @@ class Worker:
                     await conn.closed
             except TimeoutError:
                 conn.abort()
-                caller.fail("timeout", "the connection never closed", time.monotonic())
+                caller.fail("timeout", "the connection never closed", self._now())
             finally:
                 live.pop(plan.index, None)
             if not caller.finished:
-                caller.on_close(None, time.monotonic())
+                caller.on_close(None, self._now())
         finally:
-            now = time.monotonic()
+            now = self._now()
             self.active -= 1
             self.done += 1
             if not caller.result.ok:
@@ -292,11 +324,11 @@ class Worker:
 
     async def _clock(self) -> None:
         """Every 5 ms, tick the callers of one phase; paced against a start time."""
-        start = time.monotonic()
+        start = self._now()
         k = 0
         tick_sec = -1
         sleep = asyncio.sleep
-        monotonic = time.monotonic
+        monotonic = self._now
         live = self.live
         while not self._stopping:
             k += 1
@@ -341,7 +373,7 @@ class Worker:
             return
         recent, self._recent = self._recent, {k: [] for k in self._recent}
         # The seconds completed since the last report.
-        now_sec = int(time.monotonic() - self.start)
+        now_sec = int(self._now() - self.start)
         lateness = Histogram()
         for sec in range(self._reported_sec + 1, now_sec):
             s = self.timeline.get(sec)
@@ -351,7 +383,7 @@ class Worker:
         self.progress(
             {
                 "worker": self.job.worker,
-                "t": time.monotonic() - self.start,
+                "t": self._now() - self.start,
                 "started": self.started,
                 "active": self.active,
                 "done": self.done,

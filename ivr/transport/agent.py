@@ -115,7 +115,7 @@ async def agent_handler(request: web.Request) -> web.StreamResponse:
                     sb.metrics.limit_close("rate_limited")
                     transport.close(1008)
                     break
-                _agent_message(sb, seat, m)
+                agent_message(sb, seat, m)
             except ProtocolError as err:
                 if errors.report(err):
                     break
@@ -145,7 +145,8 @@ async def _session(auth: Authenticator, token: str) -> Session | str:
     return "Owners have no access to calls" if session.user.role == "owner" else session
 
 
-def _agent_message(sb: Switchboard, seat: PersonSeat, m: dict[str, Any]) -> None:
+def agent_message(sb: Switchboard, seat: PersonSeat, m: dict[str, Any]) -> None:
+    """A signed-in agent's message (docs/protocol.md); :class:`ProtocolError` if it is wrong."""
     kind = m["type"]
     if kind == "login":
         raise ProtocolError("bad_field", "already signed in")
