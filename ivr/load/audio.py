@@ -141,8 +141,20 @@ def expected_talk(
         signal = file_talk(codec, file_pcm)
     else:
         assert seed is not None
-        signal = SignatureTables(codec).noise_talk(seed)
+        signal = signature_tables(codec).noise_talk(seed)
     return [codec.decode(signal.frame(k)) for k in range(frames_sent)]
+
+
+_TABLES: dict[tuple[str, int], SignatureTables] = {}
+
+
+def signature_tables(codec: WireCodec) -> SignatureTables:
+    """The signature tables of ``codec``, built once per process (verification checks many)."""
+    key = (codec.name, codec.sample_rate)
+    tables = _TABLES.get(key)
+    if tables is None:
+        tables = _TABLES[key] = SignatureTables(codec)
+    return tables
 
 
 def dtmf_frames(

@@ -208,6 +208,11 @@ async def run_load(
 ) -> RunResult:
     """Run ``scenario`` against ``target``; :class:`ServerUnusable` if it cannot be used at all."""
     spec = scenario.spec
+    if spec.faults is not None:
+        raise ServerUnusable(
+            "the scenario has faults: the simulator injects them (ivr simulate); "
+            "a real server gets no faults from ivr load"
+        )
     verify = spec.verify if verify is None else verify
     n = default_processes(scenario) if processes is None else processes
     plans = plan(scenario)

@@ -135,6 +135,29 @@ class Threshold(_Strict):
         return [(k, v) for k, v in self.model_dump().items() if v is not None]
 
 
+class StoreOutage(_Strict):
+    """The store refuses every write from ``at_s`` into the run, for ``for_s``."""
+
+    at_s: PositiveS
+    for_s: Annotated[float, Field(gt=0, le=3600)]
+
+
+class Faults(_Strict):
+    """What the simulator injects on purpose (``ivr simulate`` only; ``ivr load`` refuses them).
+
+    Frames are the callers' audio on its way in; a caller who stops reading
+    takes nothing more from the switch (audio or messages) from
+    ``stop_reading_after_s`` after it was answered.
+    """
+
+    frame_loss_percent: Annotated[float, Field(ge=0, le=100)] = 0.0
+    late_frame_percent: Annotated[float, Field(ge=0, le=100)] = 0.0
+    late_ms: Annotated[int, Field(ge=1, le=5000)] = 60
+    stop_reading_percent: Annotated[float, Field(ge=0, le=100)] = 0.0
+    stop_reading_after_s: PositiveS = 3.0
+    store_outage: StoreOutage | None = None
+
+
 class ScenarioSpec(_Strict):
     """The validated content of a scenario file."""
 
@@ -158,6 +181,7 @@ class ScenarioSpec(_Strict):
     call_timeout_s: Annotated[float, Field(gt=0, le=86400)] = 120.0
     verify: bool = True
     objectives: dict[str, Threshold] = {}
+    faults: Faults | None = None
 
 
 @dataclass(frozen=True, slots=True)

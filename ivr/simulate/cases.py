@@ -22,7 +22,8 @@ Each case runs on a switch of its own (:class:`ivr.simulate.switch.Switch`),
 in virtual time, from its seed. A step is a verb, alone or with its
 argument: ``wait_prompt: NODE``, ``press: DIGITS``, ``press_inband: DIGITS``
 (tones in the audio), ``talk: SECONDS``, ``silence: SECONDS``,
-``wait_connected``, ``wait_end``, ``hangup``. A call still up after the
+``wait_connected``, ``wait_end``, ``hangup``, and the faults
+``stop_reading``, ``lose_frames: PERCENT``, ``fail_store: SECONDS``. A call still up after the
 last step is hung up. ``expect`` names what is checked: ``line``,
 ``recorded``, ``consent``, ``reason``, ``agent`` (whether an agent
 answered), ``prompts`` (the nodes heard, in order), ``path`` (the branches
@@ -50,8 +51,16 @@ from ivr.errors import InvalidConfig, Problem
 from ivr.flows import Step, compliance, pydantic_problems
 from ivr.simulate.switch import DEFAULT_CALLER, Call, FlowTestFailure, Switch
 
-VERBS_WITH_ARG = ("wait_prompt", "press", "press_inband", "talk", "silence")
-VERBS_OPTIONAL_ARG = ("wait_connected", "wait_end", "hangup")
+VERBS_WITH_ARG = (
+    "wait_prompt",
+    "press",
+    "press_inband",
+    "talk",
+    "silence",
+    "lose_frames",
+    "fail_store",
+)
+VERBS_OPTIONAL_ARG = ("wait_connected", "wait_end", "hangup", "stop_reading")
 
 
 class _Model(BaseModel):
@@ -136,8 +145,12 @@ def _step_problem(step: str | dict[str, Any]) -> str | None:
     if verb in VERBS_WITH_ARG:
         if arg is None:
             return f"{verb!r} needs an argument"
-        if verb in ("talk", "silence") and not (isinstance(arg, int | float) and arg >= 0):
+        if verb in ("talk", "silence", "fail_store") and not (
+            isinstance(arg, int | float) and arg >= 0
+        ):
             return f"{verb!r} takes seconds (a number >= 0), not {arg!r}"
+        if verb == "lose_frames" and not (isinstance(arg, int | float) and 0 <= arg <= 100):
+            return f"'lose_frames' takes a percentage (0 to 100), not {arg!r}"
         if verb.startswith("press") and not (
             isinstance(arg, str | int) and str(arg) and set(str(arg)) <= set("0123456789*#ABCD")
         ):
@@ -212,6 +225,12 @@ def _do(call: Call, step: str | dict[str, Any]) -> None:
         call.wait_connected(*(() if arg is None else (float(arg),)))
     elif verb == "wait_end":
         call.wait_end(*(() if arg is None else (float(arg),)))
+    elif verb == "stop_reading":
+        call.stop_reading()
+    elif verb == "lose_frames":
+        call.lose_frames(float(arg))
+    elif verb == "fail_store":
+        call.switch.fail_store(float(arg))
     else:
         call.hangup()
 

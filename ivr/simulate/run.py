@@ -21,6 +21,7 @@ fields (``run.started_at``, ``run.wall_s``, ``runner``, ``simulation.wall_s``,
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,9 +104,14 @@ def simulate(
         sb, store = switch.switchboard, switch.store
         assert sb is not None
         assert store is not None
-        wire = Wire(sb, store)
+        wire = Wire(sb, store, spec.faults, spec.seed)
         loop = switch.loop
         started = loop.time()
+        outage = spec.faults.store_outage if spec.faults is not None else None
+        if outage is not None:
+            down_at = started + START_DELAY_S + outage.at_s
+            up_at = down_at + outage.for_s
+            store.refuse_writes(lambda: down_at <= loop.time() < up_at)
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
 
         async def run() -> RunResult:
@@ -141,6 +147,10 @@ def simulate(
             else:
                 result.notes.append("verification skipped (--no-verify)")
             result.notes.append("simulated: virtual time, in-memory connections")
+            if spec.faults is not None:
+                result.notes.append(
+                    "faults injected: " + json.dumps(spec.faults.model_dump(exclude_defaults=True))
+                )
             return result
 
         result = switch.loop.run_until_complete(run())

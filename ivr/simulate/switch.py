@@ -84,6 +84,8 @@ class Outcome:
     recordings: list[dict[str, Any]]
     consent: str | None
     decision: dict[str, Any] | None
+    stats: dict[str, Any] | None
+    """The caller leg's counters as the switch saved them (frames sent, unsent, late...)."""
 
 
 class Call:
@@ -108,6 +110,9 @@ class Call:
         self._cursor = 0  # prompts already waited for
         self._outcome: Outcome | None = None
         self._mouth: asyncio.Task[None] | None = None
+        self.loss_percent = 0.0
+        """Of the caller's frames, how many are lost on the way in (a fault)."""
+        self._rng = random.Random(f"{switch.seed}:{len(switch.calls)}")
 
     # -- the leg's transport (ivr.call.leg.Transport) -------------------------------
 
@@ -118,9 +123,10 @@ class Call:
         return True
 
     def send_message(self, message: dict[str, Any]) -> None:
-        self.messages.append(message)
         if message.get("type") == "hangup":
             self.ended.set()
+        if self.reading:
+            self.messages.append(message)
 
     def close(self, code: int) -> None:
         self.close_code = code
@@ -217,6 +223,16 @@ class Call:
         """Stay silent (and press nothing) for ``seconds``."""
         self.switch.run_for(seconds)
 
+    # -- faults ------------------------------------------------------------------------
+
+    def stop_reading(self) -> None:
+        """From now on the caller reads nothing: the switch's audio and messages go unread."""
+        self.reading = False
+
+    def lose_frames(self, percent: float) -> None:
+        """From now on, ``percent`` of the caller's frames are lost on the way in."""
+        self.loss_percent = percent
+
     def hangup(self) -> Outcome:
         """Hang up, and wait until the call's records are saved."""
         session = self.session
@@ -263,7 +279,8 @@ class Call:
         while not self.ended.is_set() and self.session is not None:
             if not self.session.ended:
                 frame = self._outbox.popleft() if self._outbox else self._silence
-                self.session.caller.receive_audio(frame)
+                if not self.loss_percent or self._rng.random() * 100 >= self.loss_percent:
+                    self.session.caller.receive_audio(frame)
             at += FRAME_S
             await asyncio.sleep(max(at - loop.time(), 0.0))
 
@@ -393,6 +410,13 @@ class Switch:
         self.calls.append(call)
         return call
 
+    def fail_store(self, seconds: float) -> None:
+        """The store refuses every write for the next ``seconds`` (a failing disk)."""
+        assert self.store is not None
+        until = self.loop.time() + seconds
+        loop = self.loop
+        self.store.refuse_writes(lambda: loop.time() < until)
+
     def run_for(self, seconds: float) -> None:
         """Let ``seconds`` of virtual time pass."""
         self._run(asyncio.sleep(seconds))
@@ -446,6 +470,7 @@ class Switch:
             ],
             consent=consents[-1].decision if consents else row.consent_decision,
             decision=row.recording_decision,
+            stats=row.stats,
         )
 
 

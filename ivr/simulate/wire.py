@@ -9,8 +9,16 @@ the message as the protocol says, place the call through
 :func:`ivr.transport.placement.place_call`, hand digits and audio to the
 session, seat an agent and pass on their answers), and what the switch sends
 the leg comes back to the runner's receiver, stamped with the virtual time.
-Each hop is one ``call_soon``, as a socket's would be a read later: nothing
-re-enters the switch from inside its own tick.
+What the runner sends the switch goes one ``call_soon`` later, as a
+socket's bytes would be a read later, so nothing re-enters the switch from
+inside its own tick; audio alone goes at once (it only fills the leg's
+jitter buffer). What the switch sends arrives at once, in the order sent
+(the runner's receivers only note it, or send, which hops).
+
+Faults (a scenario's ``faults``, :class:`ivr.load.scenario.Faults`) are
+injected here, drawn from the run's seed: a caller's frame lost or held
+back on its way in, a caller who stops reading, and (in
+:mod:`ivr.simulate.run`) the store refusing its writes for a while.
 
 Not simulated: the WebSocket framing, the connection's rate limits and the
 Origin rule (the runner's callers keep to them), and signing in (every
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +44,7 @@ from ivr.call.seat import PersonSeat
 from ivr.call.session import CallSession
 from ivr.call.switchboard import Busy, Switchboard
 from ivr.errors import NotFound, StorageUnavailable
+from ivr.load.scenario import Faults
 from ivr.load.verify import ApiFailed
 from ivr.load.wsclient import Receiver
 from ivr.store import Store, User
@@ -65,6 +75,8 @@ class Link:
         self.close_code: int | None = None
         self.endpoint: _Endpoint | None = None
         self.is_open = True
+        self.faults: Faults | None = None
+        self.rng: random.Random | None = None
 
     # -- from the runner to the switch ------------------------------------------------
 
@@ -73,8 +85,18 @@ class Link:
             self.loop.call_soon(self.endpoint.on_text, text)
 
     def send_binary(self, data: bytes) -> None:
-        if self.is_open and self.endpoint is not None:
-            self.loop.call_soon(self.endpoint.on_binary, data)
+        endpoint = self.endpoint
+        if not self.is_open or endpoint is None:
+            return
+        faults, rng = self.faults, self.rng
+        if faults is not None and rng is not None:
+            draw = rng.random() * 100
+            if draw < faults.frame_loss_percent:
+                return  # lost on the way
+            if draw < faults.frame_loss_percent + faults.late_frame_percent:
+                self.loop.call_later(faults.late_ms / 1000, endpoint.on_binary, data)
+                return
+        endpoint.on_binary(data)
 
     def close(self, code: int = 1000) -> None:
         if self.is_open:
@@ -90,23 +112,15 @@ class Link:
 
     def deliver_text(self, text: str) -> None:
         if not self.closed.done():
-            self.loop.call_soon(self._text, text)
+            self.receiver.on_text(text, self.loop.time())
 
     def deliver_binary(self, data: bytes) -> None:
         if not self.closed.done():
-            self.loop.call_soon(self._binary, data)
+            self.receiver.on_binary(data, self.loop.time())
 
     def server_close(self, code: int) -> None:
         self.is_open = False
         self.loop.call_soon(self._closed, code)
-
-    def _text(self, text: str) -> None:
-        if not self.closed.done():
-            self.receiver.on_text(text, self.loop.time())
-
-    def _binary(self, data: bytes) -> None:
-        if not self.closed.done():
-            self.receiver.on_binary(data, self.loop.time())
 
     def _closed(self, code: int) -> None:
         if not self.closed.done():
@@ -124,15 +138,17 @@ class _Endpoint:
         self.store = store
         self.closing = False
         self.close_code: int | None = None
+        self.deaf = False
+        """The peer stopped reading (a fault): nothing more reaches it but the close."""
 
     def send_audio(self, payload: bytes) -> bool:
-        if self.closing:
+        if self.closing or self.deaf:
             return False
         self.link.deliver_binary(payload)
         return True
 
     def send_message(self, message: dict[str, Any]) -> None:
-        if not self.closing:
+        if not self.closing and not self.deaf:
             self.link.deliver_text(json.dumps(message))
 
     def close(self, code: int) -> None:
@@ -215,8 +231,18 @@ class _CallerEnd(_Endpoint):
             self.close(1011)
             return
         self.session = session
+        faults, rng = self.link.faults, self.link.rng
+        if (
+            faults is not None
+            and rng is not None
+            and rng.random() * 100 < faults.stop_reading_percent
+        ):
+            self.link.loop.call_later(faults.stop_reading_after_s, self._stop_reading)
         await session.wait_finished()
         self.close(self.close_code or 1000)
+
+    def _stop_reading(self) -> None:
+        self.deaf = True
 
     def on_binary(self, data: bytes) -> None:
         session = self.session
@@ -283,10 +309,14 @@ class _AgentEnd(_Endpoint):
 class Wire:
     """Connects the runner's callers and agents to one switch (``connect`` for the worker)."""
 
-    def __init__(self, sb: Switchboard, store: Store) -> None:
+    def __init__(
+        self, sb: Switchboard, store: Store, faults: Faults | None = None, seed: int = 0
+    ) -> None:
         self.sb = sb
         self.store = store
         self.agents_user: User | None = None
+        self.faults = faults
+        self.rng = random.Random(seed)
 
     async def add_agents(self, team: str) -> None:
         """A user of ``team`` the simulated agents sign in as (no password can sign in)."""
@@ -300,6 +330,8 @@ class Wire:
         path = urlsplit(url).path
         if path == "/v1/call":
             link.endpoint = _CallerEnd(link, self.sb, self.store)
+            if self.faults is not None:
+                link.faults, link.rng = self.faults, self.rng
         elif path == "/v1/agent":
             link.endpoint = _AgentEnd(link, self.sb, self.store, self)
         else:

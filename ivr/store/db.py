@@ -16,7 +16,7 @@ return shapes those expect; each delegates to a repository.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -45,7 +45,7 @@ from ivr.store.rows import (
     NewTranscript,
     RecordingEnd,
 )
-from ivr.store.sqlite import SqliteDatabase
+from ivr.store.sqlite import InlineConnection, SqliteDatabase
 from ivr.store.transcripts import TranscriptRepository
 from ivr.store.users import UserRepository
 
@@ -141,6 +141,16 @@ class Store:
     def listen(self, channel: str) -> AsyncIterator[None] | None:
         """Wake-ups on ``channel`` from other nodes (PostgreSQL), or None (SQLite: poll)."""
         return self._database.listen(channel)
+
+    def refuse_writes(self, refuse: Callable[[], bool] | None) -> None:
+        """The simulator's store outage: while ``refuse()``, every write fails as on a bad disk.
+
+        Only for a store opened ``inline`` (:class:`ivr.store.sqlite.InlineConnection`).
+        """
+        conn = self.db if isinstance(self._database, SqliteDatabase) else None
+        if not isinstance(conn, InlineConnection):
+            raise StoreError("only a simulated (inline) store can be made to fail")
+        conn.refuse_writes = refuse
 
     @property
     def db(self) -> aiosqlite.Connection:

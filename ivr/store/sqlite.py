@@ -42,10 +42,15 @@ class InlineConnection(aiosqlite.Connection):
 
     def __init__(self, path: Path) -> None:
         super().__init__(partial(sqlite3.connect, str(path)), 64)
+        self.refuse_writes: Callable[[], bool] | None = None
+        """While this says so, every commit fails as a failing disk's would (a simulated fault)."""
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
+        refuse = self.refuse_writes
+        if refuse is not None and refuse() and fn == self._connection.commit:
+            raise sqlite3.OperationalError("disk I/O error (a simulated store outage)")
         return fn(*args, **kwargs)
 
     async def _open(self) -> InlineConnection:

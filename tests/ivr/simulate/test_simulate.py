@@ -31,7 +31,9 @@ async def test_a_scenario_ends_the_same_in_virtual_time_as_in_real_time(
     configure_parser(p)
     args = p.parse_args([name, "--embedded", "--report", str(tmp_path / "real"), "--quiet"])
     out, err = io.StringIO(), io.StringIO()
-    assert await run_async(args, out, err) == 0, out.getvalue() + err.getvalue()
+    # 1 is allowed: a loaded machine can miss the real run's lateness objectives;
+    # what is compared here is how each call ended and what verification found.
+    assert await run_async(args, out, err) in (0, 1), out.getvalue() + err.getvalue()
     real = json.loads((tmp_path / "real" / "report.json").read_text())
     # The simulator runs its own (virtual) loop: on a thread, beside this test's.
     virtual = await asyncio.to_thread(sim_report, name)
