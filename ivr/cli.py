@@ -137,9 +137,21 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit log")
     asub = audit.add_subparsers(dest="audit_command", required=True)
-    verify = asub.add_parser("verify", help="check the audit log's hash chain")
+    verify = asub.add_parser(
+        "verify", help="check the audit log's hash chain, and its tail against the checkpoints"
+    )
     verify.add_argument("--data", type=Path, default=DEFAULT_DATA)
     _database_option(verify)
+    verify.add_argument("--config", type=Path, help="the config whose audit section to follow")
+    verify.add_argument(
+        "--checkpoints", type=Path, help="the checkpoint file (default: the config's)"
+    )
+    verify.add_argument("--key", type=Path, help="the signing key (default: the config's)")
+    verify.add_argument(
+        "--require-checkpoints",
+        action="store_true",
+        help="fail if there is no checkpoint file to check the log's tail against",
+    )
 
     erase = sub.add_parser("erase", help="erase a contact or an agent (prints the receipt)")
     who = erase.add_mutually_exclusive_group(required=True)
@@ -515,12 +527,39 @@ async def _audit_verify(args: argparse.Namespace) -> int:
     if args.database is None and not (args.data / "ivr.sqlite3").is_file():
         print(f"ivr: no database in {args.data}", file=sys.stderr)
         return 1
+    from ivr.access.checkpoint import locations
+    from ivr.config import AuditSettings, load_config
+
+    settings = load_config(args.config).audit if args.config else AuditSettings()
+    key_path, file = locations(settings, args.data)
+    key_path, file = args.key or key_path, args.checkpoints or file
     async with local(args.data, args.database) as ctx:
         verdict = await audit.verify_chain(ctx)
-    if verdict.ok:
-        print(f"audit log ok: {verdict.entries} entries, the hash chain is intact")
+        if not verdict.ok:
+            print(
+                f"audit log BROKEN at entry {verdict.first_bad_seq}: {verdict.reason}",
+                file=sys.stderr,
+            )
+            return 1
+        intact = f"{verdict.entries} entries, the hash chain is intact"
+        if not file.is_file() or not key_path.is_file():
+            missing = file if not file.is_file() else key_path
+            if args.require_checkpoints:
+                print(f"audit log: {intact}, but {missing} is missing", file=sys.stderr)
+                return 1
+            print(
+                f"audit log ok: {intact}; no checkpoints yet ({missing} is missing), so "
+                "entries cut from its end would not show"
+            )
+            return 0
+        cp = await audit.check_checkpoints(ctx, key_path, file)
+    for problem in cp.problems:
+        print(f"  {problem}", file=sys.stderr)
+    if cp.ok:
+        print(f"audit log ok: {intact}; {cp.message}")
         return 0
-    print(f"audit log BROKEN at entry {verdict.first_bad_seq}: {verdict.reason}", file=sys.stderr)
+    print(f"audit log: {intact}", file=sys.stderr)
+    print(f"audit log BROKEN: {cp.message}", file=sys.stderr)
     return 1
 
 

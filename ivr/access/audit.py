@@ -26,10 +26,11 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ivr.access.checkpoint import Checkpoint, CheckpointLine
 from ivr.errors import StorageUnavailable
 from ivr.stamp import now_iso
 from ivr.store import AuditEntry, Store, User
@@ -152,6 +153,63 @@ class AuditLog:
         return await self._store.audit.entries(
             after=after, limit=limit, action=action, actor_id=actor_id, object_id=object_id
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointVerdict:
+    """The chain against the newest valid checkpoint: ``ok``, and what was found."""
+
+    ok: bool
+    message: str
+    problems: tuple[str, ...] = ()
+
+
+async def verify_checkpoints(store: Store, lines: Iterable[CheckpointLine]) -> CheckpointVerdict:
+    """Whether every entry the newest valid checkpoint vouches for is still there, unchanged.
+
+    Run after :func:`verify` found the chain intact: an intact chain that
+    still holds the checkpoint's entry with the checkpoint's hash holds
+    every entry before it too. Lines that are not valid checkpoints (edited,
+    signed with another key) are problems of their own.
+    """
+    problems: list[str] = []
+    newest: Checkpoint | None = None
+    for line in lines:
+        if line.checkpoint is None:
+            problems.append(f"checkpoint line {line.number}: {line.problem}")
+        elif newest is None or line.checkpoint.seq >= newest.seq:
+            newest = line.checkpoint
+    if newest is None:
+        return CheckpointVerdict(False, "no valid checkpoint to check against", tuple(problems))
+    head = await store.audit.head()
+    last = head[0] if head is not None else 0
+    found = await store.audit.entries(after=newest.seq - 1, limit=1)
+    entry = found[0] if found and found[0].seq == newest.seq else None
+    signer = f"the checkpoint of {newest.at} (node {newest.node})"
+    vouched = f"{signer} vouches for entry {newest.seq}"
+    if entry is None:
+        if last < newest.seq:
+            missing = newest.seq - last
+            return CheckpointVerdict(
+                False,
+                f"TRUNCATED: entries {last + 1}..{newest.seq} ({missing}) are missing; "
+                f"{vouched}, the log ends at {last}",
+                tuple(problems),
+            )
+        return CheckpointVerdict(False, f"entry {newest.seq} is gone; {vouched}", tuple(problems))
+    if entry.hash != newest.hash:
+        return CheckpointVerdict(
+            False,
+            f"REWRITTEN: entry {newest.seq}'s hash is not the one {signer} signed: "
+            "the log was cut at or before it and written again",
+            tuple(problems),
+        )
+    newer = ""
+    if last > newest.seq:
+        newer = f"; entries {newest.seq + 1}..{last} are newer (not vouched for yet)"
+    return CheckpointVerdict(
+        not problems, f"{vouched}, and it is there unchanged{newer}", tuple(problems)
+    )
 
 
 async def verify(store: Store) -> Verdict:

@@ -4,6 +4,7 @@ from ivr.config.load import flow_dependencies, load_config, parse_config, prompt
 from ivr.config.model import (
     SHIPPED_CONFIG,
     SHIPPED_PROMPTS,
+    AuditSettings,
     BotConfig,
     Config,
     HttpConfig,
@@ -19,6 +20,7 @@ from ivr.config.model import (
 __all__ = [
     "SHIPPED_CONFIG",
     "SHIPPED_PROMPTS",
+    "AuditSettings",
     "BotConfig",
     "Config",
     "HttpConfig",

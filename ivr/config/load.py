@@ -162,6 +162,13 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
         prompts_dir=prompts_dir,
         http=HttpConfig(allowed_origins=list(dict.fromkeys(origins))),
         sip=raw.sip,
+        audit=raw.audit.model_copy(
+            update={
+                k: str(base_dir / v)
+                for k in ("checkpoint_file", "signing_key")
+                if (v := getattr(raw.audit, k)) is not None
+            }
+        ),
     )
 
 

@@ -65,6 +65,20 @@ class HttpConfig(Strict):
     allowed_origins: Annotated[list[str], Field(max_length=100)] = Field(default_factory=list)
 
 
+class AuditSettings(Strict):
+    """Where the audit chain's signed checkpoints go (docs/privacy.md, "The audit log").
+
+    ``checkpoint_file`` and ``signing_key``: paths (relative ones from the
+    config file's folder); unset, ``audit-checkpoints.jsonl`` and ``audit.key``
+    in the data folder.
+    """
+
+    checkpoint_file: str | None = None
+    signing_key: str | None = None
+    checkpoint_every_s: Annotated[float, Field(ge=1, le=86400)] = 60.0
+    log_checkpoints: bool = False
+
+
 SipTransportName = Literal["udp", "tcp"]
 
 
@@ -148,6 +162,7 @@ class RawConfig(Strict):
     limits: LimitsConfig = LimitsConfig()
     http: HttpConfig = HttpConfig()
     sip: SipSettings = SipSettings()
+    audit: AuditSettings = AuditSettings()
     numbers: dict[str, NumberConfig]
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     flows: dict[str, RawFlow]
@@ -176,3 +191,4 @@ class Config:
     prompts_dir: Path = SHIPPED_PROMPTS
     http: HttpConfig = field(default_factory=HttpConfig)
     sip: SipSettings = field(default_factory=SipSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)

@@ -25,6 +25,7 @@ from aiohttp import web
 from ivr import api, eventloop, privacy
 from ivr.access.audit import AuditLog
 from ivr.access.auth import Authenticator, LoginLimiter
+from ivr.access.checkpoint import Checkpointer, locations
 from ivr.call.clock import MediaClock
 from ivr.call.recorder import RecorderPool
 from ivr.call.seat import PersonSeat
@@ -97,6 +98,15 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             store, settings.hash_params, seats=switchboard
         )
         app[audit_key] = audit = AuditLog(store)
+        key_path, checkpoints = locations(config.audit, settings.data_dir)
+        checkpointer = Checkpointer(
+            store,
+            key_path,
+            checkpoints,
+            node=node,
+            every_s=config.audit.checkpoint_every_s,
+            to_log=config.audit.log_checkpoints,
+        )
         app[limiter_key] = LoginLimiter()
         app[allowed_origins_key] = frozenset(config.http.allowed_origins)
         edge: SipEdge | None = None
@@ -117,6 +127,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
             _heartbeat(store, switchboard, node, HEARTBEAT_S, settings.node_url), name="heartbeat"
         )
         clock.start()
+        checkpointer.start()
         transcriber = TranscriptionWorker(store, switchboard.numbers)
         # A finished recording may be one to transcribe: the worker looks at once.
         switchboard.on_recording_finished = lambda _recording_id: transcriber.wake()
@@ -148,6 +159,7 @@ async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(recorder.shutdown)
         await transcriber.stop()
         await audit.close()
+        await checkpointer.close()  # the head after the last entry, signed
     finally:
         await store.close()
 

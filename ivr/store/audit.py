@@ -96,6 +96,11 @@ class AuditRepository(Repository):
             row = await db.one("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
             yield AuditAppender(db, None if row is None else str(row[0]))
 
+    async def head(self) -> tuple[int, str] | None:
+        """The newest entry's sequence number and hash (None: the log is empty)."""
+        row = await self._db.one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        return None if row is None else (int(row[0]), str(row[1]))
+
     async def entries(
         self,
         *,
