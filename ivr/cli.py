@@ -160,6 +160,13 @@ def _parser() -> argparse.ArgumentParser:
     erase.add_argument("--data", type=Path, default=DEFAULT_DATA)
     _database_option(erase)
 
+    unblock = sub.add_parser(
+        "unblock", help="let an erased caller be recorded again (they withdrew their objection)"
+    )
+    unblock.add_argument("--contact", required=True, help="the caller's E.164 number")
+    unblock.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    _database_option(unblock)
+
     export = sub.add_parser("export", help="an access export (ZIP) for a contact or an agent")
     who = export.add_mutually_exclusive_group(required=True)
     who.add_argument("--contact", help="a caller's E.164 number")
@@ -227,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "users":
             return asyncio.run(_users_add(args))
-        if args.command in ("erase", "export", "purge"):
+        if args.command in ("erase", "export", "purge", "unblock"):
             return asyncio.run(_privacy(args))
         if args.command == "load":
             from ivr.load import cli as load_cli
@@ -454,6 +461,9 @@ async def _privacy(args: argparse.Namespace) -> int:
     async with local(args.data, args.database, resume_erasures=True) as ctx:
         if args.command == "purge":
             print(json.dumps(await privacy.purge(ctx, None), indent=2))
+            return 0
+        if args.command == "unblock":
+            print(json.dumps(await privacy.lift_block(ctx, None, args.contact), indent=2))
             return 0
         if args.contact is not None:
             if not is_e164(args.contact):

@@ -394,6 +394,24 @@ def document(metrics: MetricsAccess = "open") -> dict[str, Any]:
         "/v1/privacy/retention/run": {
             "post": _op("Delete every recording past its retention now", _resp(_OBJ))
         },
+        "/v1/privacy/blocks": {
+            "get": _op(
+                "Callers blocked from being recorded (they were erased), by pseudonym",
+                _resp(_LIST),
+            )
+        },
+        "/v1/privacy/blocks/lift": {
+            "post": _op(
+                "Let an erased caller be recorded again (their objection withdrawn)",
+                _resp(_OBJ, errors=(400, 401, 403, 404)),
+                body={
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["contact"],
+                    "properties": {"contact": {"type": "string"}},
+                },
+            )
+        },
         "/v1/openapi.json": {"get": _op("This document", _resp(_OBJ, errors=()), auth=False)},
     }
     if metrics != "elsewhere":

@@ -133,8 +133,33 @@ async def run_retention(request: web.Request) -> web.Response:
     return web.json_response(receipt)
 
 
+class LiftBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    contact: str = Field(max_length=16)
+
+    @field_validator("contact")
+    @classmethod
+    def e164(cls, value: str) -> str:
+        if not is_e164(value):
+            raise ValueError("must be an E.164 number like +15550100")
+        return value
+
+
+async def list_blocks(request: web.Request) -> web.Response:
+    user = await require(request, "privacy.blocks")
+    return web.json_response({"items": await services.blocks(services_of(request), user)})
+
+
+async def lift_block(request: web.Request) -> web.Response:
+    user = await require(request, "privacy.blocks")
+    body = await read_model(request, LiftBody)
+    return web.json_response(await services.lift_block(services_of(request), user, body.contact))
+
+
 ROUTES: list[Route] = [
     ("POST", "/v1/privacy/exports", create_export),
     ("POST", "/v1/privacy/erasures", create_erasure),
     ("POST", "/v1/privacy/retention/run", run_retention),
+    ("GET", "/v1/privacy/blocks", list_blocks),
+    ("POST", "/v1/privacy/blocks/lift", lift_block),
 ]

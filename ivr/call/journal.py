@@ -89,6 +89,7 @@ class Journal:
         self._on_recording_finished = on_recording_finished
         self._ops: asyncio.Queue[Op | None] = asyncio.Queue()
         self.saved = asyncio.Event()
+        self._closed = False  # the last fact is handed over
         self._task = asyncio.get_running_loop().create_task(self._work(), name=f"journal-{call_id}")
 
     @property
@@ -150,6 +151,22 @@ class Journal:
 
         self._ops.put_nowait(finish)
 
+    def mark(self) -> asyncio.Event:
+        """An event set once every fact handed over so far is saved (at once if all are)."""
+        done = asyncio.Event()
+        if self.saved.is_set() or self._closed:
+            # After the last fact: ``saved`` says when everything is.
+            self._task.add_done_callback(lambda _: done.set())
+            if self._task.done():
+                done.set()
+            return done
+
+        async def reached() -> None:
+            done.set()
+
+        self._ops.put_nowait(reached)
+        return done
+
     def _recording_finished(self, recording_id: str) -> None:
         if self._on_recording_finished is None:
             return
@@ -181,6 +198,7 @@ class Journal:
         if recording is not None:
             self.recording_stopped(recording)
         self._ops.put_nowait(None)
+        self._closed = True
 
     def _update(self, **fields: Any) -> None:
         records, call_id = self._records, self.call_id

@@ -86,6 +86,7 @@ class CallSession:
         caller_number: str,
         contact_id: str,
         started_at: str | None = None,
+        recording_blocked: str | None = None,
     ) -> None:
         self.sb = switchboard
         self.id = self.key = call_id
@@ -101,6 +102,7 @@ class CallSession:
             consent_mode=number.consent_mode,
             record_percent=number.record_percent,
             sample_draw=sample_draw(call_id),
+            blocked=recording_blocked,
         )
         self.flow = CallFlow(flow, self.policy)
         self.line: str | None = None
@@ -216,6 +218,25 @@ class CallSession:
                 self.sb.config.limits.agent_offer_timeout_s
             )
         seat.offer(self)
+
+    def block_recording(self, why: str) -> asyncio.Event:
+        """The caller or the agent objected (an erasure): stop recording this call, for good.
+
+        A running recording stops (the caller gets ``recording`` ``off``) and
+        the line's decision is saved again with ``why`` among its reasons; no
+        later line records. The call goes on. The event is set once what the
+        call wrote until now (the recording's close among it) is saved, so an
+        erasure run after it finds every file closed and every row there.
+        """
+        self.flow.block_recording(why)
+        for action in self.flow.actions_to_take():
+            self.actions.carry_out(action)
+        decision = self.flow.decision
+        if decision is not None and self.line is not None:
+            self.decision = decision
+            self.journal.decision(self.line, self.team, asdict(decision))
+        self.event("recording", {"state": "blocked", "reason": why})
+        return self.journal.mark()
 
     def pause_recording(self, reason: str) -> bool:
         """Pause the live recording (silence is written); False if nothing changed."""

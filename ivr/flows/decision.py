@@ -52,3 +52,5 @@ class NumberPolicy:
     consent_mode: Literal["opt_in", "notice"]
     record_percent: int
     sample_draw: float
+    blocked: str | None = None
+    """Why this caller must not be recorded at all (they objected), or None."""

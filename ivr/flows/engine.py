@@ -32,7 +32,7 @@ models in :mod:`ivr.flows.nodes`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from ivr.errors import InvalidState
@@ -147,6 +147,21 @@ class CallFlow:
         node = self._flow.nodes.get(self._s.node)
         return isinstance(node, GatherNode) and node.sensitive and self._s.phase != "ended"
 
+    def block_recording(self, why: str) -> None:
+        """The caller objected (erased while on the call): record nothing from now on.
+
+        A recording running stops (:class:`StopRecording`), the line's decision
+        is taken again with ``why`` among its reasons, and no later line
+        records. The call itself goes on.
+        """
+        s = self._s
+        self._policy = replace(self._policy, blocked=why)
+        if s.recording:
+            s.recording = False
+            self._emit(StopRecording(s.node))
+        if s.decision is not None:
+            s.decision = self._decide(s.decision.line, s.decision.line_records)
+
     def receive(self, event: Event) -> None:
         """Feed one event; its actions are then in :meth:`actions_to_take`."""
         handler = _HANDLERS.get((self._s.phase, type(event)))
@@ -245,7 +260,9 @@ class CallFlow:
             reasons.append(
                 f"the call fell outside the {p.record_percent}% sample (draw {p.sample_draw:.2f})"
             )
-        record = p.recording and line_records and consent_ok and in_sample
+        if p.blocked:
+            reasons.append(p.blocked)
+        record = p.recording and line_records and consent_ok and in_sample and not p.blocked
         transcribe = record and p.transcription and "ai" in s.notices
         if record:
             reasons.append(

@@ -15,9 +15,11 @@ Transcripts follow their recording: erased with it, counted in the receipt.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
+from ivr.e164 import contact_number
 from ivr.privacy.subject import Kind, SubjectNotFound, pseudonym
 from ivr.stamp import new_id, now_iso
 from ivr.store import ErasureJobRow, Store
@@ -26,10 +28,26 @@ from media.wavfile import PARTIAL_SUFFIX
 log = logging.getLogger("ivr.privacy")
 
 
-async def erase(store: Store, kind: Kind, subject: str, requested_by: str | None) -> dict[str, Any]:
-    """Erase a contact (E.164 number) or an agent (user id); returns the receipt."""
+async def erase(
+    store: Store,
+    kind: Kind,
+    subject: str,
+    requested_by: str | None,
+    *,
+    live_stopped: int = 0,
+) -> dict[str, Any]:
+    """Erase a contact (E.164 number) or an agent (user id); returns the receipt.
+
+    ``live_stopped``: recordings of live calls the caller stopped first
+    (:func:`ivr.services.privacy.erase`), listed in the receipt. A contact is
+    blocked from being recorded again (``recording_blocks``, by pseudonym)
+    until an Admin lifts it.
+    """
     if kind == "agent" and await store.users.get(subject) is None:
         raise SubjectNotFound("no such agent")
+    if kind == "contact":
+        with contextlib.suppress(ValueError):
+            subject = contact_number(subject)
     job = ErasureJobRow(
         id=new_id("e"),
         kind=kind,
@@ -39,7 +57,7 @@ async def erase(store: Store, kind: Kind, subject: str, requested_by: str | None
         started_at=now_iso(),
     )
     await store.privacy.add_erasure(job)
-    return await _run_job(store, job.id)
+    return await _run_job(store, job.id, live_stopped)
 
 
 async def resume_erasures(store: Store) -> list[dict[str, Any]]:
@@ -51,7 +69,7 @@ async def resume_erasures(store: Store) -> list[dict[str, Any]]:
     return receipts
 
 
-async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
+async def _run_job(store: Store, job_id: str, live_stopped: int = 0) -> dict[str, Any]:
     job = await store.privacy.erasure(job_id)
     assert job is not None
     scope = await store.privacy.scope(job)
@@ -75,7 +93,9 @@ async def _run_job(store: Store, job_id: str) -> dict[str, Any]:
                 "transcripts": transcripts,
                 "consents": consents,
                 "calls_pseudonymised": len(scope.calls),
+                "live_recordings_stopped": live_stopped,
             },
+            "recording_blocked": job.kind == "contact",
             "at": now_iso(),
             "requested_by": job.requested_by,
         }

@@ -9,6 +9,8 @@ themselves. ``actor`` None is the ``ivr`` command: trusted, recorded as
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,10 +18,13 @@ from typing import Any
 
 from ivr import privacy
 from ivr.access.policy import permits
+from ivr.e164 import contact_number
+from ivr.errors import StorageUnavailable
 from ivr.privacy.redact import mask_number
+from ivr.privacy.subject import pseudonym
 from ivr.services.context import CLI, Context
 from ivr.services.errors import Conflict, Forbidden, Invalid, Missing
-from ivr.stamp import new_id
+from ivr.stamp import new_id, now_iso
 from ivr.store import Kind, User
 
 
@@ -54,8 +59,11 @@ async def erase(ctx: Context, actor: User | None, kind: Kind, subject: str) -> d
             raise Forbidden("only an Owner erases an Owner")
         if target.id == actor.id:
             raise Conflict("you cannot erase yourself")
+    live = await _stop_live_recordings(ctx, kind, subject)
     try:
-        receipt = await privacy.erase(ctx.store, kind, subject, actor.id if actor else CLI)
+        receipt = await privacy.erase(
+            ctx.store, kind, subject, actor.id if actor else CLI, live_stopped=live
+        )
     except privacy.SubjectNotFound:
         raise Missing(f"no such {kind}") from None
     if kind == "agent":  # the user is gone, and with them every session
@@ -69,6 +77,47 @@ async def erase(ctx: Context, actor: User | None, kind: Kind, subject: str) -> d
         detail={"erased": receipt["erased"]},
     )
     return receipt
+
+
+LIVE_SAVE_WAIT_S = 30.0
+OBJECTION = "the subject was erased during the call: recording stopped, and blocked"
+
+
+async def _stop_live_recordings(ctx: Context, kind: Kind, subject: str) -> int:
+    """Stop every live call's recording of the subject, and wait until what was recorded is saved.
+
+    So the erasure that follows finds each file closed and each row written,
+    and deletes them for good (not a ``.partial`` file its writer renames
+    back a moment later). The calls go on, unrecorded; the caller sees
+    ``recording`` ``off``. Returns how many recordings were stopped. Only
+    this process's calls: the ``ivr`` command (no switchboard) and other
+    nodes' calls are not reached (docs/privacy.md).
+    """
+    sb = ctx.switchboard
+    if sb is None:
+        return 0
+    if kind == "contact":
+        with contextlib.suppress(ValueError):
+            subject = contact_number(subject)
+        live = [s for s in sb.calls.values() if s.caller_number == subject and not s.ended]
+    else:
+        live = [
+            s
+            for s in sb.calls.values()
+            if not s.ended and s.seat is not None and getattr(s.seat, "user_id", None) == subject
+        ]
+    stopped = sum(1 for s in live if s.recording is not None)
+    marks = [s.block_recording(OBJECTION) for s in live]
+    if marks:
+        try:
+            async with asyncio.timeout(LIVE_SAVE_WAIT_S):
+                await asyncio.gather(*(m.wait() for m in marks))
+        except TimeoutError:
+            raise StorageUnavailable(
+                "a live call's recording could not be saved and closed (the store is failing): "
+                "try the erasure again"
+            ) from None
+    return stopped
 
 
 async def export(
@@ -130,3 +179,26 @@ async def purge(ctx: Context, actor: User | None, now: datetime | None = None) -
         detail={"recordings": receipt["recordings"]},
     )
     return receipt
+
+
+async def blocks(ctx: Context, actor: User | None) -> list[dict[str, Any]]:
+    """Every recording block (callers who objected), newest first: pseudonyms, never numbers."""
+    found = await ctx.store.privacy.blocks()
+    await ctx.audited(
+        actor, "privacy.blocks", "ok", object_type="block", detail={"count": len(found)}
+    )
+    return found
+
+
+async def lift_block(ctx: Context, actor: User | None, contact: str) -> dict[str, Any]:
+    """Let this caller be recorded again (they withdrew their objection); Missing if not blocked."""
+    try:
+        number = contact_number(contact)
+    except ValueError:
+        raise Invalid("contact: must be an E.164 number like +15550100") from None
+    ps = pseudonym(ctx.store, "contact", number)
+    at = now_iso()
+    if not await ctx.store.privacy.lift_block(ps, actor.id if actor else CLI, at):
+        raise Missing("no recording block is in force for that number")
+    await ctx.audited(actor, "privacy.unblock", "ok", object_type="block", object_id=ps)
+    return {"pseudonym": ps, "lifted_at": at}

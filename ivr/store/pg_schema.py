@@ -280,4 +280,14 @@ MIGRATIONS: list[str] = [
     """,
     # 5 (SQLite's 10): where a node is reached, and the agents signed in on each node.
     "ALTER TABLE nodes ADD COLUMN IF NOT EXISTS url TEXT;\n" + PRESENCE_TABLE,
+    # 6 (SQLite's 11): callers who objected (erased), not recorded until a block is lifted.
+    """
+    CREATE TABLE IF NOT EXISTS recording_blocks (
+        pseudonym TEXT PRIMARY KEY,
+        erasure_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        lifted_at TEXT,
+        lifted_by TEXT
+    );
+    """,
 ]

@@ -148,6 +148,16 @@ class PrivacyRepository(Repository):
                     "UPDATE qa_notes SET author_id = ? WHERE author_id = ?", (pseud, subject)
                 )
                 await db.execute("DELETE FROM users WHERE id = ?", (subject,))
+            if job.kind == "contact":
+                # The right to object: this caller is not recorded again until an
+                # Admin lifts the block (only the keyed pseudonym is kept).
+                await db.execute(
+                    "INSERT INTO recording_blocks (pseudonym, erasure_id, created_at) "
+                    "VALUES (?, ?, ?) ON CONFLICT (pseudonym) DO UPDATE SET "
+                    "erasure_id = excluded.erasure_id, created_at = excluded.created_at, "
+                    "lifted_at = NULL, lifted_by = NULL",
+                    (pseud, job.id, job.started_at),
+                )
             kept = receipt(consents)
             await db.execute(
                 "UPDATE erasure_jobs SET subject = NULL, finished_at = ?, receipt = ? WHERE id = ?",
@@ -155,6 +165,30 @@ class PrivacyRepository(Repository):
             )
         await self._db.compact()
         return kept
+
+    # -- blocks: callers who objected --------------------------------------------------
+
+    async def block_of(self, pseudonym: str) -> Row | None:
+        """The caller's block if it is in force (not lifted), else None."""
+        return await self._db.one(
+            "SELECT * FROM recording_blocks WHERE pseudonym = ? AND lifted_at IS NULL",
+            (pseudonym,),
+        )
+
+    async def blocks(self) -> list[dict[str, Any]]:
+        """Every block, lifted or not, newest first (pseudonyms only: no number is kept)."""
+        rows = await self._db.all("SELECT * FROM recording_blocks ORDER BY created_at DESC")
+        keys = ("pseudonym", "erasure_id", "created_at", "lifted_at", "lifted_by")
+        return [{k: r[k] for k in keys} for r in rows]
+
+    async def lift_block(self, pseudonym: str, by: str, at: str) -> bool:
+        """Lift the caller's block; False if none was in force."""
+        changed = await self._db.write(
+            "UPDATE recording_blocks SET lifted_at = ?, lifted_by = ? "
+            "WHERE pseudonym = ? AND lifted_at IS NULL",
+            (at, by, pseudonym),
+        )
+        return changed > 0
 
     # -- retention -------------------------------------------------------------------
 

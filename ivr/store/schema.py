@@ -423,4 +423,14 @@ MIGRATIONS: list[Migration] = [
     _node_columns,
     # 10: where a node is reached, and the agents signed in on each node (calls across nodes).
     _presence,
+    # 11: callers who objected (erased): not recorded again until an Admin lifts the block.
+    """
+    CREATE TABLE IF NOT EXISTS recording_blocks (
+        pseudonym TEXT PRIMARY KEY,
+        erasure_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        lifted_at TEXT,
+        lifted_by TEXT
+    );
+    """,
 ]

@@ -16,7 +16,9 @@ from ivr.call.leg import Leg, Transport
 from ivr.call.session import CallSession
 from ivr.call.switchboard import Switchboard
 from ivr.config import NumberConfig
+from ivr.e164 import contact_number
 from ivr.privacy.redact import mask_number
+from ivr.privacy.subject import pseudonym
 from ivr.stamp import new_id, now_iso
 from ivr.store import CallTransport, NewCall, Store
 from ivr.transport.protocol import Dial
@@ -45,6 +47,7 @@ async def place_call(
     started_at = now_iso()
     # The call's row first: if the store cannot take it, there is no call.
     contact_id = await store.calls.contact_id(dial.from_)
+    blocked = await recording_block(store, dial.from_)
     await store.calls.create(
         NewCall(
             id=call_id,
@@ -71,6 +74,7 @@ async def place_call(
         caller_number=dial.from_,
         contact_id=contact_id,
         started_at=started_at,
+        recording_blocked=blocked,
     )
     log.info(
         "call %s to %s from %s (%s, %s/%d)",
@@ -84,3 +88,18 @@ async def place_call(
     sb.call_started(session)
     session.start(dialled_at)
     return session
+
+
+async def recording_block(store: Store, caller: str) -> str | None:
+    """Why this caller must not be recorded (they objected, and no Admin lifted it), or None."""
+    try:
+        number = contact_number(caller)
+    except ValueError:
+        return None
+    block = await store.privacy.block_of(pseudonym(store, "contact", number))
+    if block is None:
+        return None
+    return (
+        f"the caller objected to recording (erasure of {str(block['created_at'])[:10]}): "
+        "not recorded until an Admin lifts the block"
+    )

@@ -206,6 +206,19 @@ MATRIX += [
         {"contact": "+15559990000"},
         {"agent": "403", "supervisor": "403", "admin": "ok", "owner": "403"},
     ),
+    # After the contact's erasure (the Admin's, above): their block is there to lift.
+    (
+        "GET",
+        "/v1/privacy/blocks",
+        None,
+        {"agent": "403", "supervisor": "403", "admin": "ok", "owner": "403"},
+    ),
+    (
+        "POST",
+        "/v1/privacy/blocks/lift",
+        {"contact": "+15559990000"},
+        {"agent": "403", "supervisor": "403", "admin": "ok", "owner": "403"},
+    ),
     (
         "POST",
         "/v1/privacy/erasures",

@@ -39,6 +39,7 @@ privacy.export            own    yes         yes    no
 privacy.erase_contact     no     no          yes    no
 privacy.erase_agent       no     no          yes    yes
 privacy.retention         no     no          yes    no
+privacy.blocks            no     no          yes    no
 audit.read                no     no          yes    yes
 billing.read              no     no          no     yes
 agent.take_calls          yes    yes         yes    no

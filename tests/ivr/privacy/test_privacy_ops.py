@@ -108,7 +108,9 @@ async def test_export_then_erase_a_contact_who_called_five_times(
         "transcripts": 3,
         "consents": 5,
         "calls_pseudonymised": 5,
+        "live_recordings_stopped": 0,
     }
+    assert receipt["recording_blocked"] is True
     assert CONTACT not in json.dumps(receipt)
     after = await (await client.get("/v1/analytics/summary", headers=bearer(sup))).json()
     for key in ("calls", "answered", "consent_asked", "consent_granted", "consent_rate"):
