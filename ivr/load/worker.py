@@ -50,10 +50,8 @@ TICK_S = 0.02
 # process's frames reach the server in small groups, as independent phones'
 # would, not in one burst per tick.
 PHASES = 4
-SUBTICK_S = TICK_S / PHASES
 MAX_CATCH_UP_S = 0.2
 CONNECT_TIMEOUT_S = 10.0
-PROGRESS_EVERY_SUBTICKS = 25 * PHASES  # half a second
 
 
 class Link(Protocol):
@@ -137,10 +135,13 @@ class Worker:
         *,
         now: Callable[[], float] = time.monotonic,
         connect: Connect = connect,
+        phases: int = PHASES,
     ) -> None:
         self.job = job
         self._now = now
         self._connect = connect
+        # A simulated run has no network to spread frames over: one phase, one timer a tick.
+        self.phases = phases
         spec = job.scenario.spec
         self.spec = spec
         self.progress = progress
@@ -160,7 +161,7 @@ class Worker:
                 for d in sorted(x for x in digits if x is not None)
             }
         self.start = 0.0
-        self.live: list[dict[int, tuple[VirtualCaller, Link]]] = [{} for _ in range(PHASES)]
+        self.live: list[dict[int, tuple[VirtualCaller, Link]]] = [{} for _ in range(phases)]
         self.agents: list[tuple[VirtualAgent, Link]] = []
         self.agent_stats = AgentStats()
         self.results: list[CallResult] = []
@@ -299,7 +300,7 @@ class Worker:
                 caller.fail("connect_failed", f"{type(exc).__name__}: {exc}", self._now())
                 return
             caller.attach(conn, self._now())
-            live = self.live[plan.index % PHASES]
+            live = self.live[plan.index % self.phases]
             live[plan.index] = (caller, conn)
             try:
                 limit = self.spec.call_timeout_s + 30.0
@@ -330,18 +331,21 @@ class Worker:
         sleep = asyncio.sleep
         monotonic = self._now
         live = self.live
+        phases = self.phases
+        subtick = TICK_S / phases
+        progress_every = 25 * phases  # half a second
         while not self._stopping:
             k += 1
-            target = start + k * SUBTICK_S
+            target = start + k * subtick
             delay = target - monotonic()
             if delay > 0:
                 await sleep(delay)
             now = monotonic()
             late = now - target
             if late > MAX_CATCH_UP_S:
-                k += int(late / SUBTICK_S)
+                k += int(late / subtick)
             self.runner_lateness.add(late * 1000 if late > 0 else 0.0)
-            phase = k % PHASES
+            phase = k % phases
             for caller, conn in list(live[phase].values()):
                 try:
                     frame = caller.tick(now)
@@ -363,7 +367,7 @@ class Worker:
                 second = self._second(sec)
                 second.active = self.active
                 self._fold_lateness(second.lateness)
-            if k % PROGRESS_EVERY_SUBTICKS == 0:
+            if k % progress_every == 0:
                 self._report()
             if delay <= 0:
                 await sleep(0)

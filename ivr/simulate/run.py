@@ -127,7 +127,7 @@ def simulate(
                 agents=spec.agents.count if spec.agents is not None else 0,
                 agent_token=SIM_TOKEN if spec.agents is not None else None,
             )
-            worker = Worker(job, None, now=loop.time, connect=wire.connect)
+            worker = Worker(job, None, now=loop.time, connect=wire.connect, phases=1)
             results = [await worker.run(loop.time() + START_DELAY_S)]
             target = Target("sim://switch", embedded=True)
             result = merge_results(
