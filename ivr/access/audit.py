@@ -174,11 +174,18 @@ async def verify_checkpoints(store: Store, lines: Iterable[CheckpointLine]) -> C
     """
     problems: list[str] = []
     newest: Checkpoint | None = None
+    first = await store.audit.entries(after=0, limit=1)
+    ours = first[0].hash if first else None
     for line in lines:
-        if line.checkpoint is None:
+        cp = line.checkpoint
+        if cp is None:
             problems.append(f"checkpoint line {line.number}: {line.problem}")
-        elif newest is None or line.checkpoint.seq >= newest.seq:
-            newest = line.checkpoint
+        elif ours is not None and cp.first != ours:
+            problems.append(
+                f"checkpoint line {line.number}: of another audit log (its first entry differs)"
+            )
+        elif newest is None or cp.seq >= newest.seq:
+            newest = cp
     if newest is None:
         return CheckpointVerdict(False, "no valid checkpoint to check against", tuple(problems))
     head = await store.audit.head()

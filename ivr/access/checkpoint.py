@@ -17,9 +17,10 @@ section puts them elsewhere (docs/privacy.md says what each placement
 protects against). A checkpoint line is one JSON object::
 
     {"seq": 1042, "hash": "9f...", "at": "2026-12-04T05:00:00.000Z",
-     "node": "host:pid", "key": "3a5c...", "signature": "base64..."}
+     "node": "host:pid", "first": "5e0b...", "key": "3a5c...", "signature": "base64..."}
 
-signed over ``ivr-audit-checkpoint:{seq}:{hash}:{at}``; ``key`` is the
+signed over ``ivr-audit-checkpoint:{first}:{seq}:{hash}:{at}``, where
+``first`` is the hash of the chain's first entry (which log it is of); ``key`` is the
 first 16 hex digits of the public key's SHA-256, so a line signed with
 another key is told apart from an edited one.
 """
@@ -64,8 +65,8 @@ def locations(settings: AuditSettings, data_dir: Path) -> tuple[Path, Path]:
     return key, file
 
 
-def _message(seq: int, digest: str, at: str) -> bytes:
-    return f"ivr-audit-checkpoint:{seq}:{digest}:{at}".encode()
+def _message(seq: int, digest: str, at: str, first: str) -> bytes:
+    return f"ivr-audit-checkpoint:{first}:{seq}:{digest}:{at}".encode()
 
 
 def load_key(path: Path) -> Ed25519PrivateKey:
@@ -97,7 +98,12 @@ def key_id(public: Ed25519PublicKey) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
-    """One signed head of the chain: entry ``seq`` had hash ``hash`` at ``at``."""
+    """One signed head of the chain: entry ``seq`` had hash ``hash`` at ``at``.
+
+    ``first`` is the hash of the chain's first entry: which audit log (which
+    database) the checkpoint is of, so that a file of another log is named as
+    such rather than taken for a cut one.
+    """
 
     seq: int
     hash: str
@@ -105,12 +111,13 @@ class Checkpoint:
     node: str
     key: str
     signature: str
+    first: str
 
     @classmethod
     def sign(
-        cls, private: Ed25519PrivateKey, seq: int, digest: str, at: str, node: str
+        cls, private: Ed25519PrivateKey, seq: int, digest: str, at: str, node: str, first: str
     ) -> Checkpoint:
-        signature = private.sign(_message(seq, digest, at))
+        signature = private.sign(_message(seq, digest, at, first))
         return cls(
             seq,
             digest,
@@ -118,6 +125,7 @@ class Checkpoint:
             node,
             key_id(private.public_key()),
             base64.b64encode(signature).decode(),
+            first,
         )
 
     def line(self) -> str:
@@ -127,6 +135,7 @@ class Checkpoint:
                 "hash": self.hash,
                 "at": self.at,
                 "node": self.node,
+                "first": self.first,
                 "key": self.key,
                 "signature": self.signature,
             },
@@ -134,8 +143,9 @@ class Checkpoint:
         )
 
     def valid(self, public: Ed25519PublicKey) -> bool:
+        message = _message(self.seq, self.hash, self.at, self.first)
         try:
-            public.verify(base64.b64decode(self.signature), _message(self.seq, self.hash, self.at))
+            public.verify(base64.b64decode(self.signature), message)
         except (InvalidSignature, ValueError):
             return False
         return True
@@ -166,6 +176,7 @@ def read_checkpoints(path: Path, public: Ed25519PublicKey) -> Iterator[Checkpoin
                     str(d["node"]),
                     str(d["key"]),
                     str(d["signature"]),
+                    str(d["first"]),
                 )
             except (ValueError, KeyError, TypeError):
                 yield CheckpointLine(number, None, "not a checkpoint line")
@@ -219,7 +230,8 @@ class Checkpointer:
         if head is None or head == self._last:
             return None
         seq, digest = head
-        cp = Checkpoint.sign(self.key, seq, digest, now_iso(), self.node)
+        (first,) = await self.store.audit.entries(after=0, limit=1)
+        cp = Checkpoint.sign(self.key, seq, digest, now_iso(), self.node, first.hash)
         line = cp.line()
         self.file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

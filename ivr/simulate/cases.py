@@ -29,7 +29,10 @@ last step is hung up. ``expect`` names what is checked: ``line``,
 answered), ``prompts`` (the nodes heard, in order), ``path`` (the branches
 taken, as :meth:`ivr.flows.Step.describe` writes them) and ``decision``
 (fields of the recording decision). ``agents: {TEAM: N}`` gives a team N
-bots for the case (0: nobody answers).
+bots for the case (0: nobody answers); ``people: {TEAM: N}`` seats N
+simulated people of the team (``/v1/agent`` in memory), who answer after
+``person_answers_after_s`` (1 s) and, with ``person_hangs_up_after_s``, hang
+up first.
 
 :func:`coverage` says which branches of each flow (the compliance proof's
 edges, :func:`ivr.flows.compliance.branches`) no case took.
@@ -85,6 +88,9 @@ class Case(_Model):
     rate: Annotated[int, Field(ge=8000, le=48000)] = 8000
     seed: int = 0
     agents: dict[str, Annotated[int, Field(ge=0, le=10000)]] = Field(default_factory=dict)
+    people: dict[str, Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=dict)
+    person_answers_after_s: Annotated[float, Field(ge=0, le=600)] = 1.0
+    person_hangs_up_after_s: Annotated[float, Field(gt=0, le=86400)] | None = None
     steps: list[str | dict[str, Any]] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
 
@@ -190,6 +196,13 @@ def run_case(
         case_config(config, case), seed=case.seed, tts_cache=tts_cache, prove=prove
     ) as switch:
         try:
+            for team, count in case.people.items():
+                for _ in range(count):
+                    switch.add_person(
+                        team,
+                        answer_after_s=case.person_answers_after_s,
+                        hangup_after_s=case.person_hangs_up_after_s,
+                    )
             call = switch.dial(case.dial, caller=case.caller, sample_rate=case.rate)
             for step in case.steps:
                 _do(call, step)

@@ -44,7 +44,9 @@ from typing import Any, TypeVar
 
 from ivr import stamp
 from ivr.call.clock import MediaClock
+from ivr.call.leg import Leg
 from ivr.call.recorder import RecorderPool
+from ivr.call.seat import PersonSeat
 from ivr.call.session import CallSession
 from ivr.call.switchboard import Switchboard
 from ivr.config import Config
@@ -285,6 +287,54 @@ class Call:
             await asyncio.sleep(max(at - loop.time(), 0.0))
 
 
+class Person:
+    """A simulated person at an agent seat (``/v1/agent`` in memory): the seat's leg's transport.
+
+    Answers every offer ``answer_after_s`` after it comes, and, when
+    ``hangup_after_s`` is set, hangs up that long after answering (else the
+    caller ends the call). Sends no audio: the caller hears silence from them.
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, answer_after_s: float, hangup_after_s: float | None
+    ) -> None:
+        self.loop = loop
+        self.answer_after_s = answer_after_s
+        self.hangup_after_s = hangup_after_s
+        self.seat: PersonSeat | None = None
+        self.offers = 0
+        self.calls = 0
+
+    def send_audio(self, payload: bytes) -> bool:
+        return True
+
+    def send_message(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "offer":
+            self.offers += 1
+            self.loop.call_later(self.answer_after_s, self._answer, str(message["call_id"]))
+        elif kind == "answered" and self.hangup_after_s is not None:
+            self.calls += 1
+            self.loop.call_later(self.hangup_after_s, self._hangup, str(message["call_id"]))
+        elif kind == "answered":
+            self.calls += 1
+
+    def close(self, code: int) -> None:
+        pass
+
+    def _answer(self, call_id: str) -> None:
+        seat = self.seat
+        call = seat.call if seat is not None else None
+        if seat is not None and isinstance(call, CallSession) and call.id == call_id:
+            call.agent_answered(seat)
+
+    def _hangup(self, call_id: str) -> None:
+        seat = self.seat
+        call = seat.call if seat is not None else None
+        if isinstance(call, CallSession) and call.id == call_id and call.bridged:
+            call.agent_hangup()
+
+
 @dataclass
 class Switch:
     """A softswitch on a virtual clock: :meth:`open` it, :meth:`dial`, close it."""
@@ -409,6 +459,33 @@ class Switch:
         call._mouth = self.loop.create_task(call._speak(), name=f"caller-{mask_number(caller)}")
         self.calls.append(call)
         return call
+
+    def add_person(
+        self,
+        team: str,
+        *,
+        answer_after_s: float = 1.0,
+        hangup_after_s: float | None = None,
+    ) -> Person:
+        """Seat a simulated person of ``team``, ready for calls (a store user, no password)."""
+        sb, store = self.switchboard, self.store
+        assert sb is not None
+        assert store is not None
+        if team not in sb.teams:
+            raise FlowTestFailure(f"no team {team!r} in the config")
+        person = Person(self.loop, answer_after_s, hangup_after_s)
+        n = len(sb.seats) + 1
+
+        async def seat_them() -> None:
+            user = await store.users.add(
+                f"person-{n}@simulated.invalid", f"Person {n}", "agent", "!", [team]
+            )
+            seat = sb.add_person(user, Leg(codec("pcm_s16le", 8000), person), token_hash=f"sim-{n}")
+            person.seat = seat
+            sb.set_ready(seat, True)
+
+        self._run(seat_them())
+        return person
 
     def fail_store(self, seconds: float) -> None:
         """The store refuses every write for the next ``seconds`` (a failing disk)."""

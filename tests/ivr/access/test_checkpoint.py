@@ -163,3 +163,23 @@ async def test_the_server_signs_the_head_when_it_stops(start_app: Any, tmp_path:
     lines = (tmp_path / "data" / CHECKPOINT_FILE).read_text().splitlines()
     assert lines
     assert json.loads(lines[-1])["seq"] >= 1
+
+
+async def test_a_checkpoint_of_another_audit_log_is_named_as_such(
+    store: Store, tmp_path: Path
+) -> None:
+    other = Store(tmp_path / "other")
+    await other.open()
+    try:
+        await entries(AuditLog(other), 3)
+        key = store.data_dir / KEY_FILE
+        foreign = Checkpointer(other, key, store.data_dir / CHECKPOINT_FILE, node="elsewhere")
+        await foreign.checkpoint()  # same key, but the other database's chain
+    finally:
+        await other.close()
+    await entries(AuditLog(store), 3, 10)
+    verdict = await check(store)
+    assert not verdict.ok
+    assert verdict.problems == (
+        "checkpoint line 1: of another audit log (its first entry differs)",
+    )

@@ -104,3 +104,21 @@ flows:
       private: {type: ring, team: support, record: false, timeout_s: 30, on_no_answer: bye}
       bye: {type: hangup, prompt: no_agent_en}
 """
+
+
+def test_a_simulated_person_answers_a_desk_call_and_can_hang_up_first() -> None:
+    with Switch.open(load_config(None)) as switch:
+        person = switch.add_person("desk", answer_after_s=1.5, hangup_after_s=2.0)
+        call = switch.dial("+15550102")
+        call.wait_prompt("consent")
+        asked = switch.now
+        call.press("1")
+        call.wait_connected()
+        assert switch.now - asked >= 1.5 - 1e-6  # the person took their time to answer
+        assert (call.connected_to or "").startswith("Person")
+        call.wait_end()
+        assert call.reason == "agent"
+        assert call.recorded
+        assert (person.offers, person.calls) == (1, 1)
+        with pytest.raises(FlowTestFailure, match="no team"):
+            switch.add_person("nobody")
