@@ -552,13 +552,22 @@ async def _audit_verify(args: argparse.Namespace) -> int:
             )
             return 1
         intact = f"{verdict.entries} entries, the hash chain is intact"
-        if not file.is_file() or not key_path.is_file():
-            missing = file if not file.is_file() else key_path
+        if not file.is_file():
+            if key_path.is_file() and verdict.entries:
+                # A server made the key at its first start and signs at least at
+                # shutdown: the file gone means the proof of the tail is gone.
+                print(f"audit log: {intact}", file=sys.stderr)
+                print(
+                    f"audit log BROKEN: the checkpoint file {file} is missing, though the "
+                    f"signing key {key_path} exists: entries cut from the end cannot be ruled out",
+                    file=sys.stderr,
+                )
+                return 1
             if args.require_checkpoints:
-                print(f"audit log: {intact}, but {missing} is missing", file=sys.stderr)
+                print(f"audit log: {intact}, but {file} is missing", file=sys.stderr)
                 return 1
             print(
-                f"audit log ok: {intact}; no checkpoints yet ({missing} is missing), so "
+                f"audit log ok: {intact}; no checkpoints yet ({file} is missing), so "
                 "entries cut from its end would not show"
             )
             return 0

@@ -9,12 +9,17 @@ of ivr, so the call path stamps its facts without importing the store.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
-_now: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731
-_token: Callable[[int], str] = secrets.token_hex
+Sources = tuple[Callable[[], datetime], Callable[[int], str]]
+_sources: ContextVar[Sources | None] = ContextVar("ivr_stamp_sources", default=None)
+
+
+def _now() -> datetime:
+    src = _sources.get()
+    return src[0]() if src is not None else datetime.now(UTC)
 
 
 def iso(at: datetime) -> str:
@@ -34,21 +39,17 @@ def expiry(retention_days: int, start: datetime | None = None) -> str:
 
 def new_id(prefix: str) -> str:
     """A new id of the kind ``prefix`` names: ``c_3f9a...`` (64 random bits)."""
-    return f"{prefix}_{_token(8)}"
+    src = _sources.get()
+    return f"{prefix}_{src[1](8) if src is not None else secrets.token_hex(8)}"
 
 
-@contextmanager
-def sources(now: Callable[[], datetime], token: Callable[[int], str]) -> Iterator[None]:
-    """Stamp times from ``now`` and ids from ``token`` (hex of n bytes) for a while.
+def use_sources(now: Callable[[], datetime], token: Callable[[int], str]) -> None:
+    """In the current context only, stamp times from ``now`` and ids from ``token``.
 
-    The simulator's clock and seeded randomness (:mod:`ivr.simulate`): its
-    calls get the same ids and times from the same seed. Everything else
-    stamps from the wall clock and ``secrets``.
+    The simulator's clock and seeded randomness (:mod:`ivr.simulate`): a
+    switch runs its tasks in a context of its own where this was called, so
+    its calls get the same ids and times from the same seed, and nothing
+    else in the process (another switch, another thread's loop) is touched.
+    ``token(n)`` gives the hex of n bytes.
     """
-    global _now, _token
-    saved = _now, _token
-    _now, _token = now, token
-    try:
-        yield
-    finally:
-        _now, _token = saved
+    _sources.set((now, token))

@@ -65,8 +65,8 @@ def locations(settings: AuditSettings, data_dir: Path) -> tuple[Path, Path]:
     return key, file
 
 
-def _message(seq: int, digest: str, at: str, first: str) -> bytes:
-    return f"ivr-audit-checkpoint:{first}:{seq}:{digest}:{at}".encode()
+def _message(seq: int, digest: str, at: str, first: str, node: str) -> bytes:
+    return f"ivr-audit-checkpoint:{first}:{seq}:{digest}:{at}:{node}".encode()
 
 
 def load_key(path: Path) -> Ed25519PrivateKey:
@@ -89,6 +89,17 @@ def load_key(path: Path) -> Ed25519PrivateKey:
     if len(raw) != KEY_BYTES:
         raise AuthError(f"{path.name} is not a {KEY_BYTES}-byte Ed25519 key")
     return Ed25519PrivateKey.from_private_bytes(raw)
+
+
+def public_key(path: Path) -> Ed25519PublicKey:
+    """The public half of the signing key at ``path`` (never made here: :class:`AuthError`)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AuthError(f"cannot read the audit signing key {path}: {exc.strerror}") from None
+    if len(raw) != KEY_BYTES:
+        raise AuthError(f"{path.name} is not a {KEY_BYTES}-byte Ed25519 key")
+    return Ed25519PrivateKey.from_private_bytes(raw).public_key()
 
 
 def key_id(public: Ed25519PublicKey) -> str:
@@ -117,7 +128,7 @@ class Checkpoint:
     def sign(
         cls, private: Ed25519PrivateKey, seq: int, digest: str, at: str, node: str, first: str
     ) -> Checkpoint:
-        signature = private.sign(_message(seq, digest, at, first))
+        signature = private.sign(_message(seq, digest, at, first, node))
         return cls(
             seq,
             digest,
@@ -143,7 +154,7 @@ class Checkpoint:
         )
 
     def valid(self, public: Ed25519PublicKey) -> bool:
-        message = _message(self.seq, self.hash, self.at, self.first)
+        message = _message(self.seq, self.hash, self.at, self.first, self.node)
         try:
             public.verify(base64.b64decode(self.signature), message)
         except (InvalidSignature, ValueError):
@@ -163,7 +174,7 @@ class CheckpointLine:
 def read_checkpoints(path: Path, public: Ed25519PublicKey) -> Iterator[CheckpointLine]:
     """Every line of the file, each checked: well formed, signed with this key, signature good."""
     mine = key_id(public)
-    with path.open(encoding="utf-8") as f:
+    with path.open(encoding="utf-8", errors="replace") as f:
         for number, text in enumerate(f, 1):
             if not text.strip():
                 continue
@@ -178,7 +189,7 @@ def read_checkpoints(path: Path, public: Ed25519PublicKey) -> Iterator[Checkpoin
                     str(d["signature"]),
                     str(d["first"]),
                 )
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, OverflowError):
                 yield CheckpointLine(number, None, "not a checkpoint line")
                 continue
             if cp.key != mine:
@@ -189,6 +200,15 @@ def read_checkpoints(path: Path, public: Ed25519PublicKey) -> Iterator[Checkpoin
                 )
             else:
                 yield CheckpointLine(number, cp)
+
+
+def _append(file: Path, line: str) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class Checkpointer:
@@ -233,12 +253,7 @@ class Checkpointer:
         (first,) = await self.store.audit.entries(after=0, limit=1)
         cp = Checkpoint.sign(self.key, seq, digest, now_iso(), self.node, first.hash)
         line = cp.line()
-        self.file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        await asyncio.to_thread(_append, self.file, line)  # an fsync: off the media clock's loop
         self._last = head
         if self.to_log:
             log.info("audit checkpoint %s", line)

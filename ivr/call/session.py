@@ -238,6 +238,12 @@ class CallSession:
         self.event("recording", {"state": "blocked", "reason": why})
         return self.journal.mark()
 
+    def rename_agent(self, name: str, pseudonym: str) -> None:
+        """An erased agent: their name in this call's events not yet saved becomes the pseudonym."""
+        for _, _, data in self._events:
+            if data.get("agent") == name:
+                data["agent"] = pseudonym
+
     def pause_recording(self, reason: str) -> bool:
         """Pause the live recording (silence is written); False if nothing changed."""
         return self.actions.pause_recording(reason)

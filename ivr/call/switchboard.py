@@ -74,6 +74,8 @@ class Switchboard:
         self.teams: dict[str, TeamConfig] = dict(teams or config.teams)
         self.calls: dict[str, CallSession] = {}
         self._unsaved: set[CallSession] = set()  # ended or not, until saved
+        self.objected: set[str] = set()
+        """Callers (E.164) being erased now: a call placed meanwhile is not recorded."""
         self.seats: dict[str, Seat] = {}
         self._queues: dict[str, deque[CallSession]] = {t: deque() for t in self.teams}
         self._idle_seq = 0
@@ -395,6 +397,10 @@ class Switchboard:
         else:
             log.info("drained: every call ended on its own")
         return left
+
+    def unsaved_calls(self) -> list[CallSession]:
+        """Every call of this process whose records are not all saved yet (live, or just ended)."""
+        return [*self._unsaved]
 
     def call_started(self, call: CallSession) -> None:
         self.calls[call.id] = call

@@ -57,6 +57,9 @@ async def erase(
         started_at=now_iso(),
     )
     await store.privacy.add_erasure(job)
+    if kind == "contact":
+        # Before anything is deleted: a call placed on any node from now on is not recorded.
+        await store.privacy.add_block(job.pseudonym, job.id, job.started_at)
     return await _run_job(store, job.id, live_stopped)
 
 

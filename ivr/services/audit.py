@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ivr.access.audit import CheckpointVerdict, Verdict, verify, verify_checkpoints
-from ivr.access.checkpoint import load_key, read_checkpoints
+from ivr.access.checkpoint import public_key, read_checkpoints
 from ivr.services.context import Context
 
 
@@ -16,5 +16,5 @@ async def verify_chain(ctx: Context) -> Verdict:
 
 async def check_checkpoints(ctx: Context, key_path: Path, file: Path) -> CheckpointVerdict:
     """The chain's tail against the newest checkpoint of ``file`` signed with the key."""
-    public = load_key(key_path).public_key()
+    public = public_key(key_path)
     return await verify_checkpoints(ctx.store, list(read_checkpoints(file, public)))

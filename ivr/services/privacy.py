@@ -59,13 +59,18 @@ async def erase(ctx: Context, actor: User | None, kind: Kind, subject: str) -> d
             raise Forbidden("only an Owner erases an Owner")
         if target.id == actor.id:
             raise Conflict("you cannot erase yourself")
-    live = await _stop_live_recordings(ctx, kind, subject)
     try:
+        live = await _stop_live_recordings(ctx, kind, subject)
         receipt = await privacy.erase(
             ctx.store, kind, subject, actor.id if actor else CLI, live_stopped=live
         )
     except privacy.SubjectNotFound:
         raise Missing(f"no such {kind}") from None
+    finally:
+        if ctx.switchboard is not None and kind == "contact":
+            # The block is in the store now (or the erasure failed and will be retried).
+            with contextlib.suppress(ValueError):
+                ctx.switchboard.objected.discard(contact_number(subject))
     if kind == "agent":  # the user is gone, and with them every session
         ctx.sessions_ended(subject, "the session was ended: the user was erased")
     await ctx.audited(
@@ -84,14 +89,17 @@ OBJECTION = "the subject was erased during the call: recording stopped, and bloc
 
 
 async def _stop_live_recordings(ctx: Context, kind: Kind, subject: str) -> int:
-    """Stop every live call's recording of the subject, and wait until what was recorded is saved.
+    """Stop every live call's recording of the subject, and wait until what they wrote is saved.
 
     So the erasure that follows finds each file closed and each row written,
     and deletes them for good (not a ``.partial`` file its writer renames
     back a moment later). The calls go on, unrecorded; the caller sees
-    ``recording`` ``off``. Returns how many recordings were stopped. Only
-    this process's calls: the ``ivr`` command (no switchboard) and other
-    nodes' calls are not reached (docs/privacy.md).
+    ``recording`` ``off``. Calls that have just ended are waited for too,
+    and an erased agent's name in events not yet saved is replaced by their
+    pseudonym. Returns how many recordings were stopped. Only this process's
+    calls: the ``ivr`` command (no switchboard) and other nodes' calls are
+    not reached (docs/privacy.md); a contact's block reaches later calls on
+    every node.
     """
     sb = ctx.switchboard
     if sb is None:
@@ -99,19 +107,29 @@ async def _stop_live_recordings(ctx: Context, kind: Kind, subject: str) -> int:
     if kind == "contact":
         with contextlib.suppress(ValueError):
             subject = contact_number(subject)
-        live = [s for s in sb.calls.values() if s.caller_number == subject and not s.ended]
+        # First, with no await before the look below: a call placed from now on
+        # sees the objection (place_call), one placed before is in the list.
+        sb.objected.add(subject)
+        mine = [s for s in sb.unsaved_calls() if s.caller_number == subject]
     else:
-        live = [
+        mine = [
             s
-            for s in sb.calls.values()
-            if not s.ended and s.seat is not None and getattr(s.seat, "user_id", None) == subject
+            for s in sb.unsaved_calls()
+            if s.seat is not None and getattr(s.seat, "user_id", None) == subject
         ]
+        user = await ctx.store.users.get(subject)
+        if user is not None:
+            ps = pseudonym(ctx.store, "agent", subject)
+            for s in mine:
+                s.rename_agent(user.name, ps)
+    live = [s for s in mine if not s.ended]
     stopped = sum(1 for s in live if s.recording is not None)
     marks = [s.block_recording(OBJECTION) for s in live]
-    if marks:
+    waits = [m.wait() for m in marks] + [s.journal.saved.wait() for s in mine if s.ended]
+    if waits:
         try:
             async with asyncio.timeout(LIVE_SAVE_WAIT_S):
-                await asyncio.gather(*(m.wait() for m in marks))
+                await asyncio.gather(*waits)
         except TimeoutError:
             raise StorageUnavailable(
                 "a live call's recording could not be saved and closed (the store is failing): "

@@ -44,7 +44,7 @@ import dataclasses
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -85,7 +85,7 @@ class Case(_Model):
     name: str
     dial: str
     caller: str = Field(DEFAULT_CALLER, alias="from")
-    rate: Annotated[int, Field(ge=8000, le=48000)] = 8000
+    rate: Literal[8000, 16000] = 8000
     seed: int = 0
     agents: dict[str, Annotated[int, Field(ge=0, le=10000)]] = Field(default_factory=dict)
     people: dict[str, Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=dict)
@@ -106,6 +106,7 @@ class CaseResult:
 
     case: Case
     source: str
+    config: Config
     failures: list[str]
     path: list[Step]
     prompts: list[str]
@@ -157,9 +158,10 @@ def _step_problem(step: str | dict[str, Any]) -> str | None:
             return f"{verb!r} takes seconds (a number >= 0), not {arg!r}"
         if verb == "lose_frames" and not (isinstance(arg, int | float) and 0 <= arg <= 100):
             return f"'lose_frames' takes a percentage (0 to 100), not {arg!r}"
-        if verb.startswith("press") and not (
-            isinstance(arg, str | int) and str(arg) and set(str(arg)) <= set("0123456789*#ABCD")
-        ):
+        if verb.startswith("press") and not isinstance(arg, str):
+            # YAML reads 0123 as the number 83, and 1 as a number: keys are text.
+            return f'{verb!r} takes keys in quotes, such as "1", not {arg!r}'
+        if verb.startswith("press") and not (arg and set(arg) <= set("0123456789*#ABCD")):
             return f"{verb!r} takes keys (0-9, *, #, A-D), not {arg!r}"
         return None
     if verb in VERBS_OPTIONAL_ARG:
@@ -192,9 +194,11 @@ def run_case(
     """Run one case on a switch of its own; what failed, if anything."""
     failures: list[str] = []
     call: Call | None = None
-    with Switch.open(
-        case_config(config, case), seed=case.seed, tts_cache=tts_cache, prove=prove
-    ) as switch:
+    try:
+        this = case_config(config, case)
+    except FlowTestFailure as exc:
+        return CaseResult(case, source, config, [str(exc)], [], [], 0.0)
+    with Switch.open(this, seed=case.seed, tts_cache=tts_cache, prove=prove) as switch:
         try:
             for team, count in case.people.items():
                 for _ in range(count):
@@ -215,6 +219,7 @@ def run_case(
     return CaseResult(
         case,
         source,
+        config,
         failures,
         call.path if call is not None else [],
         call.prompts if call is not None else [],
@@ -285,9 +290,15 @@ class FlowCoverage:
 
 
 def coverage(config: Config, results: Iterable[CaseResult]) -> list[FlowCoverage]:
-    """Per flow of a configured number: its branches, and those no case took."""
+    """Per flow of ``config``'s numbers: its branches, and those no case against it took.
+
+    Only the cases run against this config count (a case file may name its
+    own ``config:``); :func:`configs_of` lists the configs a run used.
+    """
     taken: dict[str, set[Step]] = {}
     for r in results:
+        if r.config.source != config.source:
+            continue
         number = config.numbers.get(r.case.dial)
         if number is not None:
             taken.setdefault(number.flow, set()).update(r.path)
@@ -298,6 +309,14 @@ def coverage(config: Config, results: Iterable[CaseResult]) -> list[FlowCoverage
         seen = taken.get(flow_id, set())
         out.append(FlowCoverage(flow_id, every, [b for b in every if b not in seen]))
     return out
+
+
+def configs_of(results: Iterable[CaseResult]) -> list[Config]:
+    """The configs the cases ran against, in the order first used."""
+    seen: dict[str, Config] = {}
+    for r in results:
+        seen.setdefault(r.config.source, r.config)
+    return list(seen.values())
 
 
 def case_files(paths: Sequence[Path]) -> list[Path]:

@@ -40,7 +40,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ivr.simulate.cases import case_files, coverage, default_cases, run_files
+    from ivr.simulate.cases import case_files, configs_of, coverage, default_cases, run_files
 
     files = case_files(args.cases) if args.cases else default_cases(args.config)
     if not files:
@@ -68,13 +68,16 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(cache, ignore_errors=True)
     failed = [r for r in results if not r.passed]
     missed = 0
-    for cov in coverage(config, results):
-        taken = len(cov.branches) - len(cov.missed)
-        line = f"coverage: flow {cov.flow}: {taken}/{len(cov.branches)} branches taken"
-        if cov.missed:
-            line += "; never taken: " + ", ".join(s.describe() for s in cov.missed)
-        missed += len(cov.missed)
-        print(line)
+    configs = configs_of(results) or [config]
+    for cfg in configs:
+        where = f" ({cfg.source})" if len(configs) > 1 else ""
+        for cov in coverage(cfg, results):
+            taken = len(cov.branches) - len(cov.missed)
+            line = f"coverage{where}: flow {cov.flow}: {taken}/{len(cov.branches)} branches taken"
+            if cov.missed:
+                line += "; never taken: " + ", ".join(s.describe() for s in cov.missed)
+            missed += len(cov.missed)
+            print(line)
     simulated = sum(r.simulated_s for r in results)
     print(
         f"{len(results) - len(failed)} passed, {len(failed)} failed in "

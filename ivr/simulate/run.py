@@ -153,7 +153,7 @@ def simulate(
                 )
             return result
 
-        result = switch.loop.run_until_complete(run())
+        result = switch._run(run())
         simulated = loop.time() - started
     wall = time.perf_counter() - t0
     result.wall_s = wall

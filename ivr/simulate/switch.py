@@ -25,18 +25,20 @@ so a test reads like the call::
         assert call.recorded and call.line == "recorded"
 
 Ids and timestamps come from the seed and the virtual clock
-(:func:`ivr.stamp.sources`), so a run is the same every time.
+(:func:`ivr.stamp.use_sources`, in a context of its own), so a run is the
+same every time and nothing else in the process is touched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import shutil
 import tempfile
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -346,7 +348,7 @@ class Switch:
     store: Store | None = None
     switchboard: Switchboard | None = None
     calls: list[Call] = field(default_factory=list)
-    _stack: ExitStack = field(default_factory=ExitStack)
+    _context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
     @classmethod
     @contextmanager
@@ -385,11 +387,12 @@ class Switch:
     def _start(self, tts_cache: Path | None, prove: bool) -> None:
         rng = random.Random(self.seed)
         loop = self.loop
-        self._stack.enter_context(
-            stamp.sources(
-                lambda: EPOCH + timedelta(seconds=loop.time()),
-                lambda n: rng.getrandbits(8 * n).to_bytes(n, "big").hex(),
-            )
+        # Every task of this switch runs in this context: its stamps come from
+        # the virtual clock and the seed, and no one else's do.
+        self._context.run(
+            stamp.use_sources,
+            lambda: EPOCH + timedelta(seconds=loop.time()),
+            lambda n: rng.getrandbits(8 * n).to_bytes(n, "big").hex(),
         )
         self._run(self._open(tts_cache, prove))
 
@@ -411,12 +414,12 @@ class Switch:
         clock.start()
 
     def _close(self) -> None:
+        if self.loop.is_closed():
+            return
         try:
-            if not self.loop.is_closed():
-                self._run(self._shutdown())
-                self.loop.close()
+            self._run(self._shutdown())
         finally:
-            self._stack.close()
+            self.loop.close()
 
     async def _shutdown(self) -> None:
         sb = self.switchboard
@@ -430,8 +433,8 @@ class Switch:
         if self.store is not None:
             await self.store.close()
 
-    def _run(self, aw: Awaitable[T]) -> T:
-        return self.loop.run_until_complete(aw)
+    def _run(self, aw: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(self.loop.create_task(aw, context=self._context))
 
     def do(self, fn: Callable[[], object]) -> None:
         """Call ``fn`` on the loop (the session's verbs schedule work on it)."""

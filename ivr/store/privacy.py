@@ -25,6 +25,13 @@ Receipt = dict[str, Any]
 RETENTION_LOCK = "retention"
 
 
+_BLOCK = (
+    "INSERT INTO recording_blocks (pseudonym, erasure_id, created_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (pseudonym) DO UPDATE SET erasure_id = excluded.erasure_id, "
+    "created_at = excluded.created_at, lifted_at = NULL, lifted_by = NULL"
+)
+
+
 def _job(row: Row) -> ErasureJobRow:
     receipt = row["receipt"]
     return ErasureJobRow(
@@ -149,15 +156,9 @@ class PrivacyRepository(Repository):
                 )
                 await db.execute("DELETE FROM users WHERE id = ?", (subject,))
             if job.kind == "contact":
-                # The right to object: this caller is not recorded again until an
-                # Admin lifts the block (only the keyed pseudonym is kept).
-                await db.execute(
-                    "INSERT INTO recording_blocks (pseudonym, erasure_id, created_at) "
-                    "VALUES (?, ?, ?) ON CONFLICT (pseudonym) DO UPDATE SET "
-                    "erasure_id = excluded.erasure_id, created_at = excluded.created_at, "
-                    "lifted_at = NULL, lifted_by = NULL",
-                    (pseud, job.id, job.started_at),
-                )
+                # The right to object (written first by add_block; again here for
+                # a job resumed after a crash): not recorded again until lifted.
+                await db.execute(_BLOCK, (pseud, job.id, job.started_at))
             kept = receipt(consents)
             await db.execute(
                 "UPDATE erasure_jobs SET subject = NULL, finished_at = ?, receipt = ? WHERE id = ?",
@@ -167,6 +168,10 @@ class PrivacyRepository(Repository):
         return kept
 
     # -- blocks: callers who objected --------------------------------------------------
+
+    async def add_block(self, pseudonym: str, erasure_id: str, at: str) -> None:
+        """This caller objected: not recorded again until an Admin lifts it (pseudonym only)."""
+        await self._db.write(_BLOCK, (pseudonym, erasure_id, at))
 
     async def block_of(self, pseudonym: str) -> Row | None:
         """The caller's block if it is in force (not lifted), else None."""

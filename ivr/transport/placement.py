@@ -64,6 +64,10 @@ async def place_call(
             node_id=store.node_id,
         )
     )
+    if blocked is None and caller_key(dial.from_) in sb.objected:
+        # Erased while this call was being placed: no await from here to
+        # call_started, so the erasure either sees this call or this call sees it.
+        blocked = "the caller is being erased: not recorded"
     session = CallSession(
         sb,
         call_id=call_id,
@@ -90,11 +94,18 @@ async def place_call(
     return session
 
 
+def caller_key(caller: str) -> str | None:
+    """The caller's number as the store keeps contacts (None: not E.164)."""
+    try:
+        return contact_number(caller)
+    except ValueError:
+        return None
+
+
 async def recording_block(store: Store, caller: str) -> str | None:
     """Why this caller must not be recorded (they objected, and no Admin lifted it), or None."""
-    try:
-        number = contact_number(caller)
-    except ValueError:
+    number = caller_key(caller)
+    if number is None:
         return None
     block = await store.privacy.block_of(pseudonym(store, "contact", number))
     if block is None:

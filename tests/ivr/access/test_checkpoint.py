@@ -151,6 +151,10 @@ async def test_the_command_checks_the_tail(
     await cut_tail(store, 3)
     assert await verify_cmd() == 1
     assert "TRUNCATED: entries 4..6 (3) are missing" in capsys.readouterr().err
+    # Deleting the checkpoint file does not hide the cut: the key says a server signed.
+    (data / CHECKPOINT_FILE).unlink()
+    assert await verify_cmd() == 1
+    assert "the checkpoint file" in capsys.readouterr().err
 
 
 async def test_the_server_signs_the_head_when_it_stops(start_app: Any, tmp_path: Path) -> None:
@@ -160,9 +164,16 @@ async def test_the_server_signs_the_head_when_it_stops(start_app: Any, tmp_path:
     )
     assert resp.status == 401  # a failed login: one audit entry
     await client.close()
-    lines = (tmp_path / "data" / CHECKPOINT_FILE).read_text().splitlines()
-    assert lines
-    assert json.loads(lines[-1])["seq"] >= 1
+    data = tmp_path / "data"
+    public = load_key(data / KEY_FILE).public_key()
+    (last, *_) = reversed(list(read_checkpoints(data / CHECKPOINT_FILE, public)))
+    assert last.checkpoint is not None  # well formed and signed with the server's key
+    store = Store(data)
+    await store.open()
+    try:
+        assert await store.audit.head() == (last.checkpoint.seq, last.checkpoint.hash)
+    finally:
+        await store.close()
 
 
 async def test_a_checkpoint_of_another_audit_log_is_named_as_such(

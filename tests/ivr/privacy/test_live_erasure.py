@@ -109,3 +109,25 @@ def test_the_command_lifts_a_block_once(tmp_path: Path) -> None:
     assert main(["unblock", "--contact", CALLER, "--data", str(tmp_path)]) == 0
     assert main(["unblock", "--contact", CALLER, "--data", str(tmp_path)]) == 1  # none left
     assert main(["unblock", "--contact", "555", "--data", str(tmp_path)]) == 1
+
+
+def test_an_agent_erased_mid_call_leaves_no_name_in_the_call_s_events() -> None:
+    with Switch.open(load_config(None)) as switch:
+        person = switch.add_person("desk", answer_after_s=0.5)
+        call = switch.dial("+15550102", caller=CALLER)
+        call.wait_prompt("consent")
+        call.press("1")
+        call.wait_connected()
+        call.talk(1)
+        assert person.seat is not None
+        name, agent_id = person.seat.name, person.seat.user_id
+        receipt = switch._run(privacy.erase(context(switch), None, "agent", agent_id))
+        assert receipt["erased"]["live_recordings_stopped"] == 1
+        call.talk(1)
+        call.hangup()
+        assert not call.recorded
+        assert switch.store is not None
+        events = switch._run(switch.store.calls.events(call.id))
+        assert events  # the timeline is saved...
+        assert name not in str([e.data for e in events])  # ...without the erased agent's name
+        assert any(e.data.get("agent", "").startswith("ps_") for e in events)

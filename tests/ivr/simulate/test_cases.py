@@ -124,3 +124,13 @@ def test_cases_beside_a_config_are_found(tmp_path: Path) -> None:
     case = tmp_path / "flows" / "tests" / "a.yaml"
     case.write_text('cases:\n  - name: s\n    dial: "+15550101"\n')
     assert default_cases(config) == [case]
+
+
+def test_keys_must_be_quoted_and_an_unknown_team_fails_its_case(tmp_path: Path) -> None:
+    f = tmp_path / "k.yaml"
+    f.write_text('cases:\n  - name: x\n    dial: "+15550100"\n    steps: [{press: 0123}]\n')
+    with pytest.raises(InvalidConfig, match="takes keys in quotes"):
+        load_cases(f)
+    f.write_text('cases:\n  - name: x\n    dial: "+15550100"\n    agents: {nobody: 1}\n')
+    _, (result,) = run_files([f], None)
+    assert result.failures == ["case 'x': no team 'nobody' in the config"]
