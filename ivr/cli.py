@@ -26,17 +26,26 @@ if TYPE_CHECKING:
 DEFAULT_DATA = Path("data")
 METRICS_TOKEN_ENV = "IVR_METRICS_TOKEN"
 DATABASE_ENV = "IVR_DATABASE"
+KEYS_ENV = "IVR_KEYS"
 MIN_METRICS_TOKEN = 16
 
 
 def _database_option(parser: argparse.ArgumentParser) -> None:
-    """``--database URL``: PostgreSQL instead of the data folder's SQLite file."""
+    """``--database URL``: PostgreSQL instead of the data folder's SQLite file; ``--keys DIR``."""
     parser.add_argument(
         "--database",
         default=os.environ.get(DATABASE_ENV) or None,
         metavar="URL",
         help="a postgresql:// URL to keep the store in PostgreSQL "
         f"(default: the {DATABASE_ENV} environment variable; unset: SQLite in --data)",
+    )
+    parser.add_argument(
+        "--keys",
+        type=Path,
+        default=Path(os.environ[KEYS_ENV]) if os.environ.get(KEYS_ENV) else None,
+        metavar="DIR",
+        help="the folder of the data keys that seal recordings and transcripts "
+        f"(default: the {KEYS_ENV} environment variable; unset: DATA-keys beside --data)",
     )
 
 
@@ -185,6 +194,22 @@ def _parser() -> argparse.ArgumentParser:
     purge.add_argument("--data", type=Path, default=DEFAULT_DATA)
     _database_option(purge)
 
+    keys = sub.add_parser(
+        "keys", help="the data keys that seal recordings: status, rotate, destroy an old KEK"
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    for name, text in (
+        ("status", "the key encryption keys, and how many data keys each wraps"),
+        ("rotate", "re-wrap every data key under a new key encryption key (resumes if cut off)"),
+        ("destroy", "destroy an old key encryption key that wraps no data key any more"),
+    ):
+        k = keys_sub.add_parser(name, help=text)
+        if name == "destroy":
+            k.add_argument("kek", help="the id of the key encryption key (kek_...)")
+        k.add_argument("--data", type=Path, default=DEFAULT_DATA)
+        k.add_argument("--config", type=Path, help="a config whose encryption.key_folder to use")
+        _database_option(k)
+
     from ivr.load import cli as load_cli
 
     load_cli.add_parser(sub)
@@ -244,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_audit_verify(args))
         if args.command == "nodes":
             return asyncio.run(_nodes(args))
+        if args.command == "keys":
+            return _keys(args)
         if args.command == "check-config":
             return _check_config(args)
         if args.command == "check-flows":
@@ -328,6 +355,7 @@ def _serve(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         node_id=args.node_id or default_node_id(args.data),
         node_url=args.advertise,
+        keys=args.keys,
     )
     app = create_app(settings)
     print(
@@ -428,7 +456,7 @@ async def _users_add(args: argparse.Namespace) -> int:
         generated = False
     else:
         password, generated = generate_password(), True
-    async with local(args.data, args.database) as ctx:
+    async with local(args.data, args.database, keys=args.keys) as ctx:
         user = await users.add_user(
             ctx,
             None,
@@ -458,7 +486,7 @@ async def _privacy(args: argparse.Namespace) -> int:
     if args.database is None and not (args.data / "ivr.sqlite3").is_file():
         print(f"ivr: no database in {args.data}", file=sys.stderr)
         return 1
-    async with local(args.data, args.database, resume_erasures=True) as ctx:
+    async with local(args.data, args.database, keys=args.keys, resume_erasures=True) as ctx:
         if args.command == "purge":
             print(json.dumps(await privacy.purge(ctx, None), indent=2))
             return 0
@@ -519,7 +547,7 @@ async def _nodes(args: argparse.Namespace) -> int:
     if args.database is None and not (args.data / "ivr.sqlite3").is_file():
         print(f"ivr: no database in {args.data}", file=sys.stderr)
         return 1
-    async with local(args.data, args.database) as ctx:
+    async with local(args.data, args.database, keys=args.keys) as ctx:
         rows = await ctx.store.nodes.nodes(now_iso(), NODE_TIMEOUT_S)
     print(f"{'node':<32} {'state':<9} {'alive':<5} {'calls':>5}  {'heartbeat':<24} started")
     for n in rows:
@@ -527,6 +555,41 @@ async def _nodes(args: argparse.Namespace) -> int:
         print(
             f"{n.id:<32} {n.state:<9} {alive:<5} {n.calls:>5}  {n.heartbeat_at:<24} {n.started_at}"
         )
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    """``ivr keys status|rotate|destroy``: the key folder only, the store is not opened."""
+    from ivr.config import load_config
+    from ivr.store.keyring import key_folder_for, open_keyring
+
+    enc = load_config(args.config).encryption if args.config else None
+    folder = args.keys or (
+        Path(enc.key_folder) if enc is not None and enc.key_folder else key_folder_for(args.data)
+    )
+    if args.keys_command != "rotate" and not (folder / "keys.sqlite3").is_file():
+        print(f"ivr: no keys in {folder}", file=sys.stderr)
+        return 1
+    ring = open_keyring(folder, enc.kms if enc is not None else None)
+    if args.keys_command == "status":
+        counts = ring.counts()
+        current = ring.wrapper.current()
+        print(f"keys in {folder}")
+        for kek in sorted(set(ring.wrapper.keks()) | set(counts)):
+            mark = " (current)" if kek == current else ""
+            print(f"  {kek}{mark}: wraps {counts.get(kek, 0)} data key(s)")
+        if ring.rotating() is not None:
+            print("  a rotation is not finished: run `ivr keys rotate` to resume it")
+        return 0
+    if args.keys_command == "rotate":
+        done = ring.rotate()
+        verb = "resumed: moved" if done.resumed else "moved"
+        print(f"{verb} {done.rewrapped} data key(s) to the new key encryption key {done.kek}")
+        for old in done.previous:
+            print(f"  {old} wraps nothing now: `ivr keys destroy {old}` destroys it")
+        return 0
+    ring.destroy_kek(args.kek)
+    print(f"destroyed the key encryption key {args.kek}")
     return 0
 
 
@@ -543,7 +606,7 @@ async def _audit_verify(args: argparse.Namespace) -> int:
     settings = load_config(args.config).audit if args.config else AuditSettings()
     key_path, file = locations(settings, args.data)
     key_path, file = args.key or key_path, args.checkpoints or file
-    async with local(args.data, args.database) as ctx:
+    async with local(args.data, args.database, keys=args.keys) as ctx:
         verdict = await audit.verify_chain(ctx)
         if not verdict.ok:
             print(

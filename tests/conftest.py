@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 import yaml
 from aiohttp import WSMsgType, web
@@ -26,7 +27,10 @@ from ivr.config import Config, parse_config
 from ivr.server import serving
 from ivr.server.app import create_app
 from ivr.server.keys import Settings
+from ivr.store import Store
+from ivr.store.keyring import Keyring
 from media.frame import Pcm
+from media.sealed import open_audio, read_audio
 from media.wavfile import write_mono
 from tests.postgres import BACKENDS, database_for
 
@@ -398,3 +402,23 @@ async def add_user(
     assert resp.status == 200, await resp.text()
     token: str = (await resp.json())["token"]
     return token
+
+
+def read_recording(store: Store, rec: Any) -> tuple[npt.NDArray[np.int16], int]:
+    """A recording's samples ``(frames, channels)`` and rate, through the store's reader.
+
+    Recordings are sealed at rest (media.sealed): the file is not a WAV, so a
+    test reads it as the API does, decrypted with its data key.
+    """
+    with store.recording_audio(rec.path) as audio:
+        return read_audio(audio)
+
+
+def read_recording_file(path: Path, keys: Path) -> tuple[npt.NDArray[np.int16], int]:
+    """A recording file's samples and rate, its data key from the key folder ``keys``.
+
+    For tests of a server in another process: its default key folder is
+    ``<data>-keys`` beside its data folder (a simulated switch's: ``<data>/keys``).
+    """
+    with open_audio(path, Keyring(keys).key) as audio:
+        return read_audio(audio)

@@ -10,19 +10,21 @@ that the recorder wrote as silence does not shift what comes after).
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import soundfile as sf
 
 from ivr.call.leg import MAX_JITTER_FRAMES, PRIME_FRAMES
+from ivr.store import Store
 from media.frame import Pcm
+from media.sealed import read_audio
 
 
-def caller_channel(path: Path, rate: int = 8000) -> npt.NDArray[np.int16]:
+def caller_channel(store: Store, rec: Any, rate: int = 8000) -> npt.NDArray[np.int16]:
     """The recording's caller channel as ``(frames, samples)``; the file is whole frames."""
-    audio, file_rate = sf.read(str(path), dtype="int16", always_2d=True)
+    with store.recording_audio(rec.path) as audio_file:
+        audio, file_rate = read_audio(audio_file)
     assert file_rate == rate
     n = rate // 50
     assert len(audio) % n == 0, f"{len(audio)} samples is not a whole number of frames"

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 import re
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +26,9 @@ from ivr.api.base import (
 from ivr.e164 import is_e164
 from ivr.errors import NotFound, StoreError
 from ivr.store import RecordingRow, Store, TranscriptRow, User
+from ivr.store.keyring import KeyDestroyed
+from media.errors import AudioFileError
+from media.sealed import Audio
 
 
 async def recording_out(store: Store, rec: RecordingRow, *, notes: bool = False) -> dict[str, Any]:
@@ -123,11 +125,16 @@ async def get_recording(request: web.Request) -> web.Response:
 async def recording_audio(request: web.Request) -> web.StreamResponse:
     user, store, rec = await visible_recording(request, "recordings.audio")
     try:
-        path = store.recording_path(rec.path)
+        audio = await asyncio.to_thread(
+            store.recording_audio, rec.path, expect_bytes=rec.size_bytes
+        )
+    except KeyDestroyed:
+        raise ApiError(404, "not_found", "the recording's data key is destroyed") from None
     except NotFound:
         raise ApiError(404, "not_found", "the recording's file is missing") from None
-    if not path.is_file():
-        raise ApiError(404, "not_found", "the recording's file is missing")
+    except AudioFileError as exc:
+        log.error("recording %s cannot be served: %s", rec.id, exc)
+        raise ApiError(500, "damaged", "the recording's file is damaged") from None
     await audit_of(request).record(
         user,
         "recordings.audio",
@@ -136,9 +143,13 @@ async def recording_audio(request: web.Request) -> web.StreamResponse:
         object_id=rec.id,
         detail={"range": request.headers.get("Range", "")[:64]},
     )
-    return await send_file(request, path, "audio/wav")
+    try:
+        return await send_audio(request, audio, "audio/wav")
+    finally:
+        audio.close()
 
 
+log = logging.getLogger("ivr.api")
 _BYTE_RANGE = re.compile(r"([0-9]+)-([0-9]*)|-([0-9]+)", re.ASCII)
 _CHUNK = 1 << 16
 
@@ -191,41 +202,44 @@ def _unsatisfiable(message: str, size: int) -> ApiError:
     )
 
 
-async def send_file(request: web.Request, path: Path, content_type: str) -> web.StreamResponse:
-    """Stream a file, whole (200) or the one byte range asked for (206); see :func:`byte_range`.
+async def send_audio(request: web.Request, audio: Audio, content_type: str) -> web.StreamResponse:
+    """Stream a recording's plain WAV, whole (200) or one byte range (206); see :func:`byte_range`.
 
-    Read off the event loop in 64 KiB pieces, so a long recording never
+    Read (and, for a sealed file, decrypted: only the chunks the range
+    covers) off the event loop in 64 KiB pieces, so a long recording never
     stalls it and never sits whole in memory.
     """
-    with await asyncio.to_thread(path.open, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        wanted = byte_range(request.headers.get("Range"), size, request.headers.get("If-Range"))
-        headers = {
-            "Content-Type": content_type,
-            "Cache-Control": "private, no-store",
-            "Accept-Ranges": "bytes",  # RFC 9110 section 14.3
-        }
-        if wanted is None:
-            wanted = range(size)
-            status = 200
-        else:
-            status = 206
-            headers["Content-Range"] = f"bytes {wanted.start}-{wanted.stop - 1}/{size}"
-        resp = web.StreamResponse(status=status, headers=headers)
-        resp.content_length = len(wanted)
-        await resp.prepare(request)
-        await asyncio.to_thread(f.seek, wanted.start)
-        left = len(wanted)
-        try:
-            while left > 0:
-                chunk = await asyncio.to_thread(f.read, min(_CHUNK, left))
-                if not chunk:
-                    break  # the file shrank under us: the client sees a short body
-                await resp.write(chunk)
-                left -= len(chunk)
-            await resp.write_eof()
-        except ConnectionError:
-            pass  # the client left mid-way (a seek in the player): nothing to answer
+    size = audio.size
+    wanted = byte_range(request.headers.get("Range"), size, request.headers.get("If-Range"))
+    headers = {
+        "Content-Type": content_type,
+        "Cache-Control": "private, no-store",
+        "Accept-Ranges": "bytes",  # RFC 9110 section 14.3
+    }
+    if wanted is None:
+        wanted = range(size)
+        status = 200
+    else:
+        status = 206
+        headers["Content-Range"] = f"bytes {wanted.start}-{wanted.stop - 1}/{size}"
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = len(wanted)
+    await resp.prepare(request)
+    pos, end = wanted.start, wanted.stop
+    try:
+        while pos < end:
+            try:
+                chunk = await asyncio.to_thread(audio.read_at, pos, min(_CHUNK, end - pos))
+            except (AudioFileError, OSError) as exc:
+                log.error("a recording stopped being readable mid-way: %s", exc)
+                break  # the client sees a short body
+            if not chunk:
+                break  # the file shrank under us: the client sees a short body
+            await resp.write(chunk)
+            pos += len(chunk)
+        await resp.write_eof()
+    except ConnectionError:
+        pass  # the client left mid-way (a seek in the player): nothing to answer
     return resp
 
 

@@ -260,7 +260,7 @@ class FlowActions:
         relative = f"{day}/{rec_id}.wav"
         path = call.sb.records.recordings_dir / relative
         rate = call.caller.sample_rate
-        call.recording = Recording(call.sb.recorder, rec_id, path, rate)
+        call.recording = Recording(call.sb.recorder, rec_id, path, rate, call.sb.records.sealing)
         call.sb.metrics.recording_started()
         call.recording_ids.append(rec_id)
         call.indicate({"type": "recording", "state": "on"})

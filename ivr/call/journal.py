@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ivr import eventloop
-from ivr.call.recorder import FinishedRecording, Recording
+from ivr.call.recorder import DataKeys, FinishedRecording, Recording
 from ivr.errors import StorageUnavailable
 from ivr.stamp import now_iso
 
@@ -60,6 +60,10 @@ class CallRecords(Protocol):
     @property
     def recordings_dir(self) -> Path:
         """Where recording files go; a recording's row keeps its path relative to it."""
+
+    @property
+    def sealing(self) -> DataKeys | None:
+        """The keyring new recordings are sealed with; None: they are written clear."""
 
     @property
     def health(self) -> StorageState: ...

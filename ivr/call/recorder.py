@@ -9,6 +9,10 @@ sounds (ITU-T Q.24 detection, :mod:`media.dtmf`). A tone is reported some
 :data:`media.dtmf.DETECTION_DELAY_FRAMES`) are held back, unwritten, and a
 tone reported now is silenced from its first sample, in them too.
 
+With a keyring, the file is sealed (:mod:`media.sealed`: AES-256-GCM, a
+data key of its own made when the file is opened, on the I/O thread); its
+checksum and size are those of the plain WAV a reader gets.
+
 Frames are gathered in one-second blocks; a full block goes to a single I/O
 thread shared by all recordings, which writes it and makes the WAV header
 true (:class:`media.wavfile.RecordingWriter`). So memory per recording is
@@ -36,7 +40,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -44,9 +48,20 @@ import numpy.typing as npt
 from media.dtmf import DETECTION_DELAY_FRAMES
 from media.errors import AudioFileError
 from media.frame import FRAMES_PER_SECOND, PTIME_MS, Pcm, samples_per_frame
+from media.sealed import SealedAudio, SealedWriter
 from media.wavfile import RecordingWriter, sha256_file
 
 log = logging.getLogger("ivr.recorder")
+
+
+class DataKeys(Protocol):
+    """Where a sealed recording's data key comes from (:class:`ivr.store.keyring.Keyring`)."""
+
+    def new_key(self, key_id: str) -> bytes:
+        """A new random data key for ``key_id``, kept (wrapped) by the keyring."""
+        ...
+
+
 T = TypeVar("T")
 
 BLOCK_FRAMES = FRAMES_PER_SECOND  # one second per block
@@ -79,11 +94,12 @@ class _Sink:
     is written to the file.
     """
 
-    __slots__ = ("error", "writer")
+    __slots__ = ("error", "key", "writer")
 
     def __init__(self) -> None:
-        self.writer: RecordingWriter | None = None
+        self.writer: RecordingWriter | SealedWriter | None = None
         self.error: str | None = None
+        self.key: bytes | None = None  # the data key of a sealed file (kept for its checksum)
 
 
 class RecorderPool:
@@ -141,16 +157,23 @@ class RecorderPool:
         sink.error = str(exc)
         log.error("recording %s stopped: %s", path.name, exc)
 
-    def submit_open(self, path: Path, sample_rate: int) -> _Sink:
+    def submit_open(
+        self, path: Path, sample_rate: int, keys: DataKeys | None = None, key_id: str = ""
+    ) -> _Sink:
+        """Open a recording's file; sealed with a new data key ``key_id`` from ``keys``."""
         if self._stopped:
             raise RuntimeError("the recorder has shut down")
         sink = _Sink()
 
         def open_file() -> None:
             try:
-                sink.writer = RecordingWriter(path, sample_rate, 2)
-            except AudioFileError as exc:
-                self._failed(sink, path, exc)
+                if keys is None:
+                    sink.writer = RecordingWriter(path, sample_rate, 2)
+                else:
+                    sink.key = keys.new_key(key_id)
+                    sink.writer = SealedWriter(path, sample_rate, 2, key=sink.key, key_id=key_id)
+            except (AudioFileError, OSError) as exc:
+                self._failed(sink, path, AudioFileError(f"cannot create recording: {exc}"))
 
         self._put(open_file)
         return sink
@@ -186,13 +209,14 @@ class RecorderPool:
                 # its .partial name, which start-up repair registers.
                 self._failed(sink, path, exc)
                 return FinishedRecording(path, w.frames_written, w.sample_rate, None, 0, sink.error)
+            if sink.key is None:
+                digest, size = sha256_file(final), final.stat().st_size
+            else:  # the checksum and size of the plain WAV, as readers get it
+                with SealedAudio(final, sink.key) as audio:
+                    digest, size = audio.sha256(), audio.size
+                sink.key = None
             return FinishedRecording(
-                final,
-                w.frames_written,
-                w.sample_rate,
-                sha256_file(final),
-                final.stat().st_size,
-                sink.error,
+                final, w.frames_written, w.sample_rate, digest, size, sink.error
             )
 
         return self._call(close)
@@ -231,7 +255,14 @@ def _silenced(frame: Pcm | None, cut: int) -> Pcm | None:
 class Recording:
     """One call's recording while it runs."""
 
-    def __init__(self, pool: RecorderPool, recording_id: str, path: Path, sample_rate: int) -> None:
+    def __init__(
+        self,
+        pool: RecorderPool,
+        recording_id: str,
+        path: Path,
+        sample_rate: int,
+        keys: DataKeys | None = None,
+    ) -> None:
         self.id = recording_id
         self.path = path
         self.sample_rate = sample_rate
@@ -244,7 +275,7 @@ class Recording:
         # tick only appends (and, while a tone sounds, replaces a few).
         self._callers: list[Pcm | None] = []
         self._agents: list[Pcm | None] = []
-        self._sink = pool.submit_open(path, sample_rate)
+        self._sink = pool.submit_open(path, sample_rate, keys, recording_id)
         self._closed = False
         self._frames = 0
         self.pauses: list[dict[str, object]] = []

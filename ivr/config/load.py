@@ -169,6 +169,11 @@ def parse_config(data: Any, source: str, base_dir: Path) -> Config:
                 if (v := getattr(raw.audit, k)) is not None
             }
         ),
+        encryption=raw.encryption.model_copy(
+            update={}
+            if raw.encryption.key_folder is None
+            else {"key_folder": str(base_dir / raw.encryption.key_folder)}
+        ),
     )
 
 

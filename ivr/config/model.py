@@ -79,6 +79,22 @@ class AuditSettings(Strict):
     log_checkpoints: bool = False
 
 
+class EncryptionSettings(Strict):
+    """Recordings and transcripts at rest (docs/privacy.md, "Encryption at rest").
+
+    ``enabled``: new recordings and transcripts are sealed (AES-256-GCM, a
+    data key each); off, they are written clear (sealed ones stay readable).
+    ``key_folder``: where the data keys and the local key encryption key
+    live (relative paths from the config file's folder); unset, the
+    ``IVR_KEYS`` environment variable, else ``<data>-keys`` beside the data
+    folder. ``kms``: ``"module:factory"`` of an external KMS (docs/privacy.md).
+    """
+
+    enabled: bool = True
+    key_folder: str | None = None
+    kms: str | None = None
+
+
 SipTransportName = Literal["udp", "tcp"]
 
 
@@ -163,6 +179,7 @@ class RawConfig(Strict):
     http: HttpConfig = HttpConfig()
     sip: SipSettings = SipSettings()
     audit: AuditSettings = AuditSettings()
+    encryption: EncryptionSettings = EncryptionSettings()
     numbers: dict[str, NumberConfig]
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     flows: dict[str, RawFlow]
@@ -192,3 +209,4 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     sip: SipSettings = field(default_factory=SipSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    encryption: EncryptionSettings = field(default_factory=EncryptionSettings)

@@ -15,6 +15,7 @@ Transcripts follow their recording: erased with it, counted in the receipt.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -86,6 +87,13 @@ async def _run_job(store: Store, job_id: str, live_stopped: int = 0) -> dict[str
             continue
         path.unlink(missing_ok=True)
         path.with_name(path.name + PARTIAL_SUFFIX).unlink(missing_ok=True)
+    # Crypto-shredding: with the data keys gone, every copy of those files (a
+    # backup of the data folder) is noise. Before the rows: a crash here leaves
+    # rows whose keys are gone, which the next run deletes.
+    ids = list(scope.recording_ids)
+    keys_destroyed = await asyncio.to_thread(
+        lambda: store.recordings.shred(ids) + store.transcripts.shred(ids)
+    )
 
     def receipt(consents: int) -> dict[str, Any]:
         return {
@@ -97,6 +105,7 @@ async def _run_job(store: Store, job_id: str, live_stopped: int = 0) -> dict[str
                 "consents": consents,
                 "calls_pseudonymised": len(scope.calls),
                 "live_recordings_stopped": live_stopped,
+                "data_keys_destroyed": keys_destroyed,
             },
             "recording_blocked": job.kind == "contact",
             "at": now_iso(),

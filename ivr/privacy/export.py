@@ -20,10 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+from ivr.errors import NotFound
 from ivr.privacy.csvcell import write_row
 from ivr.privacy.subject import DEFAULT_EXPORT_WINDOW, Kind
 from ivr.stamp import iso, now_iso
 from ivr.store import CallRow, RecordingRow, Store
+from media.sealed import Audio
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,7 @@ async def export(store: Store, req: ExportRequest, out: Path) -> dict[str, Any]:
     recording_rows = await store.recordings.finished_of(ids)
     rec_ids = [r.id for r in recording_rows]
     notes = [asdict(n) for n in await store.recordings.notes_of(rec_ids)]
-    files = [(r.id, store.recording_path(r.path)) for r in recording_rows]
+    files = [(r.id, r.path, r.size_bytes) for r in recording_rows]
     transcripts = [
         (rec_id, asdict(transcript))
         for rec_id in rec_ids
@@ -79,7 +81,7 @@ async def export(store: Store, req: ExportRequest, out: Path) -> dict[str, Any]:
     recordings = [_recording_doc(r) for r in recording_rows]
     subject = {"kind": req.kind, "value": req.subject}
     return await asyncio.to_thread(
-        _write_zip, out, subject, req, calls, consents, recordings, notes, files, transcripts
+        _write_zip, store, out, subject, req, calls, consents, recordings, notes, files, transcripts
     )
 
 
@@ -128,6 +130,7 @@ RECORDING_COLUMNS = (
 
 
 def _write_zip(
+    store: Store,
     out: Path,
     subject: dict[str, Any],
     req: ExportRequest,
@@ -135,7 +138,7 @@ def _write_zip(
     consents: list[dict[str, Any]],
     recordings: list[dict[str, Any]],
     notes: list[dict[str, Any]],
-    files: list[tuple[str, Path]],
+    files: list[tuple[str, str, int | None]],
     transcripts: list[tuple[str, dict[str, Any]]],
 ) -> dict[str, Any]:
     entries: list[dict[str, Any]] = []
@@ -162,9 +165,14 @@ def _write_zip(
         member("consents.json", json_array(consents))
         member("recordings.json", json_array(recordings))
         member("notes.json", json_array(notes))
-        for rec_id, path in files:
-            if path.is_file():
-                member(f"recordings/{rec_id}.wav", _chunks(path), stored=True)
+        for rec_id, relative, size in files:
+            try:
+                audio = store.recording_audio(relative, expect_bytes=size)
+            except NotFound:
+                continue  # no file (a recording that failed to start): the row says so
+            # A damaged file or a shredded key is an error the requester sees.
+            with audio:
+                member(f"recordings/{rec_id}.wav", _chunks(audio), stored=True)
         for rec_id, transcript in transcripts:
             body = json.dumps(transcript, indent=2, sort_keys=True).encode()
             member(f"transcripts/{rec_id}.json", [body])
@@ -187,10 +195,12 @@ def _write_zip(
     return manifest
 
 
-def _chunks(path: Path) -> Iterable[bytes]:
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 16):
-            yield chunk
+def _chunks(audio: Audio) -> Iterable[bytes]:
+    """The plain WAV of a recording (decrypted if sealed), in 64 KiB pieces."""
+    pos = 0
+    while chunk := audio.read_at(pos, 1 << 16):
+        yield chunk
+        pos += len(chunk)
 
 
 CSV_COLUMNS = (

@@ -7,6 +7,7 @@ recordings too. The clock is a parameter, so tests move it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import asdict
@@ -28,6 +29,10 @@ async def purge_expired(
         with contextlib.suppress(Exception):
             store.recording_path(r.path).unlink(missing_ok=True)
     ids = [r.id for r in expired]
+    # Crypto-shredding: copies of these files elsewhere (backups) are noise now.
+    keys_destroyed = await asyncio.to_thread(
+        lambda: store.recordings.shred(ids) + store.transcripts.shred(ids)
+    )
     run = RetentionRun(
         id=new_id("t"),
         at=iso(now),
@@ -40,7 +45,7 @@ async def purge_expired(
     run = await store.privacy.purge(run, ids)
     if run.recordings:
         log.info("retention: deleted %d recording(s)", run.recordings)
-    return asdict(run)
+    return asdict(run) | {"data_keys_destroyed": keys_destroyed}
 
 
 async def apply_retention(store: Store, number_id: str, retention_days: int) -> int:

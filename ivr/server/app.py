@@ -19,6 +19,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from aiohttp import web
 
@@ -68,7 +69,14 @@ sip_edge_key = web.AppKey("sip_edge", SipEdge)
 async def _core_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
     config = settings.config or load_config(settings.config_path)
-    store = Store(settings.data_dir, settings.database)
+    enc = config.encryption
+    store = Store(
+        settings.data_dir,
+        settings.database,
+        keys=settings.keys or (Path(enc.key_folder) if enc.key_folder else None),
+        kms=enc.kms,
+        seal=enc.enabled,
+    )
     node = settings.node_id or f"{socket.gethostname()}:{os.getpid()}"
     store.node_id = node
     store.health.listeners.append(app[metrics_key].storage_failing)

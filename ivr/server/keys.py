@@ -44,6 +44,9 @@ class Settings:
     # Where the other nodes reach this one (http://host:port): with it, agents here
     # may take calls from other nodes, and calls here go to agents there (docs/nodes.md).
     node_url: str | None = None
+    # The key folder (ivr.store.keyring): ``ivr serve --keys`` or IVR_KEYS; None: the
+    # config's ``encryption.key_folder``, else beside the data folder.
+    keys: Path | None = None
 
 
 settings_key = web.AppKey("settings", Settings)

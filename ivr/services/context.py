@@ -72,7 +72,11 @@ class Context:
 
 @asynccontextmanager
 async def local(
-    data_dir: Path, database: str | None = None, *, resume_erasures: bool = False
+    data_dir: Path,
+    database: str | None = None,
+    *,
+    keys: Path | None = None,
+    resume_erasures: bool = False,
 ) -> AsyncIterator[Context]:
     """A context on a data folder (and ``database``: a postgresql:// URL) for the CLI.
 
@@ -81,7 +85,7 @@ async def local(
     ``resume_erasures``: first complete any erasure a crash interrupted, as
     the server does at start-up (the privacy commands ask for it).
     """
-    async with opened(data_dir, database) as store:
+    async with opened(data_dir, database, keys) as store:
         if resume_erasures:
             await privacy.resume_erasures(store)
         yield Context(store)

@@ -1,9 +1,10 @@
 """Start-up repair of what a crash (or SIGKILL) left behind.
 
 Recordings still marked ``recording`` were cut off: their ``.partial`` file
-is repaired (:func:`media.wavfile.repair_header`: at most the last, unwritten
-block is lost), renamed to its final name and registered as ``interrupted``
-with its real duration and checksum. Calls that never ended are closed with
+is repaired (:func:`media.wavfile.repair_header`, or for a sealed file
+:func:`media.sealed.repair_sealed`: at most the last, unwritten block is
+lost), renamed to its final name and registered as ``interrupted`` with its
+real duration and checksum. Calls that never ended are closed with
 reason ``error``. On a store shared by several nodes, a node repairs only
 its own calls and recordings (``Store.node_id``), and those from before
 nodes had ids. A ``.partial`` file with no row (the process died between
@@ -24,7 +25,9 @@ from pathlib import Path
 
 from ivr.stamp import now_iso
 from ivr.store import RecordingEnd, Store
+from ivr.store.keyring import KeyDestroyed
 from media.errors import AudioFileError
+from media.sealed import SealedAudio, repair_sealed
 from media.wavfile import PARTIAL_SUFFIX, repair_header, sha256_file
 
 log = logging.getLogger("ivr.repair")
@@ -47,6 +50,20 @@ class RepairReport:
     orphans_deleted: int = 0
 
 
+def _repair_file(store: Store, path: Path) -> tuple[int, str, int]:
+    """Cut a cut-off file to its whole frames (a clear WAV) or chunks (sealed).
+
+    Returns the frames it holds, and the SHA-256 and size of its plain WAV.
+    """
+    key = store.file_key(path)
+    if key is None:
+        frames = repair_header(path)
+        return frames, sha256_file(path), path.stat().st_size
+    frames = repair_sealed(path, key)
+    with SealedAudio(path, key) as audio:
+        return frames, audio.sha256(), audio.size
+
+
 async def repair(store: Store) -> RepairReport:
     """Repair what a crash left: cut-off recordings, unended calls, orphan files."""
     report = RepairReport()
@@ -60,18 +77,18 @@ async def repair(store: Store) -> RepairReport:
         partial = _partial(store, rec.path)
         end: RecordingEnd = {"status": "interrupted", "ended_at": now_iso()}
         try:
-            if partial.exists():
-                frames = await asyncio.to_thread(repair_header, partial)
-                os.replace(partial, final)
-            elif final.exists():
-                frames = await asyncio.to_thread(repair_header, final)
-            else:
-                frames = 0
-            if final.exists():
-                digest = await asyncio.to_thread(sha256_file, final)
-                size = final.stat().st_size
+            found = partial if partial.exists() else final if final.exists() else None
+            if found is not None:
+                frames, digest, size = await asyncio.to_thread(_repair_file, store, found)
+                if found is partial:
+                    os.replace(partial, final)
                 duration = frames / rec.sample_rate
                 end |= {"duration_s": duration, "sha256": digest, "size_bytes": size}
+        except KeyDestroyed:
+            # Erased (or its key lost) while it was written: noise to anyone. Delete it.
+            for f in (partial, final):
+                f.unlink(missing_ok=True)
+            log.error("recording %s has no data key: its file is deleted", rec.id)
         except (AudioFileError, OSError) as exc:
             log.error("recording %s could not be repaired: %s", rec.id, exc)
         await store.recordings.finish(rec.id, **end)

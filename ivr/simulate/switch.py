@@ -397,7 +397,10 @@ class Switch:
         self._run(self._open(tts_cache, prove))
 
     async def _open(self, tts_cache: Path | None, prove: bool) -> None:
-        store = Store(self.data_dir, inline=True)
+        enc = self.config.encryption
+        # A throwaway switch keeps its keys in its own folder (a real one: beside it).
+        keys = Path(enc.key_folder) if enc.key_folder else self.data_dir / "keys"
+        store = Store(self.data_dir, inline=True, keys=keys, kms=enc.kms, seal=enc.enabled)
         await store.open()
         self.store = store
         clock = MediaClock(now=self.loop.time)

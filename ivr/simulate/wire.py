@@ -59,7 +59,7 @@ from ivr.transport.protocol import (
     parse_dtmf,
     parse_login,
 )
-from media.errors import BadFrame
+from media.errors import AudioFileError, BadFrame
 
 SIM_TOKEN = "simulated-agent"
 """The token simulated agents sign in with (no password, no session row)."""
@@ -361,8 +361,9 @@ class StoreReader:
         path = f"/v1/recordings/{recording_id}/audio"
         try:
             rec = await self.store.recordings.get(recording_id)
-            return self.store.recording_path(rec.path).read_bytes()
-        except (NotFound, OSError):
+            with self.store.recording_audio(rec.path, expect_bytes=rec.size_bytes) as audio:
+                return audio.read_at(0, audio.size)
+        except (NotFound, OSError, AudioFileError):
             raise ApiFailed(404, path) from None
 
 

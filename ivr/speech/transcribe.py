@@ -36,6 +36,7 @@ from ivr.errors import IvrError
 from ivr.speech.redaction import join_redacted, redaction_mask
 from media.frame import Pcm
 from media.resample import resample
+from media.sealed import SealedAudio, read_audio
 from media.wavfile import read_stereo
 
 ENGINE = "pocketsphinx"
@@ -294,8 +295,15 @@ def transcribe_samples(
 
 
 def transcribe_file(
-    path: str, pauses: Sequence[tuple[float, float | None]], language: str
+    path: str,
+    pauses: Sequence[tuple[float, float | None]],
+    language: str,
+    key: bytes | None = None,
 ) -> Transcript:
-    """Transcribe a recording file; what the worker processes run."""
-    samples, rate = read_stereo(Path(path))
+    """Transcribe a recording file (sealed: with its data ``key``); what worker processes run."""
+    if key is None:
+        samples, rate = read_stereo(Path(path))
+    else:
+        with SealedAudio(Path(path), key) as audio:
+            samples, rate = read_audio(audio)
     return transcribe_samples(samples, rate, pauses, language)

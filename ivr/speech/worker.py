@@ -77,6 +77,9 @@ class TranscriptionQueue(Protocol):
     def recording_path(self, relative: str) -> Path:
         """A recording's file, inside the recordings folder (:class:`NotFound` if not)."""
 
+    def file_key(self, path: Path) -> bytes | None:
+        """The data key a sealed recording file needs (None: a clear WAV)."""
+
 
 PR_SET_PDEATHSIG = 1  # prctl(2), from <linux/prctl.h>
 PARENT_POLL_S = 0.5  # how often the fallback watcher looks at the parent
@@ -272,9 +275,20 @@ class TranscriptionWorker:
         if path is None or not path.is_file():
             await self.store.finish_transcription(rec_id, "dropped", "the recording's file is gone")
             return
+        try:
+            key = await asyncio.to_thread(self.store.file_key, path)
+        except NotFound:  # the data key is shredded (KeyDestroyed): erased meanwhile
+            await self.store.finish_transcription(rec_id, "dropped", "the recording's key is gone")
+            return
         loop = asyncio.get_running_loop()
+        # The data key goes to the worker process over its pipe, never to a file or log.
         future = loop.run_in_executor(
-            self._executor(), transcribe_file, str(path), _pauses(job["pauses"]), number.language
+            self._executor(),
+            transcribe_file,
+            str(path),
+            _pauses(job["pauses"]),
+            number.language,
+            key,
         )
         transcript: Transcript = await future
         # Defence in depth: the worker redacted across the channel already.

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import aiosqlite
 
-from ivr.errors import StoreError
+from ivr.errors import NotFound, StoreError
 from ivr.stamp import now_iso
 from ivr.store.analytics import AnalyticsRepository
 from ivr.store.audit import AuditRepository
@@ -32,6 +32,7 @@ from ivr.store.base import Database, StorageHealth, Work
 from ivr.store.calls import CallRepository
 from ivr.store.catalog import CatalogRepository
 from ivr.store.dialect import Dialect
+from ivr.store.keyring import Keyring, key_folder_for, open_keyring
 from ivr.store.nodes import NodeRepository
 from ivr.store.presence import PresenceRepository
 from ivr.store.privacy import PrivacyRepository
@@ -48,6 +49,8 @@ from ivr.store.rows import (
 from ivr.store.sqlite import InlineConnection, SqliteDatabase
 from ivr.store.transcripts import TranscriptRepository
 from ivr.store.users import UserRepository
+from media.errors import AudioFileError
+from media.sealed import Audio, open_audio, sealed_key_id
 
 
 def is_postgresql(database: str | None) -> bool:
@@ -76,9 +79,24 @@ class Store:
     """
 
     def __init__(
-        self, data_dir: Path, database: str | None = None, *, inline: bool = False
+        self,
+        data_dir: Path,
+        database: str | None = None,
+        *,
+        inline: bool = False,
+        keys: Path | None = None,
+        kms: str | None = None,
+        seal: bool = True,
     ) -> None:
         self.data_dir = data_dir
+        # The data keys of recordings and transcripts (ivr.store.keyring): in ``keys``,
+        # by default beside the data folder, never in it. ``seal``: new recordings
+        # and transcripts are written encrypted (reading sealed ones needs the keys
+        # either way).
+        self.key_folder = keys if keys is not None else key_folder_for(data_dir)
+        self._kms = kms
+        self._keys: Keyring | None = None
+        self.seal = seal
         self.db_path = data_dir / "ivr.sqlite3"
         self.recordings_dir = data_dir / "recordings"
         self.health = StorageHealth()
@@ -95,8 +113,8 @@ class Store:
         self.users = UserRepository(self._database)
         self.catalog = CatalogRepository(self._database)
         self.calls = CallRepository(self._database)
-        self.recordings = RecordingRepository(self._database, self.recordings_dir)
-        self.transcripts = TranscriptRepository(self._database)
+        self.recordings = RecordingRepository(self._database, self.recordings_dir, self._keyring)
+        self.transcripts = TranscriptRepository(self._database, self._keyring, seal=seal)
         self.privacy = PrivacyRepository(self._database)
         self.audit = AuditRepository(self._database)
         self.analytics = AnalyticsRepository(self._database)
@@ -106,6 +124,50 @@ class Store:
         # calls and transcription jobs carry it, and its start-up repair takes only
         # its own. None (the CLI commands, one node): everything.
         self.node_id: str | None = None
+
+    def _keyring(self) -> Keyring:
+        if self._keys is None:
+            self._keys = open_keyring(self.key_folder, self._kms)
+        return self._keys
+
+    @property
+    def keys(self) -> Keyring:
+        """The keyring (opened, and its first KEK made, on first use)."""
+        return self._keyring()
+
+    @property
+    def sealing(self) -> Keyring | None:
+        """The keyring new recordings are sealed with, or None when ``seal`` is off."""
+        return self.keys if self.seal else None
+
+    def file_key(self, path: Path) -> bytes | None:
+        """The data key a recording file needs, or None for a clear WAV.
+
+        :class:`ivr.store.keyring.KeyDestroyed` if it was shredded (the file is then
+        noise to anyone).
+        """
+        key_id = sealed_key_id(path)
+        return None if key_id is None else self.keys.key(key_id)
+
+    def recording_audio(self, relative: str, *, expect_bytes: int | None = None) -> Audio:
+        """A recording's file, opened as the plain WAV it holds (sealed or clear).
+
+        Blocking (file reads and a key unwrap): call it off the event loop.
+        :class:`ivr.errors.NotFound` for a path outside the recordings folder or
+        a missing file, :class:`ivr.store.keyring.KeyDestroyed` for a shredded key,
+        :class:`media.errors.AudioFileError` for a damaged file, or one whose
+        length is not ``expect_bytes`` (the row's: whole chunks cut off the end).
+        """
+        path = self.recording_path(relative)
+        if not path.is_file():
+            raise NotFound("the recording's file is missing")
+        audio = open_audio(path, self.keys.key)
+        if expect_bytes is not None and audio.size != expect_bytes:
+            audio.close()
+            raise AudioFileError(
+                f"the recording's file holds {audio.size} bytes where its row says {expect_bytes}"
+            )
+        return audio
 
     @property
     def dialect(self) -> Dialect:
@@ -133,6 +195,9 @@ class Store:
     async def close(self) -> None:
         """Close the connection(s) (a closed store refuses every call with StoreError)."""
         await self._database.close()
+        if self._keys is not None:
+            self._keys.close()
+            self._keys = None
 
     async def notify(self, channel: str) -> None:
         """Wake the other nodes listening on ``channel`` (PostgreSQL; nothing on SQLite)."""
@@ -255,9 +320,11 @@ class Store:
 
 
 @asynccontextmanager
-async def opened(data_dir: Path, database: str | None = None) -> AsyncIterator[Store]:
+async def opened(
+    data_dir: Path, database: str | None = None, keys: Path | None = None
+) -> AsyncIterator[Store]:
     """A store open for the length of a ``with`` block (the CLI's commands use one)."""
-    store = Store(data_dir, database)
+    store = Store(data_dir, database, keys=keys)
     await store.open()
     try:
         yield store

@@ -8,7 +8,7 @@ that would resolve outside that folder.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -16,6 +16,7 @@ from ivr.errors import NotFound, StoreError
 from ivr.stamp import new_id, now_iso
 from ivr.store import dialect
 from ivr.store.base import Database, Repository, Row, decode_cursor, encode_cursor
+from ivr.store.keyring import Keyring
 from ivr.store.rows import NewRecording, NoteRow, RecordingEnd, RecordingRow
 
 _SELECT = (
@@ -71,9 +72,18 @@ def recording_row(row: Row) -> RecordingRow:
 class RecordingRepository(Repository):
     """``recordings`` and ``qa_notes``, and the folder the recording files are in."""
 
-    def __init__(self, db: Database, folder: Path) -> None:
+    def __init__(self, db: Database, folder: Path, keys: Callable[[], Keyring]) -> None:
         super().__init__(db)
         self.folder = folder
+        self._keys = keys
+
+    def shred(self, recording_ids: Sequence[str]) -> int:
+        """Destroy the recordings' data keys (crypto-shredding); how many there were.
+
+        Every copy of their files (a backup, a restored folder) is noise from now on.
+        """
+        keys = self._keys()
+        return keys.destroy_many(recording_ids)
 
     def path(self, relative: str) -> Path:
         """The file of a recording, resolved inside the recordings folder only."""
@@ -136,7 +146,7 @@ class RecordingRepository(Repository):
                 )
 
     async def delete(self, recording_id: str) -> None:
-        """Delete a recording's row, then its file (the call keeps its decision trace)."""
+        """Delete a recording's row, then its file and its data key (the call keeps its trace)."""
         rec = await self.get(recording_id)
         try:
             path: Path | None = self.path(rec.path)
@@ -145,6 +155,7 @@ class RecordingRepository(Repository):
         await self._db.write("DELETE FROM recordings WHERE id = ?", (recording_id,))
         if path is not None:
             path.unlink(missing_ok=True)
+        self.shred([recording_id])
 
     # -- reads -----------------------------------------------------------------------
 

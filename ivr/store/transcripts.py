@@ -8,12 +8,19 @@ finished (``done``, ``failed``, ``dropped``, or ``pending`` again).
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ivr.errors import StoreError
 from ivr.stamp import now_iso
 from ivr.store import dialect
-from ivr.store.base import Repository, Work
+from ivr.store.base import Database, Repository, Work
+from ivr.store.keyring import KeyDestroyed, Keyring
 from ivr.store.rows import (
     ClaimedJob,
     JobRow,
@@ -79,8 +86,52 @@ async def delete_for(db: Work, recording_ids: Sequence[str]) -> None:
         )
 
 
+SEALED = "sealed1:"
+"""How a sealed segment's text begins: then base64 of the nonce and the AES-256-GCM ciphertext."""
+
+
+def transcript_key_id(recording_id: str) -> str:
+    """The id of a transcript's own data key (ivr.store.keyring): not its recording's."""
+    return f"{recording_id}.t"
+
+
+def seal_text(key: bytes, recording_id: str, text: str) -> str:
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(key).encrypt(nonce, text.encode(), recording_id.encode())
+    return SEALED + base64.b64encode(nonce + sealed).decode()
+
+
+def open_text(key: bytes | None, recording_id: str, stored: str) -> str:
+    """A segment's text as stored (sealed, or clear from before sealing) in clear."""
+    if not stored.startswith(SEALED):
+        return stored
+    if key is None:
+        raise KeyDestroyed(f"the data key of {recording_id}'s transcript is destroyed")
+    blob = base64.b64decode(stored[len(SEALED) :])
+    try:
+        return AESGCM(key).decrypt(blob[:12], blob[12:], recording_id.encode()).decode()
+    except InvalidTag:
+        raise StoreError(f"a segment of {recording_id}'s transcript does not decrypt") from None
+
+
 class TranscriptRepository(Repository):
-    """``transcripts``, ``transcript_segments`` and ``transcription_jobs``."""
+    """``transcripts``, ``transcript_segments`` and ``transcription_jobs``.
+
+    Segment texts are sealed with the transcript's own data key
+    (:func:`transcript_key_id`) when ``seal``; the key is destroyed with the
+    transcript (:meth:`delete`, and the erasure and retention that call
+    :meth:`shred`).
+    """
+
+    def __init__(self, db: Database, keys: Callable[[], Keyring], *, seal: bool = True) -> None:
+        super().__init__(db)
+        self._keys = keys
+        self.seal = seal
+
+    def shred(self, recording_ids: Sequence[str]) -> int:
+        """Destroy the data keys of these recordings' transcripts; how many there were."""
+        keys = self._keys()
+        return keys.destroy_many(transcript_key_id(r) for r in recording_ids)
 
     # -- the queue -------------------------------------------------------------------
 
@@ -164,8 +215,20 @@ class TranscriptRepository(Repository):
         """Store a transcript with its segments and mark its job done; False if it is gone."""
         rec_id, at = transcript.recording_id, now_iso()
         engine, model = transcript.engine, transcript.model
+        if self.seal:
+            # A small key file, written on the loop's thread (once per transcript).
+            keys, kid = self._keys(), transcript_key_id(rec_id)
+            key = keys.key(kid) if keys.has(kid) else keys.new_key(kid)
+
+            def text(t: str) -> str:
+                return seal_text(key, rec_id, t)
+        else:
+
+            def text(t: str) -> str:
+                return t
+
         rows = [
-            (rec_id, s.channel, s.start_s, s.end_s, s.text, s.confidence, engine, model)
+            (rec_id, s.channel, s.start_s, s.end_s, text(s.text), s.confidence, engine, model)
             for s in transcript.segments
         ]
         head = (
@@ -205,7 +268,19 @@ class TranscriptRepository(Repository):
             "WHERE recording_id = ? ORDER BY start_s, channel, id",
             (recording_id,),
         )
-        segments = tuple(SegmentRow(**{c: r[c] for c in _SEGMENT[1:]}) for r in rows)
+        key: bytes | None = None
+        if any(str(r["text"]).startswith(SEALED) for r in rows):
+            try:
+                key = self._keys().key(transcript_key_id(recording_id))
+            except KeyDestroyed:
+                key = None
+        segments = tuple(
+            SegmentRow(
+                **{c: r[c] for c in _SEGMENT[1:] if c != "text"},
+                text=open_text(key, recording_id, r["text"]),
+            )
+            for r in rows
+        )
         return TranscriptRow(**{c: head[c] for c in _HEAD}, segments=segments)
 
     async def exists(self, recording_id: str) -> bool:
@@ -236,4 +311,5 @@ class TranscriptRepository(Repository):
             await db.execute(
                 "DELETE FROM transcription_jobs WHERE recording_id = ?", (recording_id,)
             )
+        self.shred([recording_id])
         return deleted

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 
 from ivr.server.keys import store_key
-from tests.conftest import AppFactory, Caller, noise_frames
+from tests.conftest import AppFactory, Caller, noise_frames, read_recording, read_recording_file
 
 
 def recording_files(data_dir: Path) -> list[Path]:
@@ -49,7 +48,7 @@ async def test_press_1_records_exactly_what_the_caller_sent(
     store = client.app[store_key]
     rec = await store.recordings.get(rec_id)
     assert rec.status == "complete"
-    audio, rate = sf.read(str(store.recording_path(rec.path)), dtype="int16", always_2d=True)
+    audio, rate = read_recording(store, rec)
     assert rate == 8000
     assert audio.shape[1] == 2
     left = audio[:, 0]
@@ -266,7 +265,7 @@ async def test_fifty_concurrent_calls_complete(
     for rec_id in recorded:
         rec = await store.recordings.get(rec_id)
         assert rec.status == "complete"
-        audio, _ = sf.read(str(store.recording_path(rec.path)), dtype="int16")
+        audio, _ = read_recording(store, rec)
         assert len(audio) > 0
     calls, _ = await store.calls.page(limit=100)
     assert len(calls) == 50
@@ -297,7 +296,7 @@ async def test_shutdown_ends_calls_and_leaves_complete_recordings(
     assert len(files) == 4
     assert all(f.suffix == ".wav" for f in files)  # no .partial left behind
     for f in files:
-        audio, rate = sf.read(str(f), dtype="int16")
+        audio, rate = read_recording_file(f, tmp_path / "data-keys")
         assert rate == 8000
         assert len(audio) >= 8000 * 0.3
     del store

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from ivr.server.keys import store_key
-from tests.conftest import AppFactory, Caller, add_user, consent_flow, noise_frames
+from tests.conftest import AppFactory, Caller, add_user, consent_flow, noise_frames, read_recording
 from tests.ivr.api.test_http_edge import WEBSOCKET_PATHS
 
 
@@ -225,7 +224,7 @@ async def test_live_pause_and_resume_write_silence_and_list_the_pause(
     assert 0.3 <= pause["end_s"] - pause["start_s"] <= 0.8
     store = client.app[store_key]
     row = await store.recordings.get(rec["id"])
-    audio, rate = sf.read(str(store.recording_path(row.path)), dtype="int16")
+    audio, rate = read_recording(store, row)
     start, end = int(pause["start_s"] * rate), int(pause["end_s"] * rate)
     assert not np.any(audio[start:end])  # silence while paused
     assert np.any(audio[:start, 0])

@@ -6,11 +6,10 @@ import asyncio
 from collections.abc import Callable
 
 import numpy as np
-import soundfile as sf
 
 from ivr.server.keys import store_key
 from tests.agent_helpers import signed_in_agent
-from tests.conftest import AppFactory, Caller, add_user, noise_frames
+from tests.conftest import AppFactory, Caller, add_user, noise_frames, read_recording
 
 
 async def test_a_person_answers_and_both_hear_each_other(
@@ -70,7 +69,7 @@ async def test_a_person_answers_and_both_hear_each_other(
     store = client.app[store_key]
     rec = await store.recordings.get(hangup["stats"]["recording_id"])
     assert rec.agent_name == "Ana"
-    audio, _ = sf.read(str(store.recording_path(rec.path)), dtype="int16", always_2d=True)
+    audio, _ = read_recording(store, rec)
     right = audio[: len(audio) // 160 * 160, 1].reshape(-1, 160)
     assert sum(any(np.array_equal(r, f) for f in from_agent) for r in right if r.any()) >= 20
     call = await store.calls.get(answered["call_id"])

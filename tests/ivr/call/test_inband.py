@@ -6,12 +6,11 @@ import asyncio
 from collections.abc import Callable
 
 import numpy as np
-import soundfile as sf
 
 from ivr.server.keys import store_key
 from media import dtmf, g711
 from media.frame import Pcm
-from tests.conftest import AppFactory, Caller, noise_frames
+from tests.conftest import AppFactory, Caller, noise_frames, read_recording
 
 
 def frames_of(pcm: Pcm, n: int = 160) -> list[Pcm]:
@@ -66,7 +65,7 @@ async def test_pcmu_caller_presses_1_in_band_and_the_tone_is_masked(
     events = [e.public() for e in await store.calls.events(call.id)]
     assert [e["source"] for e in events if e["type"] == "dtmf"] == ["inband", "inband"]
     rec = await store.recordings.get(hangup["stats"]["recording_id"])
-    audio, rate = sf.read(str(store.recording_path(rec.path)), dtype="int16")
+    audio, rate = read_recording(store, rec)
     left = audio[:, 0]
     assert rate == 8000
     # Nothing of the tone can be found again ...

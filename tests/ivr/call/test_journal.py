@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ivr.call.journal import CallRecords, Journal
-from ivr.call.recorder import RecorderPool, Recording
+from ivr.call.recorder import DataKeys, RecorderPool, Recording
 from ivr.errors import StorageUnavailable
 from tests.conftest import noise_frames
 
@@ -25,6 +25,7 @@ class FakeRecords:
 
     def __init__(self, folder: Path, refuse: int = 0) -> None:
         self.recordings_dir = folder
+        self.sealing: DataKeys | None = None  # clear files: sealing has tests of its own
         self.health = Health()
         self.log: list[str] = []
         self.refuse = refuse  # finish_recording fails this many times first (a full disk)

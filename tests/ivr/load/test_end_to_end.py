@@ -22,7 +22,7 @@ from ivr.load.runner import Target, run_load
 from ivr.load.scenario import parse_scenario
 from ivr.load.verify import Api, verify_calls
 from ivr.server.keys import store_key
-from tests.conftest import AppFactory, add_user, write_yaml
+from tests.conftest import AppFactory, add_user, read_recording, write_yaml
 
 PASSWORD = "correct horse battery"  # what tests.conftest.add_user gives its users
 
@@ -120,10 +120,11 @@ async def test_a_recording_altered_on_disk_is_caught(start_app: AppFactory, tmp_
     store = client.app[store_key]
     rec = await store.recordings.get(victim.stats["recording_id"])  # type: ignore[index]
     path = store.recording_path(rec.path)
-    audio, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    audio, rate = read_recording(store, rec)
+    audio = audio.copy()
     talk = np.flatnonzero(np.any(audio[:, 0].reshape(-1, 160) != 0, axis=1))
     audio[talk[3] * 160, 0] ^= 1  # one sample of one frame, off by one bit
-    sf.write(str(path), audio, rate, subtype="PCM_16", format="WAV")
+    sf.write(str(path), audio, rate, subtype="PCM_16", format="WAV")  # a clear WAV in its place
     import aiohttp
 
     from ivr.load.verify import login

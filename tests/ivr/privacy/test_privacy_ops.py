@@ -93,7 +93,8 @@ async def test_export_then_erase_a_contact_who_called_five_times(
     store = client.app[store_key]
     for rec_id in recorded:
         row = await store.recordings.get(rec_id)
-        stored = store.recording_path(row.path).read_bytes()
+        with store.recording_audio(row.path) as audio:
+            stored = audio.read_at(0, audio.size)
         assert archive.read(f"recordings/{rec_id}.wav") == stored
         assert json.loads(archive.read(f"transcripts/{rec_id}.json"))
     assert not list((store.data_dir / "exports").iterdir())  # the temporary ZIP is gone
@@ -109,6 +110,7 @@ async def test_export_then_erase_a_contact_who_called_five_times(
         "consents": 5,
         "calls_pseudonymised": 5,
         "live_recordings_stopped": 0,
+        "data_keys_destroyed": 6,  # three recordings' and three transcripts'
     }
     assert receipt["recording_blocked"] is True
     assert CONTACT not in json.dumps(receipt)

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
 from websockets.sync.client import ClientConnection, connect
 
+from tests.conftest import read_recording_file
 from tests.ivr.api.test_http_edge import IVR, ivr_serve
 
 
@@ -147,4 +147,4 @@ def test_a_second_node_starting_on_the_same_store_leaves_the_first_nodes_call_al
     assert (reason, node, status) == ("caller", "a", "complete")
     (wav,) = (tmp_path / "data" / "recordings").rglob("*.wav")
     assert not list((tmp_path / "data" / "recordings").rglob("*.partial"))
-    assert sf.info(wav).frames > 0
+    assert len(read_recording_file(wav, tmp_path / "data-keys")[0]) > 0

@@ -121,13 +121,13 @@ async def test_a_recording_that_hits_a_full_disk_ends_truncated_and_nothing_is_l
     assert events[-1]["type"] == "hangup"
     # The file ends cleanly where the disk filled: whole frames, a true header,
     # the caller's audio exact up to there.
-    path = store.recording_path(rec.path)
     assert rec.truncated_reason is not None
     assert "No space left" in rec.truncated_reason
     assert rec.duration_s is not None
     assert rec.truncated_at_s == rec.duration_s > 0
-    assert path.stat().st_size == WAV_HEADER_BYTES + round(rec.duration_s * 8000) * 4
-    assert assert_on_timeline(caller_channel(path), sent) >= 50
+    with store.recording_audio(rec.path) as audio:
+        assert audio.size == rec.size_bytes == WAV_HEADER_BYTES + round(rec.duration_s * 8000) * 4
+    assert assert_on_timeline(caller_channel(store, rec), sent) >= 50
     # Recovery: the gauge is back to 0 and a new call is recorded again.
     metrics = await (await client.get("/metrics")).text()
     assert metric(metrics, "ivr_storage_failing") == 0

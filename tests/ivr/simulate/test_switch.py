@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 
 from ivr.config import load_config
 from ivr.errors import InvalidConfig
 from ivr.simulate.switch import FlowTestFailure, Switch
-from media.wavfile import sha256_file
+from ivr.store.keyring import Keyring
+from media.sealed import open_audio
+from tests.conftest import read_recording_file
 
 
 def test_a_consenting_caller_is_recorded_in_a_real_stereo_file(tmp_path: Path) -> None:
@@ -28,13 +30,14 @@ def test_a_consenting_caller_is_recorded_in_a_real_stereo_file(tmp_path: Path) -
         rows = [r for r in switch.calls if r is call]
         assert rows
     path = next((tmp_path / "recordings").rglob("*.wav"))
-    info = sf.info(str(path))
-    assert info.channels == 2
-    assert info.samplerate == 8000
+    audio, rate = read_recording_file(path, tmp_path / "keys")
+    assert audio.shape[1] == 2
+    assert rate == 8000
     # Three seconds of talk after the bridge, and the bot's answer delay before it.
-    assert 3.0 <= info.duration <= 6.0
-    assert rec["sha256"] == sha256_file(path)
-    assert rec["duration_s"] == pytest.approx(info.duration, abs=0.001)
+    assert 3.0 <= len(audio) / rate <= 6.0
+    with open_audio(path, Keyring(tmp_path / "keys").key) as plain:
+        assert rec["sha256"] == hashlib.sha256(plain.read_at(0, plain.size)).hexdigest()
+    assert rec["duration_s"] == pytest.approx(len(audio) / rate, abs=0.001)
 
 
 def test_the_same_seed_gives_the_same_calls_and_another_seed_other_ids(tmp_path: Path) -> None:

@@ -50,6 +50,9 @@ class FakeQueue:
     def recording_path(self, relative: str) -> Path:
         raise AssertionError("no file is looked at here")
 
+    def file_key(self, path: Path) -> bytes | None:
+        raise AssertionError("no key is looked at here")
+
 
 def deleted_recording(rec_id: str) -> dict[str, Any]:
     """A job whose recording is gone: the worker drops it without a process."""

@@ -47,7 +47,7 @@ async def finish_and_check(client: Client, caller: ThreadedCaller, sent: list[Pc
     store = client.app[store_key]
     rec = await store.recordings.get(hangup["stats"]["recording_id"])
     assert rec.status == "complete"
-    found = assert_on_timeline(caller_channel(store.recording_path(rec.path)), sent)
+    found = assert_on_timeline(caller_channel(store, rec), sent)
     stats = hangup["stats"]
     # What reached the server in time is in the file (the jitter buffer's last
     # few frames at the hangup excepted); nothing was made up.
