@@ -21,7 +21,7 @@ import logging
 from typing import Any
 
 from ivr.e164 import contact_number
-from ivr.privacy.subject import Kind, SubjectNotFound, pseudonym
+from ivr.privacy.subject import Kind, LiveElsewhere, SubjectNotFound, pseudonym
 from ivr.stamp import new_id, now_iso
 from ivr.store import ErasureJobRow, Store
 from media.wavfile import PARTIAL_SUFFIX
@@ -57,11 +57,35 @@ async def erase(
         requested_by=requested_by,
         started_at=now_iso(),
     )
+    await _refuse_live_elsewhere(store, job)
     await store.privacy.add_erasure(job)
     if kind == "contact":
         # Before anything is deleted: a call placed on any node from now on is not recorded.
         await store.privacy.add_block(job.pseudonym, job.id, job.started_at)
     return await _run_job(store, job.id, live_stopped)
+
+
+async def _refuse_live_elsewhere(store: Store, job: ErasureJobRow) -> None:
+    """Refuse, before anything is written, while a live call of the subject records elsewhere.
+
+    Its writer (another node, or the server while this is the ``ivr``
+    command) would go on writing a file this erasure deletes, and the caller
+    would still see ``recording`` ``on``. A call this process held is stopped
+    and saved already (:func:`ivr.services.privacy.erase`); one whose node is
+    dead is not live (its node's restart repairs it), and is erased.
+    """
+    live = await store.privacy.still_recording(await store.privacy.scope(job))
+    if not live:
+        return
+    alive = set(await store.nodes.others_alive(store.node_id, now_iso()))
+    for rec_id, node in live:
+        if node in alive or (node is None and alive):
+            where = f"node {node}" if node else "a running server"
+            raise LiveElsewhere(
+                f"the subject is on a live recorded call held by {where} (recording "
+                f"{rec_id}): erase through that server's API (POST /v1/privacy/erasures), "
+                "which stops the recording first, or once the call has ended"
+            )
 
 
 async def resume_erasures(store: Store) -> list[dict[str, Any]]:

@@ -24,6 +24,10 @@ log = logging.getLogger("ivr.privacy")
 DEFAULT_EXPORT_WINDOW = timedelta(days=183)
 
 
+class LiveElsewhere(IvrError):
+    """The subject is on a live recorded call this process cannot stop (another node's)."""
+
+
 class SubjectNotFound(IvrError):
     """No data about that subject."""
 

@@ -66,6 +66,8 @@ async def erase(ctx: Context, actor: User | None, kind: Kind, subject: str) -> d
         )
     except privacy.SubjectNotFound:
         raise Missing(f"no such {kind}") from None
+    except privacy.LiveElsewhere as exc:
+        raise Conflict(str(exc)) from None
     finally:
         if ctx.switchboard is not None and kind == "contact":
             # The block is in the store now (or the erasure failed and will be retried).

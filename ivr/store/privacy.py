@@ -97,6 +97,16 @@ class PrivacyRepository(Repository):
         )
         return ErasureScope(contacts, calls, tuple((r["id"], r["path"]) for r in rows))
 
+    async def still_recording(self, scope: ErasureScope) -> list[tuple[str, str | None]]:
+        """The scope's recordings still being written: (recording id, the node of its call)."""
+        ids = [r for r, _ in scope.recordings]
+        rows = await self._db.all(
+            "SELECT r.id, c.node_id FROM recordings r JOIN calls c ON c.id = r.call_id "
+            f"WHERE r.status = 'recording' AND r.id IN {dialect.in_list(ids)}",
+            ids,
+        )
+        return [(r["id"], r["node_id"]) for r in rows]
+
     async def erase(
         self, job: ErasureJobRow, scope: ErasureScope, receipt: Callable[[int], Receipt]
     ) -> Receipt:

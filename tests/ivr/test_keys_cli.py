@@ -28,6 +28,12 @@ def keys(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60
+    )
+
+
 async def test_recordings_play_after_a_rotation_and_not_with_only_the_destroyed_kek(
     start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
 ) -> None:
@@ -83,3 +89,52 @@ def test_keys_status_on_a_folder_with_no_keys_says_so(tmp_path: Path) -> None:
     done = keys("status", "--keys", str(tmp_path / "none"))
     assert done.returncode == 1
     assert "no keys in" in done.stderr
+
+
+KILLED_ROTATION = """
+import os, signal, sys
+from pathlib import Path
+from ivr.store.keyring import Keyring
+
+def killed(done: int) -> None:
+    if done == 4:
+        os.kill(os.getpid(), signal.SIGKILL)  # mid-rotation, between two batches
+
+Keyring(Path(sys.argv[1])).rotate(progress=killed, batch=2)
+"""
+
+
+async def test_a_rotation_killed_mid_way_resumes_and_every_recording_plays(
+    start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
+) -> None:
+    client = await start_app()
+    recorded = [(await recorded_call(client, new_caller, seed=s))[0] for s in (1, 2)]
+    store = client.app[store_key]
+    rows = [await store.recordings.get(r) for r in recorded]
+    for i in range(10):  # more keys, so that the kill falls inside the rotation
+        store.keys.new_key(f"x_{i}")
+    await client.close()
+    data, folder = tmp_path / "data", tmp_path / "data-keys"
+    (old,) = Keyring(folder).wrapper.keks()
+
+    killed = python(KILLED_ROTATION, str(folder))
+    assert killed.returncode == -9
+    ring = Keyring(folder)
+    assert ring.rotating() is not None
+    counts = ring.counts()
+    assert sorted(counts.values()) == [4, 8]  # four keys moved, eight not yet
+    ring.close()
+    refused = keys("destroy", old, "--data", str(data))
+    assert refused.returncode == 1
+    assert "not finished" in refused.stderr
+    resumed = keys("rotate", "--data", str(data))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed: moved 8 data key(s)" in resumed.stdout
+    assert keys("destroy", old, "--data", str(data)).returncode == 0
+    client = await start_app()
+    sup = await add_user(client, "sup@example.com", "supervisor")
+    for row in rows:
+        resp = await client.get(f"/v1/recordings/{row.id}/audio", headers=bearer(sup))
+        assert resp.status == 200
+        assert hashlib.sha256(await resp.read()).hexdigest() == row.sha256
+    await client.close()

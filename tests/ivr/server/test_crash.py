@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import wave
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,28 @@ async def _talk_until_killed(
     raise AssertionError("the call ended before the kill")
 
 
+def _served_recording(port: int, email: str, password: str) -> bytes:
+    """The one recording's audio through the API of the server at ``port``."""
+    base = f"http://127.0.0.1:{port}"
+    login = urllib.request.Request(
+        f"{base}/v1/auth/login",
+        data=json.dumps({"email": email, "password": password}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(login, timeout=10) as resp:
+        token = json.load(resp)["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    with urllib.request.urlopen(
+        urllib.request.Request(f"{base}/v1/recordings", headers=auth), timeout=10
+    ) as resp:
+        (item,) = json.load(resp)["items"]
+    assert item["status"] == "interrupted"
+    url = f"{base}/v1/recordings/{item['id']}/audio"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=auth), timeout=10) as resp:
+        body: bytes = resp.read()
+    return body
+
+
 def test_sigkill_mid_call_leaves_a_readable_recording(
     tmp_path: Path, config_data: dict[str, Any]
 ) -> None:
@@ -108,9 +132,27 @@ def test_sigkill_mid_call_leaves_a_readable_recording(
     assert proc.returncode == -signal.SIGKILL
     partials = list((data / "recordings").rglob("*.partial"))
     assert len(partials) == 1
-    # Restart: the recording is repaired and registered as interrupted.
-    proc2 = _start(config, data, _free_port())
-    proc2.send_signal(signal.SIGTERM)
+    # Restart: the recording is repaired and registered as interrupted, and the
+    # API serves it (decrypted: the file is sealed).
+    added = subprocess.run(
+        [
+            *IVR,
+            *("users", "add", "--email", "qa@example.com", "--name", "QA"),
+            *("--role", "supervisor", "--password-stdin", "--data", str(data)),
+        ],
+        input="a long test password",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
+    port2 = _free_port()
+    proc2 = _start(config, data, port2)
+    try:
+        served = _served_recording(port2, "qa@example.com", "a long test password")
+    finally:
+        proc2.send_signal(signal.SIGTERM)
     assert proc2.wait(20) == 0
     db = sqlite3.connect(data / "ivr.sqlite3")
     status, path, duration = db.execute(
@@ -124,6 +166,9 @@ def test_sigkill_mid_call_leaves_a_readable_recording(
     assert final.exists()
     assert not list((data / "recordings").rglob("*.partial"))
     audio, rate = read_recording_file(final, tmp_path / "data-keys")
+    from_api, api_rate = sf.read(io.BytesIO(served), dtype="int16", always_2d=True)
+    assert api_rate == rate
+    assert np.array_equal(from_api, audio)
     assert audio.shape[1] == 2
     assert rate == 8000
     assert len(audio) / rate == duration

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
+from ivr import privacy
 from ivr.services.repair import repair
 from ivr.stamp import now_iso
 from ivr.store import PresenceRow, Store
@@ -128,3 +131,22 @@ async def test_each_node_publishes_its_own_agents_and_a_new_view_replaces_the_ol
     assert await store.presence.of_nodes([]) == []
     (a,) = await store.nodes.nodes(T0, 15)
     assert a.url == "http://10.0.0.1:8080"
+
+
+async def test_an_erasure_waits_for_a_live_call_another_node_records(store: Store) -> None:
+    """Its writer is elsewhere: deleting now would cut the file from under it, unseen."""
+    caller = "+15557650009"
+    await store.nodes.register("b", "host-b", 200, now_iso())
+    call_id = await a_call(store, caller=caller, node_id="b")
+    rec_id = await a_recording(store, call_id, finish=False)
+    path = store.recording_path((await store.recordings.get(rec_id)).path)
+    with pytest.raises(privacy.LiveElsewhere, match="held by node b"):
+        await privacy.erase(store, "contact", caller, None)
+    assert path.exists()  # nothing was touched: no job, no block, no deletion
+    assert await store.privacy.open_erasures() == []
+    assert await store.privacy.blocks() == []
+    # Node b dies (no heartbeat for a minute): its call is not live, and is erased.
+    await store.nodes.heartbeat("b", "2000-01-01T00:00:00.000Z", "ready", 1)
+    receipt = await privacy.erase(store, "contact", caller, None)
+    assert receipt["erased"]["recordings"] == 1
+    assert not path.exists()
