@@ -44,7 +44,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from media.errors import AudioFileError
-from media.wavfile import PARTIAL_SUFFIX, WAV_HEADER_BYTES, wav_header
+from media.wavfile import WAV_HEADER_BYTES, PartialFile, wav_header
 
 MAGIC = b"IVRSEAL1"
 VERSION = 1
@@ -94,14 +94,15 @@ def _parse_header(head: bytes, name: str) -> tuple[int, int, int, str]:
     return channels, rate, chunk, key_id
 
 
-class SealedWriter:
+class SealedWriter(PartialFile):
     """A recording written sealed, block by block: :class:`media.wavfile.RecordingWriter`'s twin.
 
-    Same contract: a ``.partial`` file while it is written, renamed by
-    :meth:`close`; one thread owns it; a failed write leaves the file at its
-    last whole chunk and refuses every later block. A block whose size is
-    not a whole number of chunks keeps its tail in memory until the next
-    block or :meth:`close` (the recorder's blocks are one chunk each).
+    Same contract (:class:`media.wavfile.PartialFile`): a ``.partial`` file
+    while it is written, renamed by :meth:`close`; one thread owns it; a
+    failed write leaves the file at its last whole chunk and refuses every
+    later block. A block whose size is not a whole number of chunks keeps
+    its tail in memory until the next block or :meth:`close` (the recorder's
+    blocks are one chunk each).
     """
 
     def __init__(
@@ -116,38 +117,16 @@ class SealedWriter:
     ) -> None:
         if len(key) != KEY_BYTES:
             raise AudioFileError("a data key is 32 bytes (AES-256)")
-        self.path = path
-        self.partial_path = path.with_name(path.name + PARTIAL_SUFFIX)
-        self.sample_rate = sample_rate
-        self.channels = channels
-        self.frames_written = 0
-        self.failed: str | None = None
         self.chunk_bytes = chunk_bytes or sample_rate * 2 * channels  # one second
         self._header = sealed_header(sample_rate, channels, self.chunk_bytes, key_id)
         self._aes = AESGCM(key)
         self._chunks = 0
         self._pending = bytearray()
-        self._fd = -1
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-            self._fd = os.open(self.partial_path, flags, 0o600)
-            self._write_all(self._header)
-        except OSError as exc:
-            self._close_fd()
-            raise AudioFileError(f"cannot create recording {path.name}: {exc}") from exc
+        super().__init__(path, sample_rate, channels, self._header)
 
     def write(self, block: npt.NDArray[np.int16]) -> None:
         """Append a block of shape ``(n, channels)``: its whole chunks go to disk at once."""
-        if block.ndim != 2 or block.shape[1] != self.channels or block.dtype != np.int16:
-            raise AudioFileError(
-                f"block of shape {block.shape} and type {block.dtype} for a "
-                f"{self.channels}-channel 16-bit file"
-            )
-        if self._fd < 0:
-            raise AudioFileError(f"recording {self.path.name} is closed")
-        if self.failed is not None:
-            raise AudioFileError(f"recording {self.path.name} stopped: {self.failed}")
+        self.check(block)
         data = np.ascontiguousarray(block, dtype="<i2").data.cast("B")
         c = self.chunk_bytes
         if not self._pending and len(data) == c:  # the recorder's case: one chunk, no copy
@@ -184,35 +163,13 @@ class SealedWriter:
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, good)
 
-    def _write_all(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-
-    def _close_fd(self) -> None:
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
-
     def close(self) -> Path:
         """Seal what is pending as the last (short) chunk, and move the file to its final name."""
         if self._pending and self.failed is None and self._fd >= 0:
             tail = bytes(self._pending)
             self._pending.clear()
             self._seal([memoryview(tail)])
-        try:
-            self._close_fd()
-            os.replace(self.partial_path, self.path)
-        except OSError as exc:
-            raise AudioFileError(f"cannot finish recording {self.path.name}: {exc}") from exc
-        return self.path
-
-    def abort(self) -> None:
-        """Close and delete the file (a recording that must not exist)."""
-        try:
-            self._close_fd()
-        finally:
-            self.partial_path.unlink(missing_ok=True)
+        return super().close()
 
 
 class SealedAudio:

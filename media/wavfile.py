@@ -147,17 +147,17 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-class RecordingWriter:
-    """A stereo (or mono) 16-bit WAV written block by block, crash-safe.
+class PartialFile:
+    """What both recording writers share: a file written as ``NAME.partial``, then renamed.
 
-    Not thread-safe: one thread (the recorder's I/O worker) owns each writer.
-    A write that fails (``ENOSPC``, ``EIO``) leaves the file exactly as it was
-    after the last whole block, header included, and the writer refuses any
-    further block: a recording with a hole in the middle would misplace
-    everything after it on the call's time line.
+    It is created ``0600`` with ``header`` as its first bytes; :meth:`check`
+    refuses a block of the wrong shape, or any block once the file is closed
+    or a write has failed (a recording with a hole in the middle would
+    misplace everything after it on the call's time line). Not thread-safe:
+    one thread (the recorder's I/O worker) owns each writer.
     """
 
-    def __init__(self, path: Path, sample_rate: int, channels: int = 2) -> None:
+    def __init__(self, path: Path, sample_rate: int, channels: int, header: bytes) -> None:
         self.path = path
         self.partial_path = path.with_name(path.name + PARTIAL_SUFFIX)
         self.sample_rate = sample_rate
@@ -170,13 +170,13 @@ class RecordingWriter:
             path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
             self._fd = os.open(self.partial_path, flags, 0o600)
-            self._write_all(wav_header(sample_rate, channels, 0))
+            self._write_all(header)
         except OSError as exc:
             self._close_fd()
             raise AudioFileError(f"cannot create recording {path.name}: {exc}") from exc
 
-    def write(self, block: npt.NDArray[np.int16]) -> None:
-        """Append a block of shape ``(n, channels)`` and make the header true."""
+    def check(self, block: npt.NDArray[np.int16]) -> None:
+        """Refuse a block this file cannot take (see the class docstring)."""
         if block.ndim != 2 or block.shape[1] != self.channels or block.dtype != np.int16:
             raise AudioFileError(
                 f"block of shape {block.shape} and type {block.dtype} for a "
@@ -184,11 +184,53 @@ class RecordingWriter:
             )
         if self._fd < 0:
             raise AudioFileError(f"recording {self.path.name} is closed")
+        if self.failed is not None:
+            raise AudioFileError(f"recording {self.path.name} stopped: {self.failed}")
+
+    def _write_all(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+
+    def close(self) -> Path:
+        """Finish the file and move it to its final name; returns that path."""
+        try:
+            self._close_fd()
+            os.replace(self.partial_path, self.path)
+        except OSError as exc:
+            raise AudioFileError(f"cannot finish recording {self.path.name}: {exc}") from exc
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the file (a recording that must not exist)."""
+        try:
+            self._close_fd()
+        finally:
+            self.partial_path.unlink(missing_ok=True)
+
+
+class RecordingWriter(PartialFile):
+    """A stereo (or mono) 16-bit WAV written block by block, crash-safe.
+
+    A write that fails (``ENOSPC``, ``EIO``) leaves the file exactly as it was
+    after the last whole block, header included, and the writer refuses any
+    further block (:class:`PartialFile`).
+    """
+
+    def __init__(self, path: Path, sample_rate: int, channels: int = 2) -> None:
+        super().__init__(path, sample_rate, channels, wav_header(sample_rate, channels, 0))
+
+    def write(self, block: npt.NDArray[np.int16]) -> None:
+        """Append a block of shape ``(n, channels)`` and make the header true."""
+        self.check(block)
         data_bytes = (self.frames_written + block.shape[0]) * 2 * self.channels
         if data_bytes > _MAX_DATA_BYTES:
             raise AudioFileError(f"recording {self.path.name} would exceed the WAV size limit")
-        if self.failed is not None:
-            raise AudioFileError(f"recording {self.path.name} stopped: {self.failed}")
         try:
             # Samples first, then the sizes that count them: a crash between the
             # two leaves a header that is short, never one that overclaims.
@@ -219,32 +261,6 @@ class RecordingWriter:
             os.ftruncate(self._fd, good)
             header = wav_header(self.sample_rate, self.channels, good - WAV_HEADER_BYTES)
             os.pwrite(self._fd, header[_RIFF_SIZE_AT:], _RIFF_SIZE_AT)
-
-    def _write_all(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-
-    def _close_fd(self) -> None:
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
-
-    def close(self) -> Path:
-        """Finish the file and move it to its final name; returns that path."""
-        try:
-            self._close_fd()
-            os.replace(self.partial_path, self.path)
-        except OSError as exc:
-            raise AudioFileError(f"cannot finish recording {self.path.name}: {exc}") from exc
-        return self.path
-
-    def abort(self) -> None:
-        """Close and delete the file (a recording that must not exist)."""
-        try:
-            self._close_fd()
-        finally:
-            self.partial_path.unlink(missing_ok=True)
 
 
 def repair_header(path: Path) -> int:

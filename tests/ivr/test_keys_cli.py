@@ -13,6 +13,7 @@ import pytest
 
 from ivr.errors import StoreError
 from ivr.server.keys import store_key
+from ivr.store import RecordingRow
 from ivr.store.keyring import Keyring
 from media.sealed import open_audio
 from tests.conftest import AppFactory, Caller, add_user
@@ -28,6 +29,17 @@ def keys(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def assert_all_play(start_app: AppFactory, rows: list[RecordingRow], email: str) -> None:
+    """A server on the same data plays every recording, exactly (the SHA-256 its row keeps)."""
+    client = await start_app()
+    sup = await add_user(client, email, "supervisor")
+    for row in rows:
+        resp = await client.get(f"/v1/recordings/{row.id}/audio", headers=bearer(sup))
+        assert resp.status == 200
+        assert hashlib.sha256(await resp.read()).hexdigest() == row.sha256
+    await client.close()
+
+
 def python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60
@@ -38,7 +50,6 @@ async def test_recordings_play_after_a_rotation_and_not_with_only_the_destroyed_
     start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
 ) -> None:
     client = await start_app()
-    sup = await add_user(client, "sup@example.com", "supervisor")
     recorded = [(await recorded_call(client, new_caller, seed=s))[0] for s in (1, 2)]
     store = client.app[store_key]
     rows = [await store.recordings.get(r) for r in recorded]
@@ -65,13 +76,7 @@ async def test_recordings_play_after_a_rotation_and_not_with_only_the_destroyed_
     assert not (folder / "kek" / f"{old}.key").exists()
     # The audio files were not rewritten: the same bytes, and they all play.
     assert {p: p.read_bytes() for p in (data / "recordings").rglob("*.wav")} == before
-    client = await start_app()
-    sup = await add_user(client, "sup2@example.com", "supervisor")
-    for row in rows:
-        resp = await client.get(f"/v1/recordings/{row.id}/audio", headers=bearer(sup))
-        assert resp.status == 200
-        assert hashlib.sha256(await resp.read()).hexdigest() == row.sha256
-    await client.close()
+    await assert_all_play(start_app, rows, "sup2@example.com")
 
     # Someone holding only the destroyed KEK (and the key database) reads nothing.
     thief = tmp_path / "thief"
@@ -94,6 +99,7 @@ def test_keys_status_on_a_folder_with_no_keys_says_so(tmp_path: Path) -> None:
 KILLED_ROTATION = """
 import os, signal, sys
 from pathlib import Path
+from ivr.store import RecordingRow
 from ivr.store.keyring import Keyring
 
 def killed(done: int) -> None:
@@ -131,10 +137,4 @@ async def test_a_rotation_killed_mid_way_resumes_and_every_recording_plays(
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed: moved 8 data key(s)" in resumed.stdout
     assert keys("destroy", old, "--data", str(data)).returncode == 0
-    client = await start_app()
-    sup = await add_user(client, "sup@example.com", "supervisor")
-    for row in rows:
-        resp = await client.get(f"/v1/recordings/{row.id}/audio", headers=bearer(sup))
-        assert resp.status == 200
-        assert hashlib.sha256(await resp.read()).hexdigest() == row.sha256
-    await client.close()
+    await assert_all_play(start_app, rows, "sup@example.com")
