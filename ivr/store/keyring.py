@@ -29,6 +29,7 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,13 +222,21 @@ class Keyring:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        for pragma in (
-            "busy_timeout = 10000",
-            "journal_mode = WAL",
-            "synchronous = NORMAL",
-            "secure_delete = ON",
-        ):
-            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        # Two processes opening a new key folder at once (two nodes starting, or
+        # resuming one erasure) race to switch it to WAL, and that switch does not
+        # wait on the busy timeout: the loser is told "locked", and tries again.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA secure_delete = ON")
         self._db.executescript(
             "CREATE TABLE IF NOT EXISTS data_keys ("
             " id TEXT PRIMARY KEY, kek TEXT NOT NULL, wrapped BLOB NOT NULL) WITHOUT ROWID;"
