@@ -29,6 +29,20 @@ def keys(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def two_recordings(
+    start_app: AppFactory, new_caller: Callable[..., Caller], extra_keys: int = 0
+) -> list[RecordingRow]:
+    """Two recorded calls on a server that is then stopped; ``extra_keys`` more data keys."""
+    client = await start_app()
+    recorded = [(await recorded_call(client, new_caller, seed=s))[0] for s in (1, 2)]
+    store = client.app[store_key]
+    rows = [await store.recordings.get(r) for r in recorded]
+    for i in range(extra_keys):  # more keys, so that a kill can fall inside a rotation
+        store.keys.new_key(f"x_{i}")
+    await client.close()
+    return rows
+
+
 async def assert_all_play(start_app: AppFactory, rows: list[RecordingRow], email: str) -> None:
     """A server on the same data plays every recording, exactly (the SHA-256 its row keeps)."""
     client = await start_app()
@@ -49,11 +63,7 @@ def python(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 async def test_recordings_play_after_a_rotation_and_not_with_only_the_destroyed_kek(
     start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
 ) -> None:
-    client = await start_app()
-    recorded = [(await recorded_call(client, new_caller, seed=s))[0] for s in (1, 2)]
-    store = client.app[store_key]
-    rows = [await store.recordings.get(r) for r in recorded]
-    await client.close()
+    rows = await two_recordings(start_app, new_caller)
     data, folder = tmp_path / "data", tmp_path / "data-keys"
 
     status = keys("status", "--data", str(data))
@@ -113,13 +123,7 @@ Keyring(Path(sys.argv[1])).rotate(progress=killed, batch=2)
 async def test_a_rotation_killed_mid_way_resumes_and_every_recording_plays(
     start_app: AppFactory, new_caller: Callable[..., Caller], tmp_path: Path
 ) -> None:
-    client = await start_app()
-    recorded = [(await recorded_call(client, new_caller, seed=s))[0] for s in (1, 2)]
-    store = client.app[store_key]
-    rows = [await store.recordings.get(r) for r in recorded]
-    for i in range(10):  # more keys, so that the kill falls inside the rotation
-        store.keys.new_key(f"x_{i}")
-    await client.close()
+    rows = await two_recordings(start_app, new_caller, extra_keys=10)
     data, folder = tmp_path / "data", tmp_path / "data-keys"
     (old,) = Keyring(folder).wrapper.keks()
 
